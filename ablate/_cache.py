@@ -1,0 +1,121 @@
+"""Content-addressed stage cache: trained models, CAMs and other artifacts.
+
+An entry lives in ``<root>/<stage>/<key>/`` where ``key`` hashes everything that affects it.
+Entries are built in a temporary folder and renamed into place, and ``meta.json`` (written
+last, holding file checksums) marks them complete, so a killed process never leaves a
+half-written entry that looks valid. A per-entry file lock stops two workers building the
+same artifact twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+META = "meta.json"
+
+
+def default_root() -> Path:
+    """``$ABLATE_CACHE``, else ``$XDG_CACHE_HOME/ablate`` (``~/.cache/ablate``)."""
+    if os.environ.get("ABLATE_CACHE"):
+        return Path(os.environ["ABLATE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ablate"
+
+
+def stable_hash(value: Any) -> str:
+    """Hash of a JSON-able value, independent of dict order."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name != META
+    }
+
+
+class StageCache:
+    """Artifacts keyed by the inputs that produced them.
+
+    Args:
+        root: cache folder (created on demand).
+    """
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+        self.builds: dict[str, int] = {}  # stage -> entries built by this process (tests count trainings)
+
+    def path(self, stage: str, inputs: Any) -> Path:
+        return self.root / stage / stable_hash(inputs)
+
+    def _valid(self, entry: Path) -> bool:
+        try:
+            meta = json.loads((entry / META).read_text())
+            return meta["files"] == _checksums(entry)
+        except (OSError, ValueError, KeyError):
+            return False
+
+    @contextmanager
+    def _lock(self, entry: Path) -> Iterator[None]:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with open(entry.parent / f"{entry.name}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def lookup(self, stage: str, inputs: Any) -> Path | None:
+        """The entry's folder if it exists and is intact, else None."""
+        entry = self.path(stage, inputs)
+        return entry if self._valid(entry) else None
+
+    def get_or_build(self, stage: str, inputs: Any, build: Callable[[Path], None]) -> Path:
+        """The folder of entry (stage, inputs); ``build(folder)`` writes its files if it is missing or corrupt."""
+        entry = self.path(stage, inputs)
+        if self._valid(entry):
+            return entry
+        with self._lock(entry):
+            if self._valid(entry):  # another worker finished it while we waited
+                return entry
+            tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+            try:
+                build(tmp)
+                meta = {"stage": stage, "inputs": inputs, "files": _checksums(tmp)}
+                (tmp / META).write_text(json.dumps(meta, sort_keys=True, default=str, indent=1))
+                if entry.exists():
+                    shutil.rmtree(entry)  # corrupt leftover
+                os.replace(tmp, entry)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        self.builds[stage] = self.builds.get(stage, 0) + 1
+        return entry
+
+    def entries(self) -> list[tuple[str, Path, int, bool]]:
+        """(stage, folder, size in bytes, intact) for every entry."""
+        rows = []
+        if not self.root.is_dir():
+            return rows
+        for stage_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            for entry in sorted(p for p in stage_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
+                rows.append((stage_dir.name, entry, size, self._valid(entry)))
+        return rows
+
+    def prune(self, stage: str | None = None, corrupt_only: bool = False) -> int:
+        """Delete entries (of one stage, or only corrupt ones); returns how many were removed."""
+        removed = 0
+        for entry_stage, entry, _, intact in self.entries():
+            if (stage is None or entry_stage == stage) and not (corrupt_only and intact):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+        return removed

@@ -1,0 +1,66 @@
+"""CAM generation (trial path step: CAMs): raw maps -> ReLU -> upsample -> per-image min-max."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ablate._config import HARNESS_KEYS, component_params
+from ablate._registries import CAMS
+from ablate._train import to_tensor
+
+
+def normalise(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """ReLU, bilinear upsampling to ``size`` and min-max to [0, 1] per image (all-zero maps stay 0)."""
+    maps = F.interpolate(F.relu(maps.float()).unsqueeze(1), size=size, mode="bilinear", align_corners=False)[:, 0]
+    low = maps.flatten(1).min(dim=1).values.view(-1, 1, 1)
+    high = maps.flatten(1).max(dim=1).values.view(-1, 1, 1)
+    return (maps - low) / (high - low).clamp_min(1e-8)
+
+
+def compute_cams(
+    networks: dict[str, Any],
+    cam_config: dict[str, Any],
+    images: np.ndarray,
+    device: torch.device,
+    *,
+    scale: float = 1.0,
+    flip: bool = False,
+    layer: str | None = None,
+    batch_size: int = 32,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised smoke CAMs ``[N, H, W]`` and the smoke probability ``[N]`` of the CAM network(s).
+
+    Args:
+        networks: trained networks by role.
+        cam_config: the config's ``cam`` section (method, ``network``: student/teacher/both, ``layer``).
+        images: uint8 ``[N, H, W, 3]``.
+        scale: input rescaling factor (multi-scale inference).
+        flip: run on horizontally flipped inputs and flip the maps back.
+        layer: overrides ``cam_config['layer']``.
+    """
+    method = CAMS.create(cam_config["name"], **component_params(cam_config, HARNESS_KEYS["cam"]))
+    chosen = cam_config.get("network", "student")
+    roles = list(networks) if chosen == "both" else [chosen]
+    layer = layer if layer is not None else cam_config.get("layer")
+    size = images.shape[1:3]
+    cams, probs = [], []
+    for start in range(0, len(images), batch_size):
+        x = to_tensor(images[start : start + batch_size], device)
+        if flip:
+            x = x.flip(-1)
+        if scale != 1.0:
+            x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+        batch_cams, batch_probs = [], []
+        for role in roles:
+            network = networks[role]
+            maps = normalise(method(network, x, layer), size)
+            batch_cams.append(maps.flip(-1) if flip else maps)
+            with torch.no_grad():
+                batch_probs.append(network(x).logits.float().softmax(dim=1)[:, 1])
+        cams.append(torch.stack(batch_cams).mean(0).cpu())
+        probs.append(torch.stack(batch_probs).mean(0).cpu())
+    return torch.cat(cams).numpy().astype(np.float32), torch.cat(probs).numpy().astype(np.float32)

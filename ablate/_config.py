@@ -1,0 +1,265 @@
+"""Trial configuration: defaults, YAML loading, dotted overrides and validation.
+
+A config is a plain nested dict. Component slots hold ``{"name": ..., **params}`` (a bare
+string is shorthand for ``{"name": ...}``); which registry each slot draws from is listed in
+:data:`COMPONENT_SLOTS`, so validation needs no knowledge of any specific variant.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULTS: dict[str, Any] = {
+    "name": "trial",
+    "seed": 0,
+    "device": "auto",
+    "threads": None,
+    "data": {"name": "synthetic-smoke"},
+    # tiny timm test models sized for CPU runs at 64 px: a dilated ResNet (8x8 maps) and a ViT with
+    # 8 px patches (8x8 tokens), so both CAMs have a usable resolution
+    "teacher": {
+        "backbone": {"name": "timm", "model": "test_resnet", "model_args": {"output_stride": 8}},
+        "head": {"name": "pcm"},
+        "align": "class_map",
+    },
+    "student": {
+        "backbone": {"name": "timm", "model": "test_vit", "model_args": {"patch_size": 8}},
+        "head": {"name": "cam"},
+        "align": "features",
+    },
+    "paradigm": {"name": "teacher_student"},
+    "transfer": {
+        "lambda": 1.0,
+        "level": {"name": "global"},
+        "distance": {"name": "cosine"},
+        "projection": {"name": "conv"},
+    },
+    "train": {"epochs": 20, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.05, "augment": True},
+    "cam": {"name": "gradcam", "network": "student", "layer": None},
+    "postprocess": [],
+    "metrics": None,
+    "plugins": [],
+}
+
+#: Dotted path of every component slot -> registry kind it is looked up in.
+COMPONENT_SLOTS: dict[str, str] = {
+    "data": "datasets",
+    "teacher.backbone": "backbones",
+    "teacher.head": "heads",
+    "student.backbone": "backbones",
+    "student.head": "heads",
+    "paradigm": "paradigms",
+    "transfer.level": "levels",
+    "transfer.distance": "distances",
+    "transfer.projection": "projections",
+    "cam": "cams",
+}
+#: Keys of a component slot that the harness reads itself rather than passing to the factory.
+HARNESS_KEYS: dict[str, tuple[str, ...]] = {"cam": ("network", "layer")}
+ROLES = ("teacher", "student")
+ALIGN_CHOICES = ("class_map", "features")
+CAM_NETWORKS = ("student", "teacher", "both")
+
+
+class ConfigError(ValueError):
+    """A config problem; the message names the file and/or dotted field."""
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Safe-load ``path``; syntax errors name the file, line and column."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+
+
+def get_dotted(config: dict[str, Any], path: str) -> Any:
+    node: Any = config
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(path)
+        node = node[part]
+    return node
+
+
+def set_dotted(config: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``a.b.c`` in place (``postprocess.0.value`` indexes a list); a component slot given as a
+    string becomes ``{"name": ...}`` first."""
+    parts = path.split(".")
+    node: Any = config
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            index = _index(node, part, path)
+            if isinstance(node[index], str):
+                node[index] = {"name": node[index]}
+            node = node[index]
+            continue
+        child = node.get(part)
+        if isinstance(child, str) and (".".join(parts[: i + 1]) in COMPONENT_SLOTS or parts[0] == "postprocess"):
+            child = {"name": child}
+        if not isinstance(child, dict | list):
+            child = {}
+        node[part] = child
+        node = child
+    if isinstance(node, list):
+        node[_index(node, parts[-1], path)] = value
+    else:
+        node[parts[-1]] = value
+
+
+def _index(items: list[Any], part: str, path: str) -> int:
+    if not part.lstrip("-").isdigit() or not -len(items) <= int(part) < len(items):
+        raise ConfigError(f"{path}: '{part}' is not an index of a list of {len(items)} items")
+    return int(part)
+
+
+def _as_component(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+def merge(base: dict[str, Any], override: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Deep-merge ``override`` onto ``base``; a component slot whose ``name`` changes is replaced whole,
+    so the previous component's parameters never leak into the new one."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        path = f"{prefix}{key}"
+        if path in COMPONENT_SLOTS:
+            value = _as_component(value)
+            old = _as_component(out.get(key))
+            if (
+                isinstance(value, dict)
+                and isinstance(old, dict)
+                and value.get("name", old.get("name")) == old.get("name")
+            ):
+                out[key] = merge(old, value, f"{path}.")
+            else:
+                out[key] = copy.deepcopy(value)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value, f"{path}.")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve(config: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults + ``config`` + dotted ``overrides``, component slots in normal form."""
+    result = merge(DEFAULTS, config or {})
+    for path, value in (overrides or {}).items():
+        set_dotted(result, path, value)
+    for slot in COMPONENT_SLOTS:
+        try:
+            value = get_dotted(result, slot)
+        except KeyError:
+            continue
+        set_dotted(result, slot, _as_component(value))
+    result["postprocess"] = [_as_component(step) for step in result.get("postprocess") or []]
+    return result
+
+
+def _unknown_keys(section: dict[str, Any], allowed: dict[str, Any], where: str) -> list[str]:
+    problems = []
+    for key in section:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), list(allowed), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"{where}{key}: unknown key{hint}")
+    return problems
+
+
+def check(config: dict[str, Any]) -> list[str]:
+    """Structural problems of a resolved config, each prefixed with its dotted field."""
+    from ablate._registries import ALL
+
+    problems = _unknown_keys(config, DEFAULTS, "")
+    for section in ("train", "teacher", "student", "transfer"):
+        value = config.get(section)
+        if not isinstance(value, dict):
+            problems.append(f"{section}: expected a mapping, got {value!r}")
+            continue
+        problems += _unknown_keys(value, DEFAULTS[section], f"{section}.")
+    for role in ROLES:
+        align = config.get(role, {}).get("align") if isinstance(config.get(role), dict) else None
+        if align not in ALIGN_CHOICES:
+            problems.append(f"{role}.align: expected one of {', '.join(ALIGN_CHOICES)}, got {align!r}")
+    problems += _check_numbers(config)
+    for slot, kind in COMPONENT_SLOTS.items():
+        try:
+            spec = get_dotted(config, slot)
+        except KeyError:
+            continue
+        problems += _check_component(spec, slot, ALL[kind], HARNESS_KEYS.get(slot, ()))
+    cam = config.get("cam", {})
+    if isinstance(cam, dict) and cam.get("network", "student") not in CAM_NETWORKS:
+        problems.append(f"cam.network: expected one of {', '.join(CAM_NETWORKS)}, got {cam.get('network')!r}")
+    steps = config.get("postprocess")
+    if not isinstance(steps, list):
+        problems.append(f"postprocess: expected a list of steps, got {steps!r}")
+    else:
+        for i, step in enumerate(steps):
+            problems += _check_component(step, f"postprocess[{i}]", ALL["postprocessors"], ())
+    metrics = config.get("metrics")
+    if metrics is not None:
+        if not isinstance(metrics, list):
+            problems.append(f"metrics: expected a list of metric names, got {metrics!r}")
+        else:
+            problems += [f"metrics: {ALL['metrics'].unknown_message(m)}" for m in metrics if m not in ALL["metrics"]]
+    if not isinstance(config.get("plugins"), list):
+        problems.append("plugins: expected a list of module names")
+    return problems
+
+
+def _check_numbers(config: dict[str, Any]) -> list[str]:
+    train = config.get("train") if isinstance(config.get("train"), dict) else {}
+    rules = [
+        ("seed", config.get("seed"), int, lambda v: v >= 0, "a non-negative integer"),
+        ("threads", config.get("threads"), (int, type(None)), lambda v: v is None or v >= 1, "null or >= 1"),
+        ("train.epochs", train.get("epochs"), int, lambda v: v >= 1, "an integer >= 1"),
+        ("train.batch_size", train.get("batch_size"), int, lambda v: v >= 1, "an integer >= 1"),
+        ("train.lr", train.get("lr"), (int, float), lambda v: v > 0, "a number > 0"),
+        ("train.weight_decay", train.get("weight_decay"), (int, float), lambda v: v >= 0, "a number >= 0"),
+        ("train.augment", train.get("augment"), bool, lambda v: True, "true or false"),
+        (
+            "device",
+            config.get("device"),
+            str,
+            lambda v: v in ("auto", "cpu") or v.startswith("cuda"),
+            "auto, cpu or cuda[:N]",
+        ),
+    ]
+    transfer = config.get("transfer")
+    if isinstance(transfer, dict):
+        rules.append(("transfer.lambda", transfer.get("lambda"), (int, float), lambda v: v >= 0, "a number >= 0"))
+    problems = []
+    for field, value, types, ok, expected in rules:
+        bad_type = not isinstance(value, types) or (isinstance(value, bool) and types is not bool)
+        if bad_type or not ok(value):
+            problems.append(f"{field}: expected {expected}, got {value!r}")
+    return problems
+
+
+def _check_component(spec: Any, field: str, registry: Any, harness_keys: tuple[str, ...]) -> list[str]:
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        return [f"{field}: expected a component name or a mapping with 'name', got {spec!r}"]
+    if spec["name"] not in registry:
+        return [f"{field}.name: {registry.unknown_message(spec['name'])}"]
+    params = component_params(spec, harness_keys)
+    return [f"{field}: {p}" for p in registry.check_params(spec["name"], params)]
+
+
+def component_params(spec: dict[str, Any], harness_keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The factory parameters of a component spec (everything but ``name`` and harness keys)."""
+    return {k: v for k, v in spec.items() if k != "name" and k not in harness_keys}

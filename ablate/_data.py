@@ -1,0 +1,81 @@
+"""The data contract: what a registered dataset returns (trial path step 1: data)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+CLASSES = ("background", "smoke")
+
+
+@dataclass
+class Split:
+    """One split held in memory, every image already at the training size.
+
+    Attributes:
+        images: uint8 ``[N, H, W, 3]``.
+        labels: int64 ``[N]`` image-level labels, 1 = smoke present.
+        masks: uint8 ``[N, H, W]`` smoke pixel masks (0/1), or None where the split has none.
+        cooccur_masks: uint8 ``[N, H, W]`` masks of the co-occurring object (chimneys), or None.
+        names: one identifier per image, used in reports and error messages.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    masks: np.ndarray | None = None
+    cooccur_masks: np.ndarray | None = None
+    names: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def check(self, where: str) -> None:
+        """Raise ``ValueError`` naming ``where`` if the arrays are inconsistent."""
+        n = len(self.labels)
+        if n == 0:
+            raise ValueError(f"{where}: the split is empty")
+        if self.images.ndim != 4 or self.images.shape[-1] != 3 or self.images.dtype != np.uint8:
+            raise ValueError(f"{where}: images must be uint8 [N, H, W, 3], got {self.images.dtype} {self.images.shape}")
+        if len(self.images) != n or (self.names and len(self.names) != n):
+            raise ValueError(f"{where}: {len(self.images)} images but {n} labels")
+        if not set(np.unique(self.labels).tolist()) <= {0, 1}:
+            raise ValueError(f"{where}: labels must be 0 (no smoke) or 1 (smoke)")
+        for kind, mask in (("mask", self.masks), ("co-occurrence mask", self.cooccur_masks)):
+            if mask is not None and mask.shape != self.images.shape[:3]:
+                raise ValueError(f"{where}: {kind} shape {mask.shape} differs from images {self.images.shape[:3]}")
+
+
+@dataclass
+class Dataset:
+    """What a dataset factory returns: a train split (labels) and a test split (pixel masks).
+
+    Attributes:
+        train: images with image-level labels.
+        test: images with smoke masks, ideally also co-occurring-object masks.
+        fingerprint: content hash of both splits; part of every cache key built on this data.
+    """
+
+    train: Split
+    test: Split
+    fingerprint: str = ""
+
+    def __post_init__(self) -> None:
+        self.train.check("train split")
+        self.test.check("test split")
+        if self.test.masks is None:
+            raise ValueError("test split: pixel masks are required for evaluation")
+        if not self.fingerprint:
+            self.fingerprint = fingerprint_arrays(
+                self.train.images, self.train.labels, self.test.images, self.test.labels, self.test.masks
+            )
+
+
+def fingerprint_arrays(*arrays: np.ndarray) -> str:
+    """A short SHA-256 over the bytes, shapes and dtypes of ``arrays``."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]

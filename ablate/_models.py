@@ -1,0 +1,68 @@
+"""Networks: a registered backbone plus a registered head (trial path step: train)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ablate._config import HARNESS_KEYS, component_params
+from ablate._registries import BACKBONES, HEADS
+
+NUM_CLASSES = 2  # background, smoke: the paper trains a binary classifier
+
+
+@dataclass
+class NetworkOutput:
+    """One forward pass: backbone feature map, head class map and pooled logits."""
+
+    features: torch.Tensor
+    class_map: torch.Tensor
+    logits: torch.Tensor
+
+    def aligned(self, align: str) -> torch.Tensor:
+        """The map a knowledge-transfer loss compares (``class_map`` or ``features``)."""
+        return self.class_map if align == "class_map" else self.features
+
+
+class Network(nn.Module):
+    """Backbone -> feature map -> head -> class map -> global average pooled logits."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, align: str) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.align = align
+
+    def forward(self, images: torch.Tensor) -> NetworkOutput:
+        features = self.backbone(images)
+        class_map = self.head(features, images)
+        return NetworkOutput(features, class_map, class_map.mean(dim=(2, 3)))
+
+    @property
+    def aligned_channels(self) -> int:
+        return NUM_CLASSES if self.align == "class_map" else self.backbone.out_channels
+
+
+def build_network(role_config: dict[str, Any]) -> Network:
+    """Build a network from a config's ``teacher``/``student`` section."""
+    spec = role_config["backbone"]
+    backbone = BACKBONES.create(spec["name"], **component_params(spec, HARNESS_KEYS.get("backbone", ())))
+    head_spec = role_config["head"]
+    head = HEADS.create(
+        head_spec["name"], in_channels=backbone.out_channels, num_classes=NUM_CLASSES, **component_params(head_spec)
+    )
+    return Network(backbone, head, role_config["align"])
+
+
+def resolve_module(root: nn.Module, path: str) -> nn.Module:
+    """The submodule at dotted ``path``; integer parts index sequences and may be negative."""
+    module = root
+    for part in path.split("."):
+        try:
+            module = module[int(part)] if part.lstrip("-").isdigit() else getattr(module, part)
+        except (AttributeError, IndexError, TypeError):
+            raise ValueError(f"layer '{path}': '{part}' does not exist in {type(module).__name__}") from None
+    return module

@@ -1,0 +1,48 @@
+"""Loading of component variants: built-ins, entry points and modules named in a config.
+
+Registration happens on import, so "X is not in the registry" usually means a module was
+never imported; :func:`load_components` is therefore called before any name is looked up.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import pkgutil
+from collections.abc import Iterable
+
+ENTRY_POINT_GROUP = "ablate.plugins"
+_loaded: set[str] = set()
+
+
+class PluginError(ImportError):
+    """A plugin module or entry point could not be imported."""
+
+
+def _import(module: str, origin: str) -> None:
+    if module in _loaded:
+        return
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # any import-time failure is the plugin's, report it as such
+        raise PluginError(f"{origin}: cannot import plugin module '{module}': {type(exc).__name__}: {exc}") from exc
+    _loaded.add(module)
+
+
+def load_components(plugins: Iterable[str] = (), origin: str = "plugins") -> None:
+    """Import the built-in ``components`` package, installed entry points and ``plugins``.
+
+    Args:
+        plugins: Dotted module names (e.g. from a config's ``plugins:`` list).
+        origin: Where ``plugins`` came from, for error messages (e.g. the study file).
+    """
+    if "components" not in _loaded:
+        import components
+
+        for info in pkgutil.walk_packages(components.__path__, "components."):
+            _import(info.name, "built-in components")
+        _loaded.add("components")
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            _import(ep.value.split(":")[0], f"entry point '{ep.name}'")
+    for module in plugins:
+        _import(module, origin)

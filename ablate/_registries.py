@@ -1,0 +1,98 @@
+"""The one registry per component kind, each with its documented contract.
+
+Every variant lives in ``components/<kind>/<name>.py`` and registers itself with
+``@<KIND>.register("name")``. The factory's keyword parameters are the component's config
+parameters (``ablate list KIND`` shows them with their defaults).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ablate._data import Dataset
+from ablate._registry import Registry
+
+
+def _is_module(obj: Any) -> None:
+    if not isinstance(obj, nn.Module):
+        raise TypeError(f"expected a torch.nn.Module, got {type(obj).__name__}")
+
+
+def _is_callable(obj: Any) -> None:
+    if not callable(obj):
+        raise TypeError(f"expected a callable, got {type(obj).__name__}")
+
+
+def _is_dataset(obj: Any) -> None:
+    if not isinstance(obj, Dataset):
+        raise TypeError(f"expected ablate.Dataset, got {type(obj).__name__}")
+
+
+DATASETS = Registry(
+    "datasets",
+    "factory(**params, cache_dir: Path) -> ablate.Dataset (train split with image labels, "
+    "test split with smoke masks and optional co-occurrence masks, all at one image size)",
+    check=_is_dataset,
+    injected=("cache_dir",),
+)
+BACKBONES = Registry(
+    "backbones",
+    "factory(**params) -> nn.Module with `out_channels: int`, forward(images [B,3,H,W]) -> feature map "
+    "[B, C, h, w], cam_layer(path | None) -> nn.Module that Grad-CAM hooks, and to_map(output, images) "
+    "turning that module's output into [B, C, h, w]",
+    check=_is_module,
+)
+HEADS = Registry(
+    "heads",
+    "factory(in_channels: int, num_classes: int, **params) -> nn.Module with "
+    "forward(features [B,C,h,w], image [B,3,H,W]) -> class map [B, num_classes, h, w]",
+    check=_is_module,
+    injected=("in_channels", "num_classes"),
+)
+PARADIGMS = Registry(
+    "paradigms",
+    "factory(**params) -> object with `roles: tuple[str, ...]` (networks it needs) and "
+    "fit(trainer: ablate.Trainer) -> dict[role, Network] of trained networks",
+)
+LEVELS = Registry(
+    "levels",
+    "factory(**params) -> callable(student [B,C,N], teacher [B,C,N], distance) -> scalar loss; "
+    "it decides which vectors are compared (global / per location / per channel)",
+    check=_is_callable,
+)
+DISTANCES = Registry(
+    "distances",
+    "factory(**params) -> callable(a [M, D], b [M, D]) -> [M] per-vector distance (0 = identical)",
+    check=_is_callable,
+)
+PROJECTIONS = Registry(
+    "projections",
+    "factory(in_channels: int, out_channels: int, **params) -> nn.Module mapping student "
+    "features [B, in, h, w] to [B, out, h, w], or None when it learns nothing and needs in == out",
+    injected=("in_channels", "out_channels"),
+)
+CAMS = Registry(
+    "cams",
+    "factory(**params) -> callable(network: ablate.Network, images [B,3,H,W], layer: str | None) "
+    "-> raw class-1 maps [B, h, w] (the harness applies ReLU, min-max and upsampling)",
+    check=_is_callable,
+)
+POSTPROCESSORS = Registry(
+    "postprocessors",
+    "factory(**params) -> callable(state: ablate.PostState, ctx: ablate.PostContext) -> PostState; "
+    "steps that decide pixels set state.mask",
+    check=_is_callable,
+)
+METRICS = Registry(
+    "metrics",
+    "function(ev: ablate.Evaluation) -> float (NaN when undefined for this split); "
+    "higher is better unless the function has attribute `lower_is_better = True`",
+    injected=("ev",),
+)
+
+ALL: dict[str, Registry] = {
+    r.kind: r
+    for r in (DATASETS, BACKBONES, HEADS, PARADIGMS, LEVELS, DISTANCES, PROJECTIONS, CAMS, POSTPROCESSORS, METRICS)
+}

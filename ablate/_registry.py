@@ -1,0 +1,200 @@
+"""Component registries: one per kind, name lookup, parameter introspection.
+
+Modelled on timm's ``register_model``/``create_model``/``list_models``: a variant is a
+class or factory function registered under a name with one decorator; the harness only ever
+creates components by name, so it never imports a specific variant.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+_MISSING = inspect.Parameter.empty
+
+
+class RegistryError(KeyError):
+    """Raised for unknown names, duplicate registrations and bad parameters."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Param:
+    """One user-settable parameter of a registered component."""
+
+    name: str
+    default: Any
+    annotation: Any
+
+    @property
+    def required(self) -> bool:
+        return self.default is _MISSING
+
+    def describe(self) -> str:
+        kind = getattr(self.annotation, "__name__", None) or str(self.annotation)
+        kind = "" if self.annotation is _MISSING else f": {kind}"
+        default = "" if self.required else f" = {self.default!r}"
+        return f"{self.name}{kind}{default}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered component: its factory, a one-line description and its parameters."""
+
+    name: str
+    factory: Callable[..., Any]
+    description: str
+    params: tuple[Param, ...]
+    module: str
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+class Registry:
+    """Name -> factory mapping for one component kind.
+
+    Args:
+        kind: Plural name of the kind, e.g. ``"distances"``; used in messages.
+        contract: What a factory accepts and what the object it returns must do.
+        check: Optional callable that raises ``TypeError`` if a created object breaks the contract.
+        injected: Keyword arguments the harness supplies itself (not user parameters).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        contract: str,
+        check: Callable[[Any], None] | None = None,
+        injected: tuple[str, ...] = (),
+    ) -> None:
+        self.kind = kind
+        self.contract = contract
+        self._check = check
+        self._injected = injected
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator registering a class or factory function under ``name``.
+
+        The first line of its docstring becomes the description shown by ``ablate list``;
+        its keyword parameters (with defaults) become the component's config parameters.
+        """
+
+        def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+            key = name or factory.__name__
+            if key in self._entries:
+                other = self._entries[key].module
+                raise RegistryError(f"{self.kind}: '{key}' is already registered (by {other}); pick another name")
+            doc = inspect.getdoc(factory) or ""
+            self._entries[key] = Entry(
+                name=key,
+                factory=factory,
+                description=doc.splitlines()[0] if doc else "",
+                params=self._params_of(factory),
+                module=getattr(factory, "__module__", "?"),
+            )
+            return factory
+
+        return decorator
+
+    def _params_of(self, factory: Callable[..., Any]) -> tuple[Param, ...]:
+        target = factory.__init__ if inspect.isclass(factory) else factory
+        params = []
+        for p in inspect.signature(target).parameters.values():
+            if p.name in ("self", *self._injected) or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            params.append(Param(p.name, p.default, p.annotation))
+        return tuple(params)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(sorted(self._entries.values(), key=lambda e: e.name))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def names(self) -> list[str]:
+        """Sorted names of every registered entry."""
+        return sorted(self._entries)
+
+    def get(self, name: str) -> Entry:
+        """The entry called ``name``; unknown names fail with the available names and the closest match."""
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise RegistryError(self.unknown_message(name)) from None
+
+    def unknown_message(self, name: object) -> str:
+        close = difflib.get_close_matches(str(name), self.names(), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        return (
+            f"'{name}' is not in the {self.kind} registry.{hint} "
+            f"Available: {', '.join(self.names()) or '(none)'}. "
+            "Third-party variants must be listed under 'plugins:' or installed with an "
+            "'ablate.plugins' entry point."
+        )
+
+    def check_params(self, name: str, params: dict[str, Any]) -> list[str]:
+        """Problems with ``params`` for entry ``name`` (unknown keys, missing required ones, types)."""
+        entry = self.get(name)
+        known = {p.name: p for p in entry.params}
+        problems = []
+        for key, value in params.items():
+            param = known.get(key)
+            if param is None:
+                close = difflib.get_close_matches(key, list(known), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                choices = ", ".join(known) or "none"
+                problems.append(f"unknown parameter '{key}' for {self.kind} '{name}'{hint}; it takes: {choices}")
+            elif (err := _type_error(param, value)) is not None:
+                problems.append(f"parameter '{key}' of {self.kind} '{name}': {err}")
+        problems += [
+            f"{self.kind} '{name}' needs parameter '{p.name}'"
+            for p in entry.params
+            if p.required and p.name not in params
+        ]
+        return problems
+
+    def create(self, name: str, /, **kwargs: Any) -> Any:
+        """Build entry ``name`` with ``kwargs`` (user parameters plus injected ones)."""
+        user = {k: v for k, v in kwargs.items() if k not in self._injected}
+        problems = self.check_params(name, user)
+        if problems:
+            raise RegistryError("; ".join(problems))
+        obj = self._entries[name].factory(**kwargs)
+        if self._check is not None:
+            try:
+                self._check(obj)
+            except TypeError as exc:
+                raise TypeError(f"{self.kind} '{name}' breaks the registry contract: {exc}") from None
+        return obj
+
+
+_SIMPLE_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def _type_error(param: Param, value: Any) -> str | None:
+    """A message if ``value`` clearly does not fit the parameter's simple annotation."""
+    if value is None:
+        return None  # None means "library default"; factories decide whether it is allowed
+    annotation = param.annotation if isinstance(param.annotation, str) else getattr(param.annotation, "__name__", "")
+    expected = None
+    for part in str(annotation).replace(" ", "").split("|"):
+        if part == "None":
+            continue
+        if part not in _SIMPLE_TYPES:
+            return None  # complex annotation: leave to the factory
+        expected = (expected or ()) + _SIMPLE_TYPES[part]
+    if expected is None or isinstance(value, expected):
+        if isinstance(value, bool) and bool not in expected:
+            return f"expected {annotation}, got {value!r}"
+        return None
+    return f"expected {annotation}, got {type(value).__name__} {value!r}"

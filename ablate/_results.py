@@ -1,0 +1,63 @@
+"""The stored trials of a study as a table (shared by ``ablate status`` and the report)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pandas as pd
+from optuna.trial import TrialState
+
+from ablate._runner import StudyRunner
+
+METRIC_PREFIX = "metric."
+
+
+def _label(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v) if isinstance(v, dict | list) else v}" for k, v in params.items()) or "base"
+
+
+def trials_frame(runner: StudyRunner) -> pd.DataFrame:
+    """One row per trial (duplicates left out): identity, configuration values, seed, state, metrics, runtime, error.
+
+    Columns: ``number``, ``state``, ``identity``, ``config_id``, ``configuration`` (a readable label),
+    one column per searched dotted path, ``seed``, ``metric.<name>`` per metric, ``runtime``,
+    ``trainings``, ``oracle``, ``error``, ``baseline`` and ``per_image_iou`` (a list).
+    """
+    rows = []
+    paths: list[str] = []
+    for trial in runner.trials():
+        attrs = trial.user_attrs
+        params = attrs.get("params", {})
+        paths += [p for p in params if p not in paths]
+        row: dict[str, Any] = {
+            "number": trial.number,
+            "state": trial.state.name,
+            "identity": attrs.get("identity", ""),
+            "config_id": attrs.get("config_id", ""),
+            "configuration": _label(params),
+            "seed": attrs.get("seed"),
+            **{p: json.dumps(v) if isinstance(v, dict | list) else v for p, v in params.items()},
+            **{f"{METRIC_PREFIX}{k}": (math.nan if v is None else v) for k, v in attrs.get("metrics", {}).items()},
+            "runtime": attrs.get("runtime", math.nan),
+            "trainings": attrs.get("trainings", math.nan),
+            "oracle": bool(attrs.get("oracle", False)),
+            "error": attrs.get("error", "") if trial.state != TrialState.COMPLETE else "",
+            "baseline": runner.study.is_baseline(params),
+            "per_image_iou": attrs.get("per_image_iou"),
+        }
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    front = ["number", "state", "configuration", *paths, "seed"]
+    return frame[front + [c for c in frame.columns if c not in front]]
+
+
+def latest_per_identity(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (configuration, seed): the completed trial if there is one, else the latest attempt."""
+    if frame.empty:
+        return frame
+    ranked = frame.assign(_done=frame["state"].eq("COMPLETE")).sort_values(["_done", "number"])
+    return ranked.groupby("identity", sort=False).tail(1).drop(columns="_done").sort_values("number")

@@ -1,0 +1,461 @@
+"""Running a study on Optuna storage: enqueue, claim, run, record (trial path step: storage).
+
+Every (configuration, seed) pair is one Optuna trial with a stable ``identity``. Grid
+configurations are enqueued as WAITING trials and claimed with Optuna's atomic
+WAITING -> RUNNING transition, so parallel workers (processes or machines sharing a storage
+URL) never run one trial twice; a claimed trial whose identity already completed or is held
+by an earlier live claim is marked a duplicate and skipped. A trial left RUNNING by a killed
+worker (dead pid on this host, or no heartbeat for :data:`STALE_AFTER` seconds) is failed and
+queued again with the same parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import socket
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import FrozenTrial, TrialState
+
+from ablate._cache import StageCache, stable_hash
+from ablate._config import ConfigError
+from ablate._study import Study
+from ablate._train import Diverged
+from ablate._trial import run_trial
+
+HEARTBEAT_EVERY = 15.0
+STALE_AFTER = 120.0
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def encode(value: Any) -> Any:
+    """An Optuna categorical choice: scalars as they are, anything else as canonical JSON."""
+    return value if value is None or isinstance(value, bool | int | float | str) else json.dumps(value, sort_keys=True)
+
+
+def decode(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in "[{":
+        return json.loads(value)
+    return value
+
+
+def config_id(params: dict[str, Any]) -> str:
+    return stable_hash(params)
+
+
+def identity(params: dict[str, Any], seed: int) -> str:
+    return stable_hash({"params": params, "seed": seed})
+
+
+def study_folder(study: Study, out: str | Path | None) -> Path:
+    return Path(out) if out else Path("reports") / study.name
+
+
+def storage_url(study: Study, out: str | Path | None, storage: str | None) -> str:
+    if storage:
+        return storage
+    folder = study_folder(study, out).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder}/study.db"
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """RDB storage; SQLite waits for locks instead of failing with "database is locked"."""
+    if url.startswith("sqlite"):
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+    return optuna.storages.get_storage(url)
+
+
+def _sampler(study: Study) -> optuna.samplers.BaseSampler:
+    if study.sampler in ("grid", "bruteforce"):
+        if study.sampler == "bruteforce":
+            return optuna.samplers.BruteForceSampler(seed=0)
+        space = {d.path: [encode(c) for c in d.choices] or _steps(d) for d in study.tune}
+        return optuna.samplers.GridSampler(space, seed=0)
+    return {
+        "tpe": lambda: optuna.samplers.TPESampler(seed=0, multivariate=True),
+        "random": lambda: optuna.samplers.RandomSampler(seed=0),
+        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=0, warn_independent_sampling=False),
+    }[study.sampler]()
+
+
+def _steps(d: Any) -> list[float]:
+    if d.step is None:
+        raise ConfigError(f"tune.{d.path}: sampler grid needs choices or a step")
+    return [float(v) for v in np.arange(d.low, d.high + d.step / 2, d.step)]
+
+
+def _live(worker: str | None) -> bool:
+    """False only when ``worker`` ran on this host and its process is gone."""
+    if not worker:
+        return True
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class RunOutcome:
+    """What one worker did."""
+
+    completed: int = 0
+    failed: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+
+class StudyRunner:
+    """Creates or continues the Optuna study of a :class:`Study` and works through its trials.
+
+    Args:
+        study: the validated study.
+        out: the study folder (default ``reports/<name>``).
+        storage: an Optuna storage URL (default SQLite in the study folder).
+        cache: the stage cache.
+        quiet: log lines only, no progress bars.
+        fail_fast: stop at the first failed trial.
+        retries: re-run a trial that failed in this run up to this many times.
+    """
+
+    def __init__(
+        self,
+        study: Study,
+        out: str | Path | None = None,
+        storage: str | None = None,
+        cache: StageCache | None = None,
+        quiet: bool = False,
+        fail_fast: bool = False,
+        retries: int = 0,
+    ) -> None:
+        self.study = study
+        self.folder = study_folder(study, out)
+        self.url = storage_url(study, out, storage)
+        self.storage = open_storage(self.url)
+        self.cache = cache or StageCache()
+        self.quiet = quiet
+        self.fail_fast = fail_fast
+        self.retries = retries
+        self.directions = [o.direction for o in study.objectives]
+        self._retried: dict[str, int] = {}
+        self._run_started = time.time()
+        self._runtimes: list[float] = []
+
+    # --- opening ---------------------------------------------------------------------------
+    def _names(self) -> list[str]:
+        existing = {s.study_name for s in optuna.get_all_study_summaries(self.storage, include_best_trial=False)}
+        names = [self.study.name] + [f"{self.study.name}.{i}" for i in range(2, 1000)]
+        return [n for n in names if n in existing]
+
+    def open(self, new: bool = False, create: bool = True) -> optuna.Study:
+        """The study's current Optuna study; refuses if the study file's search space changed.
+
+        Args:
+            new: start a fresh Optuna study (``<name>.2``, ``.3`` ...) beside the old ones.
+            create: create it when none exists (else raise).
+        """
+        names = self._names()
+        signature = self.study.signature()
+        if names and not new:
+            optuna_study = optuna.load_study(study_name=names[-1], storage=self.storage, sampler=_sampler(self.study))
+            stored = optuna_study.user_attrs.get("signature")
+            if stored != signature:
+                raise ConfigError(
+                    f"{self.study.path}: the search space (config, grid, tune, seeds or objective) changed since "
+                    f"study '{names[-1]}' in {self.url} was created; resuming would mix results. "
+                    "Run with --new to start a new study beside it (the old trials are kept)"
+                )
+            self.optuna_study = optuna_study
+            return optuna_study
+        if not create:
+            raise ConfigError(f"{self.study.path}: no study '{self.study.name}' in {self.url}; run it first")
+        name = self.study.name if not names else f"{self.study.name}.{len(names) + 1}"
+        optuna_study = optuna.create_study(
+            study_name=name,
+            storage=self.storage,
+            directions=self.directions,
+            sampler=_sampler(self.study),
+            load_if_exists=True,
+        )
+        optuna_study.set_user_attr("signature", signature)
+        optuna_study.set_user_attr("study_file", str(self.study.path))
+        self.optuna_study = optuna_study
+        return optuna_study
+
+    # --- queue -------------------------------------------------------------------------------
+    def trials(self, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:
+        return [
+            t for t in self.optuna_study.get_trials(deepcopy=False, states=states) if "duplicate_of" not in t.user_attrs
+        ]
+
+    def _enqueue(self, params: dict[str, Any], seed: int, primary: bool) -> None:
+        self.optuna_study.enqueue_trial(
+            {k: encode(v) for k, v in params.items()},
+            user_attrs={
+                "seed": seed,
+                "params": params,
+                "identity": identity(params, seed),
+                "config_id": config_id(params),
+                "primary": primary,
+            },
+            skip_if_exists=False,
+        )
+
+    def enqueue_missing(self) -> int:
+        """Queue every (configuration, seed) with no completed, queued or running trial; returns how many.
+
+        For a grid that is every pair not yet done (failed and interrupted ones included); when
+        tuning, configurations already sampled whose trials failed or were interrupted.
+        """
+        self.recover_stale()
+        taken = {
+            t.user_attrs.get("identity")
+            for t in self.trials((TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING))
+        }
+        if self.study.is_tuning:
+            wanted = {
+                t.user_attrs["identity"]: (t.user_attrs["params"], t.user_attrs["seed"], t.user_attrs["primary"])
+                for t in self.trials()
+                if "identity" in t.user_attrs
+            }
+        else:
+            wanted = {identity(p, s): (p, s, True) for p in self.study.configurations() for s in self.study.seeds}
+        missing = [(p, s, primary) for key, (p, s, primary) in wanted.items() if key not in taken]
+        for params, seed, primary in missing:
+            self._enqueue(params, seed, primary)
+        return len(missing)
+
+    def recover_stale(self) -> int:
+        """Fail trials left RUNNING by dead workers (they are queued again by :meth:`enqueue_missing`)."""
+        recovered = 0
+        now = time.time()
+        for trial in self.trials((TrialState.RUNNING,)):
+            worker = trial.user_attrs.get("worker")
+            beat = trial.user_attrs.get("heartbeat", trial.datetime_start.timestamp() if trial.datetime_start else now)
+            if worker == WORKER or (_live(worker) and now - beat < STALE_AFTER):
+                continue
+            try:
+                self.storage.set_trial_user_attr(trial._trial_id, "error", f"interrupted: worker {worker} stopped")
+                self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+                recovered += 1
+            except UpdateFinishedTrialError:
+                continue
+        return recovered
+
+    def _claim(self) -> optuna.Trial | None:
+        """Atomically take a WAITING trial (Optuna's own WAITING -> RUNNING transition)."""
+        for frozen in self.optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            try:
+                # FrozenTrial._trial_id is the storage id; Optuna's own queue pops by it the same way
+                if self.storage.set_trial_state_values(frozen._trial_id, TrialState.RUNNING):
+                    return optuna.Trial(self.optuna_study, frozen._trial_id)
+            except UpdateFinishedTrialError:
+                continue
+        return None
+
+    def _is_duplicate(self, trial: optuna.Trial, key: str) -> int | None:
+        for other in self.trials((TrialState.COMPLETE, TrialState.RUNNING)):
+            same = other.number != trial.number and other.user_attrs.get("identity") == key
+            if same and (other.state == TrialState.COMPLETE or other.number < trial.number):
+                return other.number
+        return None
+
+    # --- sampling ------------------------------------------------------------------------------
+    def _suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Register the trial's parameters with Optuna (fixed ones come from the queue) and decode them."""
+        if not self.study.is_tuning:
+            fixed = trial.user_attrs["params"]
+            choices: dict[str, list[Any]] = {}
+            for grid in self.study.grid:
+                for key, values in grid.items():
+                    choices.setdefault(key, [])
+                    choices[key] += [encode(v) for v in values if encode(v) not in choices[key]]
+            for key in fixed:
+                trial.suggest_categorical(key, choices[key])
+            return fixed
+        params = {}
+        for d in self.study.tune:
+            if d.kind == "categorical":
+                params[d.path] = decode(trial.suggest_categorical(d.path, [encode(c) for c in d.choices]))
+            elif d.kind == "int":
+                params[d.path] = trial.suggest_int(d.path, int(d.low), int(d.high), step=int(d.step or 1), log=d.log)
+            else:
+                params[d.path] = trial.suggest_float(d.path, d.low, d.high, step=d.step, log=d.log)
+        return params
+
+    def _next(self) -> tuple[optuna.Trial, dict[str, Any], int] | None:
+        while True:
+            trial = self._claim()
+            if trial is None and self.study.is_tuning and not self._budget_spent():
+                trial = self.optuna_study.ask()
+                params = self._suggest(trial)
+                seed = self.study.seeds[0]
+                for key, value in {
+                    "seed": seed,
+                    "params": params,
+                    "identity": identity(params, seed),
+                    "config_id": config_id(params),
+                    "primary": True,
+                }.items():
+                    trial.set_user_attr(key, value)
+                for other in self.study.seeds[1:]:
+                    self._enqueue(params, other, primary=False)
+                return trial, params, seed
+            if trial is None:
+                if self.recover_stale():
+                    self.enqueue_missing()
+                    continue
+                return None
+            key = trial.user_attrs["identity"]
+            duplicate = self._is_duplicate(trial, key)
+            if duplicate is not None:
+                trial.set_user_attr("duplicate_of", duplicate)
+                self.optuna_study.tell(trial, state=TrialState.PRUNED)
+                continue
+            return trial, self._suggest(trial), trial.user_attrs["seed"]
+
+    def _budget_spent(self) -> bool:
+        if self.study.timeout is not None and time.time() - self._run_started >= self.study.timeout:
+            return True
+        primaries = [
+            t
+            for t in self.optuna_study.get_trials(deepcopy=False)
+            if t.user_attrs.get("primary") and "duplicate_of" not in t.user_attrs
+        ]
+        return (
+            self.study.n_trials is not None
+            and len({t.user_attrs["identity"] for t in primaries}) >= self.study.n_trials
+        )
+
+    # --- progress ------------------------------------------------------------------------------
+    def progress(self) -> tuple[int, int | None]:
+        """(completed (configuration, seed) pairs, total expected or None)."""
+        done = {t.user_attrs.get("identity") for t in self.trials((TrialState.COMPLETE,))}
+        return len(done), self.study.total_trials()
+
+    def _log(self, message: str) -> None:
+        print(message, flush=True)
+
+    def _eta(self, done: int, total: int | None) -> str:
+        if not self._runtimes or total is None:
+            return ""
+        workers = max(1, int(os.environ.get("ABLATE_WORKERS", "1")))
+        seconds = (total - done) * float(np.mean(self._runtimes)) / workers
+        return f", ETA {seconds / 60:.1f} min"
+
+    # --- working -------------------------------------------------------------------------------
+    def work(self) -> RunOutcome:
+        """Claim and run trials until none are left (or the budget is spent, or fail-fast stops)."""
+        outcome = RunOutcome()
+        while (claimed := self._next()) is not None:
+            trial, params, seed = claimed
+            if not self._run_one(trial, params, seed, outcome) or (self.fail_fast and outcome.failed):
+                break
+        return outcome
+
+    def _run_one(self, trial: optuna.Trial, params: dict[str, Any], seed: int, outcome: RunOutcome) -> bool:
+        done, total = self.progress()
+        label = ", ".join(f"{k}={v}" for k, v in params.items()) or "base config"
+        self._log(f"[{done + 1}/{total or '?'}] trial {trial.number}: {label}, seed {seed}")
+        trial.set_user_attr("worker", WORKER)
+        stop_beat = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(trial, stop_beat), daemon=True)
+        beat.start()
+        start = time.time()
+        try:
+            config = self.study.trial_config(params, seed)
+            config["name"] = f"{self.study.name}#{trial.number}"
+            result = run_trial(config, cache=self.cache, progress=not self.quiet)
+        except KeyboardInterrupt:
+            self._fail(trial, "interrupted by user (Ctrl-C); it runs again on resume", None)
+            outcome.interrupted = True
+            return False
+        except Diverged as exc:
+            self._fail(trial, str(exc), None)
+            outcome.failed.append(f"trial {trial.number}: {exc}")
+            self._maybe_retry(trial, params, seed)
+            return True
+        except Exception as exc:  # any other error fails this trial only; the study goes on
+            message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            self._fail(trial, message, traceback.format_exc())
+            outcome.failed.append(f"trial {trial.number}: {message}")
+            self._maybe_retry(trial, params, seed)
+            return True
+        finally:
+            stop_beat.set()
+        runtime = time.time() - start
+        self._record(trial, result, runtime)
+        values = [result.metrics.get(o.metric, math.nan) for o in self.study.objectives]
+        bad = [o.metric for o, v in zip(self.study.objectives, values, strict=True) if not math.isfinite(v)]
+        if bad:
+            self._fail(trial, f"objective {', '.join(bad)} is undefined (NaN) for this trial", None)
+            outcome.failed.append(f"trial {trial.number}: objective {', '.join(bad)} is NaN")
+            return True
+        self.optuna_study.tell(trial, values)
+        self._runtimes.append(runtime)
+        outcome.completed += 1
+        done, total = self.progress()
+        shown = ", ".join(f"{o.metric} {v:.4f}" for o, v in zip(self.study.objectives, values, strict=True))
+        self._log(
+            f"  done trial {trial.number}: {shown} ({runtime:.0f} s, {result.trainings} trainings)"
+            f"{self._eta(done, total)}"
+        )
+        return True
+
+    def _heartbeat(self, trial: optuna.Trial, stop: threading.Event) -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a missed beat only delays stale detection
+                self.storage.set_trial_user_attr(trial._trial_id, "heartbeat", time.time())
+            if stop.wait(HEARTBEAT_EVERY):
+                return
+
+    def _record(self, trial: optuna.Trial, result: Any, runtime: float) -> None:
+        attrs = {
+            "metrics": result.metrics,
+            "per_image_iou": result.per_image_iou,
+            "timings": result.timings,
+            "trainings": result.trainings,
+            "oracle": result.oracle,
+            "runtime": runtime,
+        }
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        artifacts = self.folder / "artifacts"
+        artifacts.mkdir(parents=True, exist_ok=True)
+        tmp = artifacts / f".trial-{trial.number}.npz"
+        np.savez_compressed(tmp, names=np.array(result.image_names), **result.gallery)
+        os.replace(tmp, artifacts / f"trial-{trial.number}.npz")
+
+    def _fail(self, trial: optuna.Trial, message: str, trace: str | None) -> None:
+        trial.set_user_attr("error", message)
+        if trace:
+            logs = self.folder / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            (logs / f"trial-{trial.number}.log").write_text(trace)
+            trial.set_user_attr("log", str(logs / f"trial-{trial.number}.log"))
+        self.optuna_study.tell(trial, state=TrialState.FAIL)
+        self._log(f"  FAILED trial {trial.number}: {message}")
+
+    def _maybe_retry(self, trial: optuna.Trial, params: dict[str, Any], seed: int) -> None:
+        key = trial.user_attrs["identity"] if "identity" in trial.user_attrs else identity(params, seed)
+        self._retried[key] = self._retried.get(key, 0) + 1
+        if self._retried[key] <= self.retries:
+            self._enqueue(params, seed, trial.user_attrs.get("primary", True))

@@ -1,0 +1,299 @@
+"""Study files: a base config plus a search block (grid / tune), seeds and objectives.
+
+Everything is validated before any work starts: YAML syntax (with line numbers), unknown
+keys, component names and parameters of every grid combination, value ranges and impossible
+combinations. Only safe YAML loading is used; nothing is imported but the listed plugins.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ablate._cache import stable_hash
+from ablate._config import ConfigError, load_yaml, merge, resolve, set_dotted
+from ablate._metrics import lower_is_better
+from ablate._plugins import load_components
+from ablate._registries import METRICS
+from ablate._trial import validate
+
+STUDY_KEYS = {
+    "name": "study name (default: the file name)",
+    "description": "one paragraph shown on the report's title page",
+    "extends": "another study file whose settings this one starts from",
+    "config": "the base trial config",
+    "grid": "dotted path -> list of values (or a list of such grids, unioned)",
+    "tune": "dotted path -> distribution {low, high, log, step, type} or {choices: [...]}",
+    "sampler": "tpe (default), random, cmaes, grid, bruteforce",
+    "n_trials": "tuning budget in configurations",
+    "timeout": "tuning budget in seconds",
+    "seeds": "list of seeds or a count (default [0])",
+    "objective": "metric name, {metric, direction}, or a list of them",
+    "baseline": "dotted path -> value identifying the baseline configuration",
+    "plugins": "modules to import for third-party components",
+}
+SAMPLERS = ("tpe", "random", "cmaes", "grid", "bruteforce")
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    direction: str  # "maximize" or "minimize"
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One ``tune:`` entry."""
+
+    path: str
+    kind: str  # float, int or categorical
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+
+
+@dataclass
+class Study:
+    """A parsed, validated study file."""
+
+    path: Path
+    name: str
+    description: str
+    config: dict[str, Any]
+    grid: list[dict[str, list[Any]]]
+    tune: list[Distribution]
+    sampler: str
+    n_trials: int | None
+    timeout: float | None
+    seeds: list[int]
+    objectives: list[Objective]
+    baseline: dict[str, Any] | None
+    plugins: list[str] = field(default_factory=list)
+
+    @property
+    def is_tuning(self) -> bool:
+        return bool(self.tune)
+
+    def configurations(self) -> list[dict[str, Any]]:
+        """Every grid combination as dotted path -> value (one empty dict when there is no grid)."""
+        combos: list[dict[str, Any]] = []
+        for grid in self.grid or [{}]:
+            keys = list(grid)
+            for values in itertools.product(*(grid[k] for k in keys)):
+                combo = dict(zip(keys, values, strict=True))
+                if combo not in combos:
+                    combos.append(combo)
+        return combos
+
+    def trial_config(self, params: dict[str, Any], seed: int) -> dict[str, Any]:
+        """The base config with ``params`` applied and ``seed`` set (not yet resolved)."""
+        config = copy.deepcopy(self.config)
+        for path, value in params.items():
+            set_dotted(config, path, copy.deepcopy(value))
+        config["seed"] = seed
+        return config
+
+    def signature(self) -> str:
+        """Hash of everything that defines the search space; a change refuses to resume."""
+        return stable_hash(
+            {
+                "config": resolve(self.config),
+                "grid": self.grid,
+                "seeds": self.seeds,
+                "tune": [d.__dict__ for d in self.tune],
+                "objectives": [o.__dict__ for o in self.objectives],
+            }
+        )
+
+    def total_trials(self) -> int | None:
+        """Trials a complete run holds: grid size x seeds, or budget x seeds when tuning (None: time budget only)."""
+        if self.is_tuning:
+            return self.n_trials * len(self.seeds) if self.n_trials else None
+        return len(self.configurations()) * len(self.seeds)
+
+    def is_baseline(self, params: dict[str, Any]) -> bool:
+        return self.baseline is not None and all(params.get(k) == v for k, v in self.baseline.items())
+
+    def describe(self) -> str:
+        if self.is_tuning:
+            budget = [f"{self.n_trials} configurations"] if self.n_trials else []
+            budget += [f"{self.timeout:g} s"] if self.timeout else []
+            space = f"{self.sampler} over {', '.join(d.path for d in self.tune)} ({' / '.join(budget)})"
+        else:
+            space = f"grid of {len(self.configurations())} configurations"
+        goal = ", ".join(f"{o.direction} {o.metric}" for o in self.objectives)
+        return f"study '{self.name}': {space} x {len(self.seeds)} seeds; objective: {goal}"
+
+
+def _fail(path: Path, message: str) -> ConfigError:
+    return ConfigError(f"{path}: {message}")
+
+
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Raw study mapping with ``extends:`` applied (cycles refused)."""
+    if path.resolve() in seen:
+        raise _fail(path, "extends: circular reference")
+    raw = load_yaml(path)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise _fail(path, "expected a mapping at the top level")
+    for key in raw:
+        if key not in STUDY_KEYS:
+            close = difflib.get_close_matches(str(key), list(STUDY_KEYS), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise _fail(path, f"{key}: unknown study key{hint}; study keys: {', '.join(STUDY_KEYS)}")
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    parent_path = (path.parent / str(parent)).resolve()
+    if not parent_path.is_file():
+        raise _fail(path, f"extends: {parent} does not exist")
+    base = _read(parent_path, (*seen, path.resolve()))
+    base.pop("name", None)
+    merged = {**base, **{k: v for k, v in raw.items() if k != "config"}}
+    merged["config"] = merge(base.get("config") or {}, raw.get("config") or {})
+    return merged
+
+
+def _objectives(path: Path, raw: Any) -> list[Objective]:
+    items = raw if isinstance(raw, list) else [raw if raw is not None else "smoke_iou"]
+    objectives = []
+    for item in items:
+        spec = {"metric": item} if isinstance(item, str) else item
+        if not isinstance(spec, dict) or not isinstance(spec.get("metric"), str):
+            raise _fail(path, f"objective: expected a metric name or {{metric, direction}}, got {item!r}")
+        if spec["metric"] not in METRICS:
+            raise _fail(path, f"objective: {METRICS.unknown_message(spec['metric'])}")
+        default = "minimize" if lower_is_better(spec["metric"]) else "maximize"
+        direction = spec.get("direction", default)
+        if direction not in ("maximize", "minimize"):
+            raise _fail(path, f"objective.direction: expected maximize or minimize, got {direction!r}")
+        objectives.append(Objective(spec["metric"], direction))
+    return objectives
+
+
+def _distribution(path: Path, dotted: str, spec: Any) -> Distribution:
+    where = f"tune.{dotted}"
+    if isinstance(spec, list):
+        spec = {"choices": spec}
+    if not isinstance(spec, dict):
+        raise _fail(path, f"{where}: expected {{low, high}} or {{choices: [...]}}, got {spec!r}")
+    if "choices" in spec:
+        if not isinstance(spec["choices"], list) or not spec["choices"]:
+            raise _fail(path, f"{where}.choices: expected a non-empty list")
+        return Distribution(dotted, "categorical", choices=tuple(spec["choices"]))
+    unknown = set(spec) - {"low", "high", "log", "step", "type"}
+    if unknown:
+        raise _fail(path, f"{where}: unknown keys {sorted(unknown)}; use low, high, log, step, type")
+    low, high = spec.get("low"), spec.get("high")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high)) or low >= high:
+        raise _fail(path, f"{where}: needs numbers low < high, got low={low!r} high={high!r}")
+    kind = spec.get("type") or ("int" if isinstance(low, int) and isinstance(high, int) else "float")
+    if kind not in ("int", "float"):
+        raise _fail(path, f"{where}.type: expected int or float, got {kind!r}")
+    log = bool(spec.get("log", False))
+    if log and low <= 0:
+        raise _fail(path, f"{where}: log scale needs low > 0")
+    return Distribution(dotted, kind, low, high, log, spec.get("step"))
+
+
+def load_study(path: str | Path, check_configs: bool = True) -> Study:
+    """Parse and validate a study file.
+
+    Args:
+        path: the study YAML.
+        check_configs: validate the trial config of every grid combination (and tune bounds).
+
+    Raises:
+        ConfigError: one line naming the file and the field (and grid combination) at fault.
+    """
+    path = Path(path)
+    raw = _read(path)
+    plugins = raw.get("plugins") or []
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise _fail(path, "plugins: expected a list of module names")
+    load_components(plugins, origin=f"{path}: plugins")
+    config = raw.get("config") or {}
+    if not isinstance(config, dict):
+        raise _fail(path, "config: expected a mapping")
+    config = {**config, "plugins": sorted(set(config.get("plugins") or []) | set(plugins))}
+
+    grids = raw.get("grid") or []
+    grids = [grids] if isinstance(grids, dict) else grids
+    if not isinstance(grids, list) or not all(isinstance(g, dict) for g in grids):
+        raise _fail(path, "grid: expected a mapping of dotted path -> list of values, or a list of them")
+    for grid in grids:
+        for key, values in grid.items():
+            if not isinstance(values, list) or not values:
+                raise _fail(path, f"grid.{key}: expected a non-empty list of values, got {values!r}")
+    tune_raw = raw.get("tune") or {}
+    if not isinstance(tune_raw, dict):
+        raise _fail(path, "tune: expected a mapping of dotted path -> distribution")
+    tune = [_distribution(path, k, v) for k, v in tune_raw.items()]
+    if tune and grids:
+        raise _fail(path, "grid and tune cannot be combined in one study; use sampler: grid to tune over a grid")
+
+    seeds_raw = raw.get("seeds", [0])
+    seeds = list(range(seeds_raw)) if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool) else seeds_raw
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise _fail(path, f"seeds: expected a positive count or a list of non-negative integers, got {seeds_raw!r}")
+    if len(set(seeds)) != len(seeds):
+        raise _fail(path, f"seeds: duplicates in {seeds}")
+
+    sampler = raw.get("sampler", "tpe")
+    if sampler not in SAMPLERS:
+        raise _fail(path, f"sampler: expected one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    n_trials, timeout = raw.get("n_trials"), raw.get("timeout")
+    if n_trials is not None and (not isinstance(n_trials, int) or n_trials < 1):
+        raise _fail(path, f"n_trials: expected a positive integer, got {n_trials!r}")
+    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+        raise _fail(path, f"timeout: expected seconds > 0, got {timeout!r}")
+    if tune and n_trials is None and timeout is None:
+        raise _fail(path, "tune: needs a budget: n_trials and/or timeout")
+
+    baseline = raw.get("baseline")
+    if baseline is not None and not isinstance(baseline, dict):
+        raise _fail(path, "baseline: expected a mapping of dotted path -> value from the grid")
+    name = raw.get("name") or path.stem
+    if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
+        raise _fail(path, f"name: use letters, digits, '-' and '_' only, got {name!r}")
+    study = Study(
+        path=path,
+        name=name,
+        description=str(raw.get("description") or ""),
+        config=config,
+        grid=grids,
+        tune=tune,
+        sampler=sampler,
+        n_trials=n_trials,
+        timeout=timeout,
+        seeds=seeds,
+        objectives=_objectives(path, raw.get("objective")),
+        baseline=baseline,
+        plugins=plugins,
+    )
+    if baseline is not None and not tune and not any(study.is_baseline(c) for c in study.configurations()):
+        raise _fail(path, f"baseline: {json.dumps(baseline)} matches no grid configuration")
+    if check_configs:
+        _check_configs(study)
+    return study
+
+
+def _check_configs(study: Study) -> None:
+    samples = study.configurations()
+    if study.tune:  # both ends of every range and every choice must form a valid config
+        samples = [{d.path: v} for d in study.tune for v in (d.choices or (d.low, d.high))]
+    for params in samples:
+        try:
+            validate(study.trial_config(params, study.seeds[0]))
+        except ConfigError as exc:
+            label = f" (configuration {json.dumps(params, default=str)})" if params else ""
+            raise _fail(study.path, f"{exc}{label}") from None

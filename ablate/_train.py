@@ -1,0 +1,193 @@
+"""Training (trial path step: train): the loop every paradigm uses, and cached classifiers."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ablate._cache import StageCache
+from ablate._data import Dataset
+from ablate._models import Network, build_network
+from ablate._paradigm import classification_loss
+from ablate._transfer import TransferLoss
+
+_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite; the trial stops with this message."""
+
+
+def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 ``[B, H, W, 3]`` -> normalised float ``[B, 3, H, W]`` on ``device``."""
+    x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 255
+    return (x - _MEAN.to(device)) / _STD.to(device)
+
+
+def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Light augmentation: random horizontal flip and brightness/contrast jitter per image."""
+    b = x.shape[0]
+    flip = torch.rand(b, generator=generator) < 0.5
+    x = torch.where(flip.to(x.device).view(b, 1, 1, 1), x.flip(-1), x)
+    scale = (1 + 0.2 * (torch.rand(b, 1, 1, 1, generator=generator) - 0.5)).to(x.device)
+    shift = (0.2 * (torch.rand(b, 1, 1, 1, generator=generator) - 0.5)).to(x.device)
+    return x * scale + shift
+
+
+LossFn = Callable[[dict[str, Any], torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+
+
+class Trainer:
+    """What a paradigm gets to build and train its networks.
+
+    Args:
+        config: the resolved trial config.
+        data: the loaded dataset.
+        device: where to train.
+        cache: the stage cache trained networks are stored in.
+        progress: show a bar per epoch.
+    """
+
+    def __init__(
+        self, config: dict[str, Any], data: Dataset, device: torch.device, cache: StageCache, progress: bool = True
+    ) -> None:
+        self.config = config
+        self.data = data
+        self.device = device
+        self.cache = cache
+        self.progress = progress
+        self.trainings = 0  # trainings actually executed (not loaded from the cache)
+        self.history: list[dict[str, float]] = []
+
+    @property
+    def transfer_weight(self) -> float:
+        return float(self.config["transfer"]["lambda"])
+
+    def build(self, role: str) -> Network:
+        """A fresh network for ``role`` with weights seeded from the trial seed and role."""
+        torch.manual_seed(self.config["seed"] * 1000 + ("teacher", "student").index(role))
+        return build_network(self.config[role]).to(self.device)
+
+    def transfer(self, student: Network, teacher: Network) -> TransferLoss:
+        return TransferLoss(self.config["transfer"], student.aligned_channels, teacher.aligned_channels).to(self.device)
+
+    def model_inputs(self, roles: tuple[str, ...], extra: Any = None) -> dict[str, Any]:
+        """Everything a trained model depends on; ``extra`` is the paradigm's own part."""
+        return {
+            "data": self.config["data"],
+            "data_fingerprint": self.data.fingerprint,
+            "networks": {role: self.config[role] for role in roles},
+            "train": self.config["train"],
+            "seed": self.config["seed"],
+            "paradigm": extra,
+        }
+
+    def paradigm_inputs(self, uses_transfer: bool) -> dict[str, Any]:
+        """The paradigm's part of a model's cache key (the transfer section only when it is used)."""
+        return {"paradigm": self.config["paradigm"], "transfer": self.config["transfer"] if uses_transfer else None}
+
+    def cached_networks(
+        self, roles: tuple[str, ...], extra: Any, train: Callable[[], dict[str, Network]]
+    ) -> dict[str, Network]:
+        """Networks of ``roles`` from the stage cache, trained by ``train()`` if missing."""
+
+        def build(folder: Path) -> None:
+            networks = train()
+            torch.save({role: networks[role].state_dict() for role in roles}, folder / "weights.pt")
+
+        entry = self.cache.get_or_build("model", self.model_inputs(roles, extra), build)
+        states = torch.load(entry / "weights.pt", map_location=self.device, weights_only=True)
+        networks = {}
+        for role in roles:
+            network = build_network(self.config[role]).to(self.device)
+            network.load_state_dict(states[role])
+            networks[role] = network.eval()
+        return networks
+
+    def classifier(self, role: str) -> Network:
+        """``role`` trained alone with L_cls; shared by every trial with the same network, data and seed."""
+
+        def train() -> dict[str, Network]:
+            network = self.build(role)
+            self.fit({role: network}, lambda out, labels: (classification_loss(out[role], labels), {}), role)
+            return {role: network}
+
+        return self.cached_networks((role,), None, train)[role]
+
+    def fit(self, networks: dict[str, nn.Module], loss_fn: LossFn, tag: str, extra: nn.Module | None = None) -> None:
+        """Train the trainable parameters of ``networks`` (and ``extra``) with AdamW on the train split.
+
+        ``loss_fn(outputs by role, labels)`` returns the loss and named parts for the history.
+        Frozen networks (no parameter requiring grad) are run in eval mode without gradients.
+        """
+        train_cfg = self.config["train"]
+        trainable = [m for m in networks.values() if any(p.requires_grad for p in m.parameters())]
+        params = [p for m in [*trainable, *([extra] if extra is not None else [])] for p in m.parameters()]
+        params = [p for p in params if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
+        generator = torch.Generator().manual_seed(self.config["seed"])
+        split = self.data.train
+        n, batch = len(split), train_cfg["batch_size"]
+        scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
+        self.trainings += 1
+        for epoch in range(1, train_cfg["epochs"] + 1):
+            for module in networks.values():
+                module.train(module in trainable)
+            order = torch.randperm(n, generator=generator).numpy()
+            steps = range(0, n, batch)
+            bar = tqdm(steps, desc=f"{tag} epoch {epoch}/{train_cfg['epochs']}", leave=False, disable=not self.progress)
+            totals: dict[str, float] = {}
+            for step, start in enumerate(bar, start=1):
+                index = np.sort(order[start : start + batch])
+                images = to_tensor(split.images[index], self.device)
+                if train_cfg["augment"]:
+                    images = _augment(images, generator)
+                labels = torch.from_numpy(split.labels[index]).to(self.device)
+                with self._autocast():
+                    outputs = {role: self._forward(m, images, m in trainable) for role, m in networks.items()}
+                    loss, parts = loss_fn(outputs, labels)
+                if not math.isfinite(loss.item()):
+                    raise Diverged(f"diverged at epoch {epoch}, step {step} (loss {loss.item()})")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                for key, value in {"loss": loss.item(), **parts}.items():
+                    totals[key] = totals.get(key, 0.0) + value
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+            self.history.append({"tag": tag, "epoch": epoch, **{k: v / len(steps) for k, v in totals.items()}})
+        for module in networks.values():
+            module.eval()
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    @staticmethod
+    def _forward(module: nn.Module, images: torch.Tensor, trainable: bool) -> Any:
+        if trainable:
+            return module(images)
+        with torch.no_grad():
+            return module(images)
+
+
+@contextlib.contextmanager
+def frozen(network: nn.Module) -> Iterator[nn.Module]:
+    """Freeze ``network``'s parameters for the duration of the block."""
+    flags = [p.requires_grad for p in network.parameters()]
+    network.requires_grad_(False)
+    try:
+        yield network
+    finally:
+        for p, flag in zip(network.parameters(), flags, strict=True):
+            p.requires_grad_(flag)

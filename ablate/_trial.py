@@ -1,0 +1,317 @@
+"""One trial end to end: config -> data -> train -> CAMs -> post-processing -> metrics.
+
+Every expensive step goes through the stage cache keyed by the config parts it depends on,
+so networks are trained (or even loaded) only when a CAM set they feed is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from multiprocessing import get_context
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from ablate._cache import StageCache, stable_hash
+from ablate._cams import compute_cams
+from ablate._config import ConfigError, check, component_params, resolve
+from ablate._data import Dataset
+from ablate._evaluation import Evaluation
+from ablate._metrics import evaluate, per_image_iou
+from ablate._models import build_network
+from ablate._plugins import load_components
+from ablate._postprocess import PostState
+from ablate._registries import DATASETS, METRICS, PARADIGMS, POSTPROCESSORS
+from ablate._train import Diverged, Trainer, to_tensor
+from ablate._transfer import TransferLoss
+
+T = TypeVar("T")
+
+DEFAULT_THRESHOLD = {"name": "threshold"}
+
+
+@dataclass
+class TrialResult:
+    """What one trial produced.
+
+    Attributes:
+        metrics: metric name -> value on the test split.
+        per_image_iou: smoke IoU per test image (NaN for images without smoke), for paired tests.
+        image_names: names of the test images, aligned with ``per_image_iou``.
+        trainings: trainings executed by this trial (0 when every network came from the cache).
+        timings: seconds spent per stage (data, train, cams, postprocess, metrics).
+        oracle: True when a step looked at the ground truth; every metric is then an oracle number.
+        history: per-epoch mean losses of the trainings this trial executed.
+        config: the resolved config.
+        gallery: for a fixed set of test images (see :func:`gallery_indices`): ``indices``,
+            ``images``, ``masks``, ``cooccur`` (ground truth), ``cams`` and ``pred`` (this trial's output).
+    """
+
+    metrics: dict[str, float]
+    per_image_iou: list[float]
+    image_names: list[str]
+    trainings: int
+    timings: dict[str, float]
+    oracle: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    gallery: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def gallery_indices(labels: np.ndarray, cooccur: np.ndarray | None, per_case: int = 2) -> np.ndarray:
+    """The first ``per_case`` test images of each case: smoke with / without the co-occurring object,
+    the object without smoke, and clean negatives (the cases that show co-occurrence bias)."""
+    has_object = cooccur.reshape(len(labels), -1).any(axis=1) if cooccur is not None else np.zeros(len(labels), bool)
+    picked = []
+    for smoke, obj in ((1, True), (1, False), (0, True), (0, False)):
+        picked += np.flatnonzero((labels == smoke) & (has_object == obj))[:per_case].tolist()
+    return np.array(picked, dtype=np.int64)
+
+
+def validate(config: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Resolve and check a trial config without training anything.
+
+    Raises:
+        ConfigError: one line listing every problem, each naming its dotted field.
+    """
+    resolved = resolve(config, overrides)
+    load_components(resolved.get("plugins") or [], origin="plugins")
+    problems = check(resolved)
+    if not problems:
+        problems = _check_combination(resolved)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return resolved
+
+
+def _check_combination(config: dict[str, Any]) -> list[str]:
+    """Problems that need built components: roles, channel counts, CAM layers (built on the meta device)."""
+    try:
+        paradigm = PARADIGMS.create(config["paradigm"]["name"], **component_params(config["paradigm"]))
+    except (ValueError, TypeError) as exc:
+        return [f"paradigm: {exc}"]
+    for i, step in enumerate(config["postprocess"]):
+        try:
+            POSTPROCESSORS.create(step["name"], **component_params(step))
+        except (ValueError, TypeError) as exc:
+            return [f"postprocess[{i}] ({step['name']}): {exc}"]
+    cam_network = config["cam"].get("network", "student")
+    if cam_network != "both" and cam_network not in paradigm.roles:
+        return [
+            f"cam.network: '{cam_network}' is not trained by paradigm '{config['paradigm']['name']}' "
+            f"(it trains {', '.join(paradigm.roles)})"
+        ]
+    networks = {}
+    with torch.device("meta"):
+        for role in paradigm.roles:
+            try:
+                networks[role] = build_network(config[role])
+            except (ValueError, TypeError, RuntimeError, OSError, KeyError) as exc:
+                return [f"{role}: {exc}"]
+        if paradigm.uses_transfer:
+            try:
+                TransferLoss(
+                    config["transfer"], networks["student"].aligned_channels, networks["teacher"].aligned_channels
+                )
+            except (ValueError, TypeError) as exc:
+                return [str(exc)]
+    layer = config["cam"].get("layer")
+    for role in networks if cam_network == "both" else [cam_network]:
+        try:
+            networks[role].backbone.cam_layer(layer)
+        except ValueError as exc:
+            return [f"cam.layer: {exc}"]
+    return []
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device: '{name}' requested but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def load_data(config: dict[str, Any], cache: StageCache) -> Dataset:
+    """The config's dataset (generated or checked before any training starts)."""
+    spec = config["data"]
+    try:
+        return DATASETS.create(spec["name"], cache_dir=cache.root, **component_params(spec))
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"data ({spec['name']}): {exc}") from None
+
+
+def _apply(fn: Callable[..., T], args: tuple) -> T:
+    return fn(*args)
+
+
+class TrialRun:
+    """The state of one running trial; also the :class:`ablate.PostContext` post-processors see."""
+
+    def __init__(self, config: dict[str, Any], cache: StageCache, progress: bool) -> None:
+        self.config = config
+        self.cache = cache
+        self.seed = config["seed"]
+        self.device = select_device(config["device"])
+        self.timings: dict[str, float] = {}
+        with self.timed("data"):
+            self.data = load_data(config, cache)
+        self.paradigm = PARADIGMS.create(config["paradigm"]["name"], **component_params(config["paradigm"]))
+        self.trainer = Trainer(config, self.data, self.device, cache, progress)
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+
+    @cached_property
+    def networks(self) -> dict[str, Any]:
+        with self.timed("train"):
+            return self.paradigm.fit(self.trainer)
+
+    @cached_property
+    def model_inputs(self) -> dict[str, Any]:
+        return self.trainer.model_inputs(self.paradigm.roles, self.trainer.paradigm_inputs(self.paradigm.uses_transfer))
+
+    def _cam_set(self, split: str, scale: float, flip: bool, layer: str | None) -> tuple[np.ndarray, np.ndarray]:
+        inputs = {
+            "model": self.model_inputs,
+            "cam": self.config["cam"],
+            "split": split,
+            "scale": scale,
+            "flip": flip,
+            "layer": layer,
+        }
+        images = getattr(self.data, split).images
+
+        def build(folder: Any) -> None:
+            networks = self.networks  # trained (or loaded) outside the "cams" timer
+            with self.timed("cams"):
+                cams, probs = compute_cams(
+                    networks, self.config["cam"], images, self.device, scale=scale, flip=flip, layer=layer
+                )
+            np.savez(folder / "cams.npz", cams=cams.astype(np.float16), smoke_prob=probs)
+
+        stored = np.load(self.cache.get_or_build("cams", inputs, build) / "cams.npz")
+        return stored["cams"].astype(np.float32), stored["smoke_prob"]
+
+    # --- PostContext -------------------------------------------------------------------------
+    def cams(self, *, scale: float = 1.0, flip: bool = False, layer: str | None = None) -> np.ndarray:
+        return self._cam_set("test", scale, flip, layer)[0]
+
+    def features(self) -> np.ndarray:
+        role = self.config["cam"].get("network", "student")
+        role = self.paradigm.roles[-1] if role == "both" else role
+
+        def build(folder: Any) -> None:
+            network, out = self.networks[role], []
+            with torch.no_grad():
+                for start in range(0, len(self.data.test), 32):
+                    out.append(network(to_tensor(self.data.test.images[start : start + 32], self.device)).features)
+            np.save(folder / "features.npy", torch.cat(out).float().cpu().numpy().astype(np.float16))
+
+        entry = self.cache.get_or_build("features", {"model": self.model_inputs, "role": role}, build)
+        return np.load(entry / "features.npy").astype(np.float32)
+
+    def train_split(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.data.train.images, self._cam_set("train", 1.0, False, None)[0]
+
+    def cached(self, name: str, params: dict[str, Any], build: Callable[[], T]) -> T:
+        inputs = {"model": self.model_inputs, "cam": self.config["cam"], "name": name, "params": params}
+        entry = self.cache.get_or_build("post", inputs, lambda folder: torch.save(build(), folder / "value.pt"))
+        return torch.load(entry / "value.pt", weights_only=False)
+
+    def ground_truth(self) -> np.ndarray:
+        return self.data.test.masks
+
+    def map_images(self, fn: Callable[..., T], *arrays: np.ndarray) -> list[T]:
+        jobs = list(zip(*arrays, strict=True))
+        workers = min(self.config["threads"] or os.cpu_count() or 1, len(jobs))
+        if workers <= 1 or len(jobs) < 8:
+            return [fn(*job) for job in jobs]
+        with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+            return list(pool.map(_apply, [fn] * len(jobs), jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+
+    # --- the trial ---------------------------------------------------------------------------
+    def run(self) -> TrialResult:
+        cams, smoke_prob = self._cam_set("test", 1.0, False, None)
+        state = PostState(self.data.test.images, cams)
+        oracle = False
+        with self.timed("postprocess"):
+            steps = self.config["postprocess"]
+            for spec in steps:
+                step = POSTPROCESSORS.create(spec["name"], **component_params(spec))
+                oracle |= bool(getattr(step, "uses_ground_truth", False))
+                state = step(state, self)
+            if state.mask is None:
+                state = POSTPROCESSORS.create(DEFAULT_THRESHOLD["name"])(state, self)
+        test = self.data.test
+        with self.timed("metrics"):
+            ev = Evaluation(state.cams, state.mask, test.masks, test.labels, smoke_prob, test.cooccur_masks)
+            names = self.config["metrics"] or METRICS.names()
+            metrics = evaluate(ev, names)
+            ious = per_image_iou(state.mask, test.masks)
+        shown = gallery_indices(test.labels, test.cooccur_masks)
+        gallery = {
+            "indices": shown,
+            "images": test.images[shown],
+            "masks": test.masks[shown],
+            "cams": state.cams[shown].astype(np.float16),
+            "pred": state.mask[shown],
+        }
+        if test.cooccur_masks is not None:
+            gallery["cooccur"] = test.cooccur_masks[shown]
+        return TrialResult(
+            metrics=metrics,
+            per_image_iou=[float(v) for v in ious],
+            image_names=list(test.names) or [str(i) for i in range(len(test))],
+            trainings=self.trainer.trainings,
+            timings=self.timings,
+            oracle=oracle,
+            history=self.trainer.history,
+            config=self.config,
+            gallery=gallery,
+        )
+
+
+def run_trial(
+    config: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    cache: StageCache | None = None,
+    progress: bool = True,
+) -> TrialResult:
+    """Train and evaluate one configuration.
+
+    Args:
+        config: a (partial) trial config; missing keys take :data:`ablate.DEFAULTS`.
+        overrides: dotted-path overrides, e.g. ``{"transfer.lambda": 0.5}``.
+        cache: the stage cache (default: ``$ABLATE_CACHE`` or ``~/.cache/ablate``).
+        progress: show per-epoch progress bars.
+
+    Raises:
+        ConfigError: the config is invalid or its data is missing or broken.
+        Diverged: the loss became NaN or infinite ("diverged at epoch e, step s").
+    """
+    resolved = validate(config, overrides)
+    if resolved["threads"]:
+        torch.set_num_threads(resolved["threads"])
+    return TrialRun(resolved, cache or StageCache(), progress).run()
+
+
+def trial_identity(config: dict[str, Any]) -> str:
+    """A stable hash of what affects a resolved config's result."""
+    return stable_hash({k: v for k, v in config.items() if k not in ("name", "threads", "device")})
+
+
+__all__ = ["Diverged", "TrialResult", "TrialRun", "run_trial", "trial_identity", "validate"]

@@ -1,0 +1,312 @@
+"""Command line: ``ablate list | trial | validate | run | status | report | cache``.
+
+Every expected failure (bad config, unknown component, broken data, divergence, Ctrl-C) ends
+with one ``ablate: error: ...`` line and a non-zero exit code instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def _parse_sets(pairs: list[str]) -> dict[str, Any]:
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {pair!r}: expected key.path=value")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def _format_value(value: float) -> str:
+    return "nan" if isinstance(value, float) and math.isnan(value) else f"{value:.4f}"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ablate import REGISTRIES, load_components
+
+    load_components(args.plugin or [], origin="--plugin")
+    kinds = [args.kind] if args.kind else list(REGISTRIES)
+    for kind in kinds:
+        if kind not in REGISTRIES:
+            raise ValueError(f"unknown kind '{kind}'; kinds: {', '.join(REGISTRIES)}")
+        registry = REGISTRIES[kind]
+        print(f"{kind}: {registry.contract}")
+        for entry in registry:
+            print(f"  {entry.name:<18} {entry.description}")
+            if entry.params:
+                print(f"  {'':<18}   ({', '.join(p.describe() for p in entry.params)})")
+        print()
+    return 0
+
+
+def _load_config(path: str | None, sets: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    from ablate._config import ConfigError, load_yaml
+
+    config = load_yaml(path) if path else {}
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
+    return config, _parse_sets(sets)
+
+
+def cmd_trial(args: argparse.Namespace) -> int:
+    from ablate import run_trial
+
+    config, overrides = _load_config(args.config, args.set)
+    result = run_trial(config, overrides, progress=not args.quiet)
+    label = " (oracle: a step used the ground truth)" if result.oracle else ""
+    print(f"metrics on the test split{label}:")
+    for name, value in result.metrics.items():
+        print(f"  {name:<20} {_format_value(value)}")
+    timings = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
+    print(f"trainings executed: {result.trainings}; time: {timings}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.__dict__, indent=1, default=str))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from ablate._study import load_study
+
+    study = load_study(args.study)
+    print(f"{args.study}: valid; {study.describe()}")
+    return 0
+
+
+def _runner(args: argparse.Namespace, **kwargs: Any) -> Any:
+    from ablate._runner import StudyRunner
+    from ablate._study import load_study
+
+    study = load_study(args.study)
+    return StudyRunner(study, out=args.out, storage=args.storage, **kwargs)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    runner = _runner(args, quiet=args.quiet, fail_fast=args.fail_fast, retries=args.retries)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    runner.open(new=args.new and not args.worker)
+    if args.worker:  # a child of --workers: the parent queued everything
+        outcome = runner.work()
+        return EXIT_INTERRUPTED if outcome.interrupted else 0
+    queued = runner.enqueue_missing()
+    done, total = runner.progress()
+    print(f"{runner.study.describe()}\nstorage: {runner.url}; {done}/{total or '?'} done, {queued} queued")
+    interrupted = _work(args, runner)
+    return _finish(args, runner, interrupted)
+
+
+def _work(args: argparse.Namespace, runner: Any) -> bool:
+    """Run the queue in this process or in ``--workers`` child processes; True if interrupted."""
+    if args.workers <= 1:
+        return runner.work().interrupted
+    import os
+    import subprocess
+
+    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    command = [
+        sys.executable,
+        "-m",
+        "ablate",
+        "run",
+        str(runner.study.path),
+        "--worker",
+        "--storage",
+        runner.url,
+        "--out",
+        str(runner.folder),
+        "--threads",
+        str(threads),
+        "--retries",
+        str(args.retries),
+        "--quiet",
+    ]
+    command += ["--fail-fast"] if args.fail_fast else []
+    env = {**os.environ, "ABLATE_WORKERS": str(args.workers)}
+    children = [subprocess.Popen(command, env=env) for _ in range(args.workers)]
+    try:
+        codes = [child.wait() for child in children]
+    except KeyboardInterrupt:  # the terminal sent SIGINT to the children too; let them mark their trials
+        codes = [child.wait() for child in children]
+        return True
+    return any(code == EXIT_INTERRUPTED for code in codes)
+
+
+def _finish(args: argparse.Namespace, runner: Any, interrupted: bool) -> int:
+    from ablate._results import latest_per_identity, trials_frame
+
+    latest = latest_per_identity(trials_frame(runner))
+    done, total = runner.progress()
+    failed = latest[latest["state"] != "COMPLETE"] if not latest.empty else latest
+    if not args.no_report:
+        from ablate._report import write_report
+
+        path = write_report(runner)
+        print(f"report: {path}")
+    summary = f"{runner.study.name}: {done}/{total or done} trials completed"
+    if interrupted:
+        print(f"{summary}; interrupted: run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if len(failed) or (total is not None and done < total):
+        print(
+            f"{summary}, {len(failed)} failed or missing; see `ablate status {args.study}` and "
+            f"{runner.folder / 'logs'}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(summary)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from ablate._results import trials_frame
+
+    runner = _runner(args)
+    runner.open(create=False)
+    frame = trials_frame(runner)
+    if frame.empty:
+        print("no trials yet")
+        return 0
+    objectives = [f"metric.{o.metric}" for o in runner.study.objectives]
+    columns = [
+        c
+        for c in frame.columns
+        if c not in ("identity", "config_id", "per_image_iou", "baseline", "configuration", "trainings", "oracle")
+        and (not c.startswith("metric.") or c in objectives)
+    ]
+    with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
+        print(frame[columns].to_string(index=False))
+    counts = frame["state"].value_counts().to_dict()
+    done, total = runner.progress()
+    print(
+        f"\n{done}/{total or '?'} (configuration, seed) pairs completed; trials by state: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ablate._report import write_report
+
+    runner = _runner(args)
+    runner.open(create=False)
+    print(f"report: {write_report(runner)}")
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from ablate._cache import StageCache
+
+    cache = StageCache(args.dir)
+    if args.prune or args.prune_corrupt:
+        removed = cache.prune(stage=args.stage, corrupt_only=args.prune_corrupt)
+        print(f"removed {removed} entries from {cache.root}")
+        return 0
+    totals: dict[str, list[int]] = {}
+    for stage, _, size, intact in cache.entries():
+        entry = totals.setdefault(stage, [0, 0, 0])
+        entry[0] += 1
+        entry[1] += size
+        entry[2] += 0 if intact else 1
+    print(f"stage cache: {cache.root}")
+    for stage, (count, size, corrupt) in totals.items():
+        extra = f", {corrupt} corrupt" if corrupt else ""
+        print(f"  {stage:<10} {count:>5} entries {size / 2**20:>9.1f} MiB{extra}")
+    if not totals:
+        print("  (empty)")
+    return 0
+
+
+def _study_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study", help="study YAML file")
+    p.add_argument("--out", help="study folder (default reports/<study name>)")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite in the study folder)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ablate", description="Ablation studies for weakly supervised segmentation")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list registered components with their parameters")
+    p.add_argument("kind", nargs="?", help="one kind, e.g. levels")
+    p.add_argument("--plugin", action="append", help="also import this plugin module")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("trial", help="train and evaluate one configuration")
+    p.add_argument("config", nargs="?", help="trial config YAML (default: the built-in default config)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a dotted config key")
+    p.add_argument("--json", metavar="PATH", help="also write the full result as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_trial)
+
+    p = sub.add_parser("validate", help="check a study file without running anything")
+    p.add_argument("study")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("run", help="run (or resume) a study: every configuration x seed, then the report")
+    _study_args(p)
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    p.add_argument("--quiet", action="store_true", help="log lines only, no progress bars")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first failed trial")
+    p.add_argument("--retries", type=int, default=0, help="re-run a failed trial up to this many times")
+    p.add_argument("--new", action="store_true", help="start a new study even if the search space changed")
+    p.add_argument("--no-report", action="store_true", help="skip writing the report")
+    p.add_argument("--threads", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="the trials table of a study")
+    _study_args(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("report", help="write the report from stored trials (no training)")
+    _study_args(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("cache", help="show the stage cache's size, or prune it")
+    p.add_argument("--dir", help="cache folder (default $ABLATE_CACHE or ~/.cache/ablate)")
+    p.add_argument("--prune", action="store_true", help="delete entries (all, or of --stage)")
+    p.add_argument("--prune-corrupt", action="store_true", help="delete only corrupt entries")
+    p.add_argument("--stage", help="with --prune: only this stage (model, cams, ...)")
+    p.set_defaults(func=cmd_cache)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ablate._config import ConfigError
+    from ablate._plugins import PluginError
+    from ablate._registry import RegistryError
+    from ablate._train import Diverged
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("ablate: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ConfigError, RegistryError, PluginError, ValueError, FileNotFoundError) as exc:
+        print(f"ablate: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Diverged as exc:
+        print(f"ablate: trial failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

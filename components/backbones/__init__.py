@@ -1,0 +1,1 @@
+"""Registered backbones (see ablate.BACKBONES for the contract)."""

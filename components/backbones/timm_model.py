@@ -1,0 +1,90 @@
+"""Any timm model as a backbone."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from ablate._registries import BACKBONES
+
+
+@BACKBONES.register("timm")
+class TimmBackbone(nn.Module):
+    """Any timm model (CNN or ViT) by name; ViT tokens become a [B, D, H/p, W/p] map.
+
+    Args:
+        model: timm model name, e.g. ``resnet50``, ``vit_base_patch16_224``, ``test_vit``.
+        pretrained: download timm's pretrained weights (needs internet; offline use ``checkpoint``).
+        checkpoint: path of a local weights file (timm/torch state dict) to load.
+        model_args: extra keyword arguments for ``timm.create_model``, e.g. ``{patch_size: 8}``.
+    """
+
+    def __init__(
+        self, model: str, pretrained: bool = False, checkpoint: str | None = None, model_args: dict | None = None
+    ) -> None:
+        super().__init__()
+        if model not in timm.list_models():
+            from difflib import get_close_matches
+
+            close = get_close_matches(model, timm.list_models(), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ValueError(f"'{model}' is not a timm model{hint}; `timm.list_models()` lists them")
+        if checkpoint is not None and not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"backbone '{model}': checkpoint {checkpoint} does not exist")
+        on_meta = torch.empty(0).device.type == "meta"  # validation builds on meta: shapes only, no weights
+        load = not on_meta and (pretrained or checkpoint is not None)
+        kwargs: dict = {**(model_args or {}), "num_classes": 0}
+        if load and checkpoint is not None:
+            kwargs["pretrained_cfg_overlay"] = {"file": str(checkpoint)}
+        self.model = self._create(model, load, kwargs)
+        self.name = model
+        self.out_channels: int = self.model.num_features
+        self.num_prefix_tokens: int = getattr(self.model, "num_prefix_tokens", 0) if self.is_vit else 0
+
+    @staticmethod
+    def _create(model: str, load: bool, kwargs: dict) -> nn.Module:
+        try:
+            try:  # ViTs accept any input size that fits the patch grid
+                return timm.create_model(model, pretrained=load, dynamic_img_size=True, **kwargs)
+            except TypeError:
+                return timm.create_model(model, pretrained=load, **kwargs)
+        except (OSError, RuntimeError, ValueError) as exc:
+            if "pretrained_cfg_overlay" in kwargs:
+                raise RuntimeError(f"backbone '{model}': cannot load checkpoint: {exc}") from None
+            if load:
+                offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
+                raise RuntimeError(
+                    f"backbone '{model}': pretrained weights cannot be downloaded{offline}; "
+                    "set `checkpoint: /path/to/weights` to load a local file instead"
+                ) from None
+            raise
+
+    @property
+    def is_vit(self) -> bool:
+        return hasattr(self.model, "patch_embed") and hasattr(self.model, "blocks")
+
+    def to_map(self, output: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """Turn a layer output into a ``[B, C, h, w]`` map (token sequences are reshaped)."""
+        if output.ndim == 4:
+            return output
+        tokens = output[:, self.num_prefix_tokens :]
+        patch_h, patch_w = self.model.patch_embed.patch_size
+        h, w = images.shape[-2] // patch_h, images.shape[-1] // patch_w
+        return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], h, w)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.to_map(self.model.forward_features(images), images)
+
+    def cam_layer(self, path: str | None) -> nn.Module:
+        """The module Grad-CAM hooks: ``path`` inside the timm model, or its last block/stage."""
+        from ablate._models import resolve_module
+
+        if path is not None:
+            return resolve_module(self.model, path)
+        if self.is_vit:
+            return self.model.blocks[-1].norm1  # the paper's layer
+        return self  # CNN: the final feature map

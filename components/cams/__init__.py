@@ -1,0 +1,1 @@
+"""Registered cams (see ablate.CAMS for the contract)."""

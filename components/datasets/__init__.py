@@ -1,0 +1,1 @@
+"""Registered datasets (see ablate.DATASETS for the contract)."""

@@ -1,0 +1,1 @@
+"""Registered distances (see ablate.DISTANCES for the contract)."""

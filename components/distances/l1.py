@@ -1,0 +1,15 @@
+"""L1 distance."""
+
+import torch
+
+from ablate._registries import DISTANCES
+
+
+@DISTANCES.register("l1")
+def l1():
+    """Mean absolute difference per vector."""
+
+    def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a - b).abs().mean(dim=-1)
+
+    return distance

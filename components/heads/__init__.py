@@ -1,0 +1,1 @@
+"""Registered heads (see ablate.HEADS for the contract)."""

@@ -1,0 +1,1 @@
+"""Registered levels (see ablate.LEVELS for the contract)."""

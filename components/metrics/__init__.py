@@ -1,0 +1,1 @@
+"""Registered metrics (see ablate.METRICS for the contract)."""

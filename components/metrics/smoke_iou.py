@@ -1,0 +1,15 @@
+"""The paper's metric: smoke IoU per smoke image, averaged over images."""
+
+from __future__ import annotations
+
+from ablate import METRICS, Evaluation
+from ablate._metrics import mean_defined, per_image_iou
+
+
+@METRICS.register("smoke_iou")
+def smoke_iou(ev: Evaluation) -> float:
+    """Smoke IoU of each image with ground-truth smoke, averaged over those images (the paper's "mIoU").
+
+    Smoke images are those whose mask contains smoke; smoke-free images are not scored.
+    """
+    return mean_defined(per_image_iou(ev.pred, ev.masks))

@@ -1,0 +1,1 @@
+"""Registered paradigms (see ablate.PARADIGMS for the contract)."""

@@ -1,0 +1,29 @@
+"""Teacher-student knowledge transfer (the paper's best paradigm)."""
+
+from ablate._paradigm import classification_loss
+from ablate._registries import PARADIGMS
+
+
+@PARADIGMS.register("teacher_student")
+class TeacherStudent:
+    """Teacher trained first with L_cls, then frozen; student trained with L_cls + lambda * L_tf."""
+
+    roles = ("teacher", "student")
+    uses_transfer = True
+
+    def fit(self, trainer):
+        teacher = trainer.classifier("teacher").requires_grad_(False)
+
+        def train():
+            student = trainer.build("student")
+            transfer = trainer.transfer(student, teacher)
+
+            def loss(out, labels):
+                cls = classification_loss(out["student"], labels)
+                tf = transfer(out["student"].aligned(student.align), out["teacher"].aligned(teacher.align))
+                return cls + trainer.transfer_weight * tf, {"cls": cls.item(), "tf": tf.item()}
+
+            trainer.fit({"teacher": teacher, "student": student}, loss, "student", extra=transfer)
+            return {"teacher": teacher, "student": student}
+
+        return trainer.cached_networks(self.roles, trainer.paradigm_inputs(self.uses_transfer), train)

@@ -1,0 +1,1 @@
+"""Registered postprocessors (see ablate.POSTPROCESSORS for the contract)."""

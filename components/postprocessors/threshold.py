@@ -1,0 +1,34 @@
+"""Fixed CAM threshold: the paper's pseudo-mask rule."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ablate import POSTPROCESSORS, PostContext, PostState
+
+
+def apply_threshold(state: PostState, thresholds: float | np.ndarray) -> PostState:
+    """``state`` with ``mask = cams >= thresholds``, for one threshold or one per image.
+
+    The thresholds are compared in float32, the CAMs' dtype, so a CAM value equal to the
+    threshold is always smoke.
+    """
+    per_image = np.asarray(thresholds, dtype=np.float32).reshape(-1, 1, 1)
+    return state.with_(mask=state.cams >= per_image)
+
+
+@POSTPROCESSORS.register("threshold")
+class Threshold:
+    """Fixed threshold: smoke where the normalised CAM >= value (the paper uses 0.3).
+
+    Args:
+        value: The threshold, in [0, 1].
+    """
+
+    def __init__(self, value: float = 0.3) -> None:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"threshold: value must be in [0, 1], got {value}")
+        self.value = value
+
+    def __call__(self, state: PostState, ctx: PostContext) -> PostState:
+        return apply_threshold(state, self.value)

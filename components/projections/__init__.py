@@ -1,0 +1,1 @@
+"""Registered projections (see ablate.PROJECTIONS for the contract)."""
