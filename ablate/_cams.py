@@ -36,14 +36,14 @@ def compute_cams(
 
     Args:
         networks: trained networks by role.
-        cam_config: the config's ``cam`` section (method, ``network``: student/teacher/both, ``layer``).
+        cam_config: the config's ``cam`` section (method, ``network``: student/teacher/both, resolved by validation; ``layer``).
         images: uint8 ``[N, H, W, 3]``.
         scale: input rescaling factor (multi-scale inference).
         flip: run on horizontally flipped inputs and flip the maps back.
         layer: overrides ``cam_config['layer']``.
     """
     method = CAMS.create(cam_config["name"], **component_params(cam_config, HARNESS_KEYS["cam"]))
-    chosen = cam_config.get("network", "student")
+    chosen = cam_config["network"]
     roles = list(networks) if chosen == "both" else [chosen]
     layer = layer if layer is not None else cam_config.get("layer")
     size = images.shape[1:3]

@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
         "projection": {"name": "conv"},
     },
     "train": {"epochs": 20, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.05, "augment": True},
-    "cam": {"name": "gradcam", "network": "student", "layer": None},
+    "cam": {"name": "gradcam", "network": "auto", "layer": None},
     "postprocess": [],
     "metrics": None,
     "plugins": [],
@@ -63,7 +63,7 @@ COMPONENT_SLOTS: dict[str, str] = {
 HARNESS_KEYS: dict[str, tuple[str, ...]] = {"cam": ("network", "layer")}
 ROLES = ("teacher", "student")
 ALIGN_CHOICES = ("class_map", "features")
-CAM_NETWORKS = ("student", "teacher", "both")
+CAM_NETWORKS = ("auto", "student", "teacher", "both")
 
 
 class ConfigError(ValueError):
@@ -203,7 +203,7 @@ def check(config: dict[str, Any]) -> list[str]:
             continue
         problems += _check_component(spec, slot, ALL[kind], HARNESS_KEYS.get(slot, ()))
     cam = config.get("cam", {})
-    if isinstance(cam, dict) and cam.get("network", "student") not in CAM_NETWORKS:
+    if isinstance(cam, dict) and cam.get("network", "auto") not in CAM_NETWORKS:
         problems.append(f"cam.network: expected one of {', '.join(CAM_NETWORKS)}, got {cam.get('network')!r}")
     steps = config.get("postprocess")
     if not isinstance(steps, list):

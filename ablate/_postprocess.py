@@ -51,8 +51,8 @@ class PostContext(Protocol):
     def features(self) -> np.ndarray:
         """The CAM network's feature map ``[N, C, h, w]`` on the test split (float32)."""
 
-    def train_split(self) -> tuple[np.ndarray, np.ndarray]:
-        """Train images ``[N, H, W, 3]`` and their CAMs ``[N, H, W]`` (for learned refiners)."""
+    def train_split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Train images ``[N, H, W, 3]``, image labels ``[N]`` and CAMs ``[N, H, W]`` (for learned refiners)."""
 
     def cached(self, name: str, params: dict[str, Any], build: Callable[[], T]) -> T:
         """``build()`` once per (trained model, CAM setting, name, params); reused afterwards."""

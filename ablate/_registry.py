@@ -133,8 +133,9 @@ class Registry:
             raise RegistryError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: object) -> str:
-        close = difflib.get_close_matches(str(name), self.names(), n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        by_lower = {n.lower(): n for n in self.names()}
+        close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1)
+        hint = f" Did you mean '{by_lower[close[0]]}'?" if close else ""
         return (
             f"'{name}' is not in the {self.kind} registry.{hint} "
             f"Available: {', '.join(self.names()) or '(none)'}. "

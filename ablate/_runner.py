@@ -36,6 +36,7 @@ from ablate._trial import run_trial
 
 HEARTBEAT_EVERY = 15.0
 STALE_AFTER = 120.0
+POLL_EVERY = 2.0
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -322,6 +323,10 @@ class StudyRunner:
             if trial is None:
                 if self.recover_stale():
                     self.enqueue_missing()
+                    continue
+                if self.trials((TrialState.RUNNING,)):
+                    # other workers still run trials: wait, so a worker that dies hands its trial to us
+                    time.sleep(POLL_EVERY)
                     continue
                 return None
             key = trial.user_attrs["identity"]

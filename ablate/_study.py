@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ablate._cache import stable_hash
+from ablate._cache import StageCache, stable_hash
 from ablate._config import ConfigError, load_yaml, merge, resolve, set_dotted
 from ablate._metrics import lower_is_better
 from ablate._plugins import load_components
 from ablate._registries import METRICS
-from ablate._trial import validate
+from ablate._trial import load_data, validate
 
 STUDY_KEYS = {
     "name": "study name (default: the file name)",
@@ -205,12 +205,14 @@ def _distribution(path: Path, dotted: str, spec: Any) -> Distribution:
     return Distribution(dotted, kind, low, high, log, spec.get("step"))
 
 
-def load_study(path: str | Path, check_configs: bool = True) -> Study:
+def load_study(path: str | Path, check_configs: bool = True, check_files: bool = True) -> Study:
     """Parse and validate a study file.
 
     Args:
         path: the study YAML.
         check_configs: validate the trial config of every grid combination (and tune bounds).
+        check_files: also load every distinct dataset (generating synthetic ones) and require checkpoint
+            files, so missing or broken data is reported before any training starts.
 
     Raises:
         ConfigError: one line naming the file and the field (and grid combination) at fault.
@@ -283,17 +285,21 @@ def load_study(path: str | Path, check_configs: bool = True) -> Study:
     if baseline is not None and not tune and not any(study.is_baseline(c) for c in study.configurations()):
         raise _fail(path, f"baseline: {json.dumps(baseline)} matches no grid configuration")
     if check_configs:
-        _check_configs(study)
+        _check_configs(study, check_files)
     return study
 
 
-def _check_configs(study: Study) -> None:
+def _check_configs(study: Study, check_files: bool) -> None:
     samples = study.configurations()
     if study.tune:  # both ends of every range and every choice must form a valid config
         samples = [{d.path: v} for d in study.tune for v in (d.choices or (d.low, d.high))]
+    checked_data: list[Any] = []
     for params in samples:
+        label = f" (configuration {json.dumps(params, default=str)})" if params else ""
         try:
-            validate(study.trial_config(params, study.seeds[0]))
+            resolved = validate(study.trial_config(params, study.seeds[0]), check_files=check_files)
+            if check_files and resolved["data"] not in checked_data:
+                checked_data.append(resolved["data"])
+                load_data(resolved, StageCache())
         except ConfigError as exc:
-            label = f" (configuration {json.dumps(params, default=str)})" if params else ""
             raise _fail(study.path, f"{exc}{label}") from None

@@ -75,8 +75,15 @@ def gallery_indices(labels: np.ndarray, cooccur: np.ndarray | None, per_case: in
     return np.array(picked, dtype=np.int64)
 
 
-def validate(config: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def validate(
+    config: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None, check_files: bool = True
+) -> dict[str, Any]:
     """Resolve and check a trial config without training anything.
+
+    Args:
+        config: a (partial) trial config.
+        overrides: dotted-path overrides.
+        check_files: also require checkpoint files to exist (off to check a config meant for another machine).
 
     Raises:
         ConfigError: one line listing every problem, each naming its dotted field.
@@ -85,14 +92,17 @@ def validate(config: dict[str, Any] | None = None, overrides: dict[str, Any] | N
     load_components(resolved.get("plugins") or [], origin="plugins")
     problems = check(resolved)
     if not problems:
-        problems = _check_combination(resolved)
+        problems = _check_combination(resolved, check_files)
     if problems:
         raise ConfigError("; ".join(problems))
     return resolved
 
 
-def _check_combination(config: dict[str, Any]) -> list[str]:
-    """Problems that need built components: roles, channel counts, CAM layers (built on the meta device)."""
+def _check_combination(config: dict[str, Any], check_files: bool) -> list[str]:
+    """Problems that need built components: roles, channel counts, CAM layers (built on the meta device).
+
+    Also fills in ``cam.network: auto`` with the paradigm's last-trained network.
+    """
     try:
         paradigm = PARADIGMS.create(config["paradigm"]["name"], **component_params(config["paradigm"]))
     except (ValueError, TypeError) as exc:
@@ -102,7 +112,9 @@ def _check_combination(config: dict[str, Any]) -> list[str]:
             POSTPROCESSORS.create(step["name"], **component_params(step))
         except (ValueError, TypeError) as exc:
             return [f"postprocess[{i}] ({step['name']}): {exc}"]
-    cam_network = config["cam"].get("network", "student")
+    if config["cam"].get("network", "auto") == "auto":  # the network the paradigm trains last
+        config["cam"]["network"] = paradigm.roles[-1]
+    cam_network = config["cam"]["network"]
     if cam_network != "both" and cam_network not in paradigm.roles:
         return [
             f"cam.network: '{cam_network}' is not trained by paradigm '{config['paradigm']['name']}' "
@@ -111,8 +123,12 @@ def _check_combination(config: dict[str, Any]) -> list[str]:
     networks = {}
     with torch.device("meta"):
         for role in paradigm.roles:
+            role_config = config[role]
+            if not check_files:
+                backbone = {k: v for k, v in role_config["backbone"].items() if k != "checkpoint"}
+                role_config = {**role_config, "backbone": backbone}
             try:
-                networks[role] = build_network(config[role])
+                networks[role] = build_network(role_config)
             except (ValueError, TypeError, RuntimeError, OSError, KeyError) as exc:
                 return [f"{role}: {exc}"]
         if paradigm.uses_transfer:
@@ -210,7 +226,7 @@ class TrialRun:
         return self._cam_set("test", scale, flip, layer)[0]
 
     def features(self) -> np.ndarray:
-        role = self.config["cam"].get("network", "student")
+        role = self.config["cam"]["network"]
         role = self.paradigm.roles[-1] if role == "both" else role
 
         def build(folder: Any) -> None:
@@ -223,8 +239,8 @@ class TrialRun:
         entry = self.cache.get_or_build("features", {"model": self.model_inputs, "role": role}, build)
         return np.load(entry / "features.npy").astype(np.float32)
 
-    def train_split(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.data.train.images, self._cam_set("train", 1.0, False, None)[0]
+    def train_split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.data.train.images, self.data.train.labels, self._cam_set("train", 1.0, False, None)[0]
 
     def cached(self, name: str, params: dict[str, Any], build: Callable[[], T]) -> T:
         inputs = {"model": self.model_inputs, "cam": self.config["cam"], "name": name, "params": params}

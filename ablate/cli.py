@@ -80,8 +80,9 @@ def cmd_trial(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from ablate._study import load_study
 
-    study = load_study(args.study)
-    print(f"{args.study}: valid; {study.describe()}")
+    study = load_study(args.study, check_files=not args.no_files)
+    skipped = " (data and checkpoint files not checked)" if args.no_files else ""
+    print(f"{args.study}: valid{skipped}; {study.describe()}")
     return 0
 
 
@@ -257,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a study file without running anything")
     p.add_argument("study")
+    p.add_argument("--no-files", action="store_true", help="skip data and checkpoint checks (a study for another machine)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("run", help="run (or resume) a study: every configuration x seed, then the report")

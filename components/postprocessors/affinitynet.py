@@ -118,11 +118,12 @@ class AffinityNet:
     def _train(self, ctx: PostContext) -> dict[str, torch.Tensor]:
         """The trained encoder's state dict (on CPU, so the cache can pickle it)."""
         p = self.train_params
-        images, cams = ctx.train_split()
+        images, labels, cams = ctx.train_split()
         grid = _grid(images, p["stride"])
         inputs = _downsample(images, grid)
         cells = resize(cams, grid).reshape(len(cams), -1)
         seeds = np.where(cells >= p["fg_threshold"], 1, np.where(cells <= p["bg_threshold"], 0, -1))
+        seeds[labels == 0] = 0  # a smoke-free image is background everywhere, whatever its CAM says
         seeds = torch.from_numpy(seeds.astype(np.int8))
         i, j = (torch.from_numpy(k).to(ctx.device) for k in neighbour_pairs(*grid, p["radius"]))
         i, j = i[i < j], j[i < j]  # each unordered pair once, no self-pairs

@@ -17,7 +17,7 @@ class FakeContext:
     Args:
         cams: ``{(scale, flip, layer): [N, H, W]}`` returned by :meth:`cams`; calls are recorded.
         features: Returned by :meth:`features`.
-        train: ``(images, cams)`` returned by :meth:`train_split`.
+        train: ``(images, labels, cams)`` returned by :meth:`train_split`.
         truth: Returned by :meth:`ground_truth`.
         seed: The trial seed.
     """
@@ -26,7 +26,7 @@ class FakeContext:
         self,
         cams: dict[tuple[float, bool, str | None], np.ndarray] | None = None,
         features: np.ndarray | None = None,
-        train: tuple[np.ndarray, np.ndarray] | None = None,
+        train: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
         truth: np.ndarray | None = None,
         seed: int = 0,
     ) -> None:
@@ -48,7 +48,7 @@ class FakeContext:
         assert self._features is not None, "this test gave the context no features"
         return self._features
 
-    def train_split(self) -> tuple[np.ndarray, np.ndarray]:
+    def train_split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         assert self._train is not None, "this test gave the context no train split"
         return self._train
 

@@ -30,7 +30,8 @@ PARAMS = {"stride": 4, "radius": 2, "epochs": 3, "lr": 0.01}
 def _run(fake_context, ctx=None, **params):
     train_images, train_cams, _ = _blobs(8, seed=0, rim=0.3)  # the rim is neither seed: ignored
     images, cams, truth = _blobs(2, seed=1, rim=0.0)
-    ctx = ctx or fake_context(train=(train_images, train_cams), seed=3)
+    labels = np.ones(len(train_images), np.int64)  # every blob image shows smoke
+    ctx = ctx or fake_context(train=(train_images, labels, train_cams), seed=3)
     out = POSTPROCESSORS.create("affinitynet", **{**PARAMS, **params})(PostState(images, cams), ctx)
     return out, ctx, cams, truth
 

@@ -1,0 +1,271 @@
+"""What every part of the report shares: the trials by state, the searched axes, readable labels, colours."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import seaborn as sns
+
+from ablate._metrics import lower_is_better
+from ablate._registry import RegistryError
+from ablate._results import METRIC_PREFIX, latest_per_identity
+from ablate._study import Objective, Study
+
+#: Component and step names as the paper writes them, so labels match its tables.
+PRETTY = {
+    "teacher_student": "teacher-student",
+    "co_training": "co-training",
+    "l1": "L1",
+    "l2": "L2",
+    "multiscale": "multi-scale",
+    "cam_fusion": "CAM fusion",
+    "crf": "CRF",
+    "affinitynet": "AffinityNet",
+    "sam": "SAM",
+    "clip": "CLIP",
+    "oracle_threshold": "oracle threshold",
+}
+#: Co-occurrence metrics shown beside the objective wherever there is room.
+COOCCURRENCE = ("chimney_claimed", "false_activation")
+#: A numeric axis with more distinct values is treated as continuous (no table row or colour per value).
+MAX_LEVELS = 12
+MISSING = "(base)"
+BASELINE_COLOUR = (0.35, 0.35, 0.35)
+
+
+def parse(value: Any) -> Any:
+    """A stored parameter value: JSON text (how the trial table keeps lists and mappings) decoded."""
+    if isinstance(value, str) and value[:1] in "[{":
+        return json.loads(value)
+    return value
+
+
+def is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def value_label(value: Any) -> str:
+    """A short readable label: post-processing chains as ``CRF + SAM``, components by name plus parameters."""
+    value = parse(value)
+    if is_missing(value):
+        return MISSING  # a grid of the union kind left this path at the base config's value
+    if isinstance(value, list):
+        return " + ".join(value_label(v) for v in value) or "none"
+    if isinstance(value, dict):
+        name = value_label(value["name"]) if "name" in value else ""
+        extra = ", ".join(f"{k}={value_label(v)}" for k, v in value.items() if k != "name")
+        return f"{name}({extra})" if name and extra else name or extra
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return PRETTY.get(str(value), str(value))
+
+
+def oracle_suffix(flags: pd.Series) -> str:
+    """How a group of trials is marked: every trial an oracle, some of them, or none."""
+    if flags.all():
+        return " [oracle]"
+    return " [incl. oracle]" if flags.any() else ""
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One searched dotted path with more than one value among the trials.
+
+    Attributes:
+        path: the dotted path.
+        name: the short name shown (last path part, full path where that is ambiguous).
+        labels: the value labels in display order (numeric order for numbers, else first use).
+        positions: label -> number for numeric axes (empty otherwise).
+    """
+
+    path: str
+    name: str
+    labels: list[str]
+    positions: dict[str, float]
+
+    @property
+    def column(self) -> str:
+        """The frame column holding this axis' value labels."""
+        return f"label:{self.path}"
+
+    @property
+    def numeric(self) -> bool:
+        return bool(self.positions)
+
+    @property
+    def discrete(self) -> bool:
+        """Few enough values for one table row, bar and colour per value."""
+        return not self.numeric or len(self.labels) <= MAX_LEVELS
+
+
+def _short_names(paths: list[str]) -> dict[str, str]:
+    short = {p: p.removesuffix(".name").rsplit(".", 1)[-1] for p in paths}
+    return {p: s if list(short.values()).count(s) == 1 else p for p, s in short.items()}
+
+
+def _axes(frame: pd.DataFrame, study: Study) -> list[Axis]:
+    paths = [d.path for d in study.tune] if study.is_tuning else list(dict.fromkeys(k for g in study.grid for k in g))
+    paths = [p for p in paths if p in frame]
+    names = _short_names(paths)
+    axes = []
+    for path in paths:
+        values = [parse(v) for v in frame.sort_values("number")[path]]
+        numbers = [v for v in values if not is_missing(v)]
+        numeric = bool(numbers) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers)
+        ordered = (sorted(set(numbers)) + [None] * (len(numbers) < len(values))) if numeric else values
+        labels = list(dict.fromkeys(value_label(v) for v in ordered))
+        if len(labels) > 1:
+            positions = {value_label(v): float(v) for v in numbers} if numeric else {}
+            axes.append(Axis(path, names[path], labels, positions))
+    return axes
+
+
+def _metrics(frame: pd.DataFrame, objectives: list[Objective]) -> list[str]:
+    """Metrics with at least one defined value: objectives first, then co-occurrence, then the rest."""
+    stored = [c.removeprefix(METRIC_PREFIX) for c in frame if c.startswith(METRIC_PREFIX)]
+    defined = [m for m in stored if frame[METRIC_PREFIX + m].notna().any()]
+    first = [o.metric for o in objectives] + list(COOCCURRENCE)
+    return [m for m in first if m in defined] + sorted(m for m in defined if m not in first)
+
+
+def minimize(metric: str, study: Study) -> bool:
+    """Whether smaller is better: the objective's direction, else the metric's own attribute."""
+    for objective in study.objectives:
+        if objective.metric == metric:
+            return objective.direction == "minimize"
+    try:
+        return lower_is_better(metric)
+    except RegistryError:  # a plugin metric whose module is not loaded now
+        return False
+
+
+@dataclass(frozen=True)
+class Status:
+    """How complete the study is.
+
+    Attributes:
+        expected: (configuration, seed) pairs a complete run holds; None for a time budget only.
+        completed: pairs with a completed trial.
+        unfinished: the latest attempt of every pair that did not complete.
+        failures: every trial that did not complete, with ``rerun`` saying whether a later attempt completed.
+    """
+
+    expected: int | None
+    completed: int
+    unfinished: pd.DataFrame
+    failures: pd.DataFrame
+
+    @property
+    def not_run(self) -> int:
+        return max(0, (self.expected or 0) - self.completed - len(self.unfinished))
+
+    @property
+    def partial(self) -> bool:
+        return bool(len(self.unfinished) or self.not_run)
+
+    def describe(self) -> str:
+        total = self.expected if self.expected is not None else self.completed + len(self.unfinished)
+        text = f"{self.completed} of {total} trials completed"
+        if not self.partial:
+            return text
+        failed = int(self.unfinished["state"].eq("FAIL").sum())
+        other = len(self.unfinished) - failed
+        parts = [f"{failed} failed"] + ([f"{other} unfinished"] if other else []) + [f"{self.not_run} not run"]
+        return f"PARTIAL: {text} ({', '.join(parts)})"
+
+
+def _status(frame: pd.DataFrame, latest: pd.DataFrame, study: Study) -> Status:
+    if frame.empty:
+        return Status(study.total_trials(), 0, frame, frame)
+    done = latest["state"].eq("COMPLETE")
+    completed_identities = set(latest.loc[done, "identity"])
+    failures = frame[~frame["state"].eq("COMPLETE")].assign(rerun=lambda f: f["identity"].isin(completed_identities))
+    return Status(study.total_trials(), int(done.sum()), latest[~done], failures)
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """The stored trials prepared once for tables, figures and pages.
+
+    Attributes:
+        study: the study.
+        folder: the study folder (artifacts are read from ``folder/artifacts``).
+        frame: every trial (the trial table) plus a label column per axis and ``label`` per configuration.
+        scored: one row per (configuration, seed), metrics NaN unless the trial completed.
+        axes: the searched paths with more than one value.
+        metrics: metric names with any defined value, the objective first.
+        status: completeness.
+        colours: ``(axis path, value label)`` and ``("", configuration label)`` -> RGB colour.
+    """
+
+    study: Study
+    folder: Path
+    frame: pd.DataFrame
+    scored: pd.DataFrame
+    axes: list[Axis]
+    metrics: list[str]
+    status: Status
+    colours: dict[tuple[str, str], tuple[float, float, float]]
+
+    @property
+    def objective(self) -> str | None:
+        """The first objective's metric when any trial defines it (ranking, tests and plots use it)."""
+        metric = self.study.objectives[0].metric
+        return metric if metric in self.metrics else None
+
+    @property
+    def completed(self) -> pd.DataFrame:
+        return self.scored[self.scored["state"].eq("COMPLETE")]
+
+    def colour(self, key: str, label: str) -> tuple[float, float, float]:
+        """The colour of an axis value (key: the axis path) or of a configuration (key: "")."""
+        return self.colours.get((key, label), BASELINE_COLOUR)
+
+
+def _config_labels(frame: pd.DataFrame, axes: list[Axis]) -> pd.Series:
+    """``name=value, ...`` over the axes (values left at the base config omitted), then oracle/baseline marks."""
+    parts = pd.Series("", index=frame.index)
+    for axis in axes:
+        shown = frame[axis.column].ne(MISSING)
+        joiner = parts.where(parts.eq(""), parts + ", ")
+        parts = parts.where(~shown, joiner + f"{axis.name}=" + frame[axis.column])
+    parts = parts.replace("", "base config")
+    oracle = frame.groupby("config_id")["oracle"].transform(lambda f: oracle_suffix(f))
+    return parts + oracle + frame["baseline"].map({True: " (baseline)", False: ""})
+
+
+def _palette(axes: list[Axis], configs: list[str]) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """One colour per value of each axis and per configuration (the baseline keeps grey), built once."""
+    colours: dict[tuple[str, str], tuple[float, float, float]] = {}
+    for key, labels in [(a.path, a.labels) for a in axes if a.discrete] + [("", configs)]:
+        shades = sns.color_palette("tab10" if len(labels) <= 10 else "husl", len(labels))
+        colours.update({(key, label): tuple(shade) for label, shade in zip(labels, shades, strict=True)})
+    colours.update({("", c): BASELINE_COLOUR for c in configs if c.endswith("(baseline)")})
+    return colours
+
+
+def prepare(frame: pd.DataFrame, study: Study, folder: Path) -> ReportData:
+    """Label the trial table and split it by state.
+
+    Args:
+        frame: the trial table (:func:`ablate._results.trials_frame`), possibly empty.
+        study: the study it belongs to.
+        folder: the study folder.
+    """
+    if frame.empty:
+        return ReportData(study, folder, frame, frame, [], [], _status(frame, frame, study), {})
+    axes = _axes(frame, study)
+    frame = frame.assign(**{a.column: frame[a.path].map(value_label) for a in axes})
+    frame = frame.assign(label=_config_labels(frame, axes))
+    latest = latest_per_identity(frame)
+    metrics = _metrics(latest[latest["state"].eq("COMPLETE")], study.objectives)
+    columns = [METRIC_PREFIX + m for m in metrics]
+    scored = latest.copy()
+    scored.loc[~scored["state"].eq("COMPLETE"), columns] = math.nan  # a failed attempt's partial metrics don't count
+    colours = _palette(axes, sorted(frame["label"].unique()))
+    return ReportData(study, folder, frame, scored, axes, metrics, _status(frame, latest, study), colours)

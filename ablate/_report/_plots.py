@@ -1,0 +1,416 @@
+"""The report's figures, each drawn on a report page with a caption (saved as PNG and into the PDF).
+
+Intervals are the same Student-t 95% intervals as in the tables, so figures and tables agree.
+"""
+
+from __future__ import annotations
+
+import itertools
+import textwrap
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+import seaborn as sns
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+from scipy import ndimage
+
+from ablate._report._model import COOCCURRENCE, Axis, ReportData, minimize
+from ablate._report._pdf import page
+from ablate._report._tables import grouped, marginal
+from ablate._results import METRIC_PREFIX
+
+MAX_CONFIGS = 20  # configurations per figure: more leave no legible labels
+MAX_HEATMAPS = 6
+MAX_GALLERY_ROWS = 8
+PANEL, GAP = 96, 4  # gallery panel side and gap, pixels
+LABEL_WIDTH = 38
+SMOKE, CHIMNEY, PRED = "lime", "cyan", (1.0, 0.15, 0.1)
+INTERVALS = "Dots: mean with its 95% t-interval over seeds; small dots: single trials."
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A figure page and the file stem of its PNG."""
+
+    name: str
+    figure: Figure
+
+
+def _wrap(label: str, width: int = LABEL_WIDTH) -> str:
+    return textwrap.fill(str(label), width)
+
+
+def _panels(data: ReportData) -> list[str]:
+    """The objective and, beside it, the co-occurrence metrics."""
+    return [m for m in dict.fromkeys((data.objective, *COOCCURRENCE)) if m in data.metrics]
+
+
+def _axis_label(data: ReportData, metric: str) -> str:
+    return f"{metric} ({'lower' if minimize(metric, data.study) else 'higher'} is better)"
+
+
+def _ranked(summary: pd.DataFrame) -> pd.DataFrame:
+    """Configurations for a per-configuration figure: all, or the baseline plus the best and the worst."""
+    ranked = summary[summary["rank"].notna()].reset_index(drop=True)
+    if len(ranked) <= MAX_CONFIGS:
+        return ranked
+    half = MAX_CONFIGS // 2
+    return ranked[ranked["baseline"] | (ranked.index < half) | (ranked.index >= len(ranked) - half)]
+
+
+def _selection_note(shown: pd.DataFrame, summary: pd.DataFrame) -> str:
+    total = int(summary["rank"].notna().sum())
+    return "" if len(shown) == total else f" Shown: the baseline and the {MAX_CONFIGS // 2} best and worst of {total}."
+
+
+def _intervals(ax: Axes, table: pd.DataFrame, metric: str, colours: list[Any], points: list[np.ndarray]) -> None:
+    """Horizontal mean +- CI per row of ``table`` (first row on top) with single trials as small dots."""
+    for i, (colour, values) in enumerate(zip(colours, points, strict=True)):
+        mean, low, high = (table[f"{metric}.{k}"].iloc[i] for k in ("mean", "ci_low", "ci_high"))
+        error = [[mean - low], [high - mean]] if np.isfinite(low) else None
+        ax.errorbar(mean, i, xerr=error, fmt="o", color=colour, capsize=3, markersize=5)
+        ax.scatter(values, np.full(len(values), i + 0.12), s=9, color=colour, alpha=0.5, linewidths=0)
+    ax.set_ylim(len(table) - 0.5, -0.5)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _interval_panels(
+    fig: Figure, data: ReportData, table: pd.DataFrame, labels: list[str], colours: list[Any], column: str, keys: list
+) -> None:
+    """One panel per metric (objective first): every row of ``table`` as an interval, trials from ``column``."""
+    metrics = _panels(data)
+    axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
+    done = data.completed
+    for ax, metric in zip(axes, metrics, strict=True):
+        values = done.groupby(column)[METRIC_PREFIX + metric]
+        points = [values.get_group(k).dropna().to_numpy() if k in values.groups else np.empty(0) for k in keys]
+        _intervals(ax, table, metric, colours, points)
+        ax.set_xlabel(_axis_label(data, metric))
+    axes[0].set_yticks(range(len(labels)), [_wrap(label) for label in labels])
+
+
+def configurations_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
+    if data.objective is None:
+        return None
+    shown = _ranked(summary)
+    caption = (
+        f"Each configuration ranked by {data.objective} (best on top) with the co-occurrence metrics beside it "
+        f"(chimney_claimed: share of chimney pixels marked smoke; false_activation: smoke pixels on smoke-free "
+        f"images). {INTERVALS}{_selection_note(shown, summary)}"
+    )
+    fig = page("Configurations", caption)
+    colours = [data.colour("", label) for label in shown["configuration"]]
+    _interval_panels(fig, data, shown, list(shown["configuration"]), colours, "config_id", list(shown["config_id"]))
+    return Plot("configurations", fig)
+
+
+def axis_figure(data: ReportData, axis: Axis) -> Plot | None:
+    """Metrics per value of one axis, pooled over the other axes: intervals, or a line with a band for numbers."""
+    if data.objective is None:
+        return None
+    table = marginal(data, axis)
+    pooled = " (pooled over the other axes)" if len(data.axes) > 1 else ""
+    if not axis.numeric:
+        caption = f"Metrics per value of {axis.path}{pooled}. {INTERVALS}"
+        fig = page(f"Axis: {axis.path}", caption)
+        labels = list(table[axis.name])
+        colours = [data.colour(axis.path, label) for label in labels]
+        _interval_panels(
+            fig,
+            data,
+            table,
+            [f"{v}{m}" for v, m in zip(labels, table["mark"], strict=True)],
+            colours,
+            axis.column,
+            labels,
+        )
+        return Plot(f"axis-{axis.name}", fig)
+    band = " Line and band: mean and 95% t-interval per value." if axis.discrete else ""
+    fig = page(f"Metrics against {axis.path}", f"Metrics against {axis.path}{pooled}.{band} Dots: single trials.")
+    metrics = _panels(data)
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    table = table[table[axis.name].isin(axis.positions)]
+    x = table[axis.name].map(axis.positions).to_numpy()
+    trials = data.completed[data.completed[axis.column].isin(axis.positions)]
+    log = any(d.path == axis.path and d.log for d in data.study.tune)
+    for ax, metric in zip(axes, metrics, strict=True):
+        if axis.discrete:
+            ax.plot(x, table[f"{metric}.mean"], marker="o", color="C0")
+            ax.fill_between(x, table[f"{metric}.ci_low"], table[f"{metric}.ci_high"], color="C0", alpha=0.2)
+        ax.scatter(
+            trials[axis.column].map(axis.positions),
+            trials[METRIC_PREFIX + metric],
+            s=12,
+            color="C0",
+            alpha=0.5,
+            linewidths=0,
+        )
+        ax.set_xscale("log" if log else "linear")
+        ax.set_xlabel(axis.path)
+        ax.set_ylabel(_axis_label(data, metric))
+        ax.grid(alpha=0.3)
+    return Plot(f"axis-{axis.name}", fig)
+
+
+def heatmap_figures(data: ReportData) -> list[Plot]:
+    """The objective over each pair of discrete axes (mean over seeds and any further axes)."""
+    objective = data.objective
+    discrete = [a for a in data.axes if a.discrete]
+    if objective is None:
+        return []
+    plots = []
+    for first, second in itertools.islice(itertools.combinations(discrete, 2), MAX_HEATMAPS):
+        table = grouped(data.scored, [first.column, second.column], [objective])[f"{objective}.mean"]
+        grid = (
+            table.unstack()
+            .reindex(index=first.labels, columns=second.labels)
+            .dropna(how="all")
+            .dropna(axis=1, how="all")
+        )
+        further = " and the other axes" if len(data.axes) > 2 else ""
+        caption = f"Mean {objective} over seeds{further} for each pair of {first.path} and {second.path} values."
+        fig = page(f"Heat map: {first.name} × {second.name}", caption)
+        ax = fig.subplots()
+        cmap = "viridis_r" if minimize(objective, data.study) else "viridis"  # brighter is better either way
+        sns.heatmap(
+            grid,
+            annot=len(grid) * len(grid.columns) <= 150,
+            fmt=".3f",
+            annot_kws={"fontsize": 10},
+            cmap=cmap,
+            ax=ax,
+            cbar_kws={"label": _axis_label(data, objective)},
+        )
+        ax.set_yticks(np.arange(len(grid)) + 0.5, [_wrap(v, 24) for v in grid.index], rotation=0)
+        ax.set_xticks(np.arange(len(grid.columns)) + 0.5, [_wrap(v, 16) for v in grid.columns], rotation=0)
+        ax.set_ylabel(first.path)
+        ax.set_xlabel(second.path)
+        plots.append(Plot(f"heatmap-{first.name}-{second.name}", fig))
+    return plots
+
+
+def per_image_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
+    shown = _ranked(summary)
+    done = data.completed[data.completed["label"].isin(shown["configuration"])]
+    long = done[["label", "per_image_iou"]].dropna().explode("per_image_iou")
+    long = long.assign(iou=pd.to_numeric(long["per_image_iou"])).dropna(subset=["iou"])
+    if long.empty:
+        return None
+    caption = (
+        "Smoke IoU of every test image with smoke, pooled over seeds, per configuration in rank order: box = "
+        "quartiles, whiskers = 1.5 IQR, triangle = mean (the objective when it is smoke_iou)."
+        + _selection_note(shown, summary)
+    )
+    fig = page("Per-image IoU", caption)
+    ax = fig.subplots()
+    order = [c for c in shown["configuration"] if c in set(long["label"])]
+    palette = {c: data.colour("", c) for c in order}
+    sns.boxplot(
+        long,
+        x="iou",
+        y="label",
+        order=order,
+        hue="label",
+        palette=palette,
+        legend=False,
+        ax=ax,
+        showmeans=True,
+        fliersize=2,
+        width=0.6,
+        meanprops={"markerfacecolor": "black", "markeredgecolor": "black"},
+    )
+    ax.set_yticks(range(len(order)), [_wrap(c) for c in order])
+    ax.set_xlabel("smoke IoU per image")
+    ax.set_ylabel("")
+    ax.grid(axis="x", alpha=0.3)
+    return Plot("per-image-iou", fig)
+
+
+def importance_figure(data: ReportData, optuna_study: optuna.Study | None) -> Plot | None:
+    """fANOVA importance of the searched paths for the first objective; None when it cannot be computed."""
+    if optuna_study is None or len(data.axes) < 2 or len(data.completed) < 2:
+        return None
+    try:
+        importance = optuna.importance.get_param_importances(
+            optuna_study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), target=lambda t: t.values[0]
+        )
+    except (RuntimeError, ValueError):  # e.g. too few distinct values or completed trials
+        return None
+    caption = (
+        f"fANOVA importance of each searched path for {data.study.objectives[0].metric}: the share of the "
+        "objective's variance it explains across completed trials (Optuna, seed 0)."
+    )
+    fig = page("Parameter importance", caption)
+    ax = fig.subplots()
+    names = list(importance)[::-1]
+    bars = ax.barh([_wrap(n, 30) for n in names], [importance[n] for n in names], color="C0", height=0.5)
+    ax.bar_label(bars, fmt="%.3f", padding=3)
+    ax.set_xlabel("importance")
+    ax.grid(axis="x", alpha=0.3)
+    return Plot("importance", fig)
+
+
+def history_figure(data: ReportData) -> Plot | None:
+    """Objective per trial number with the best value so far (tuning studies)."""
+    objective = data.objective
+    if not data.study.is_tuning or objective is None:
+        return None
+    done = data.completed.sort_values("number")
+    values = done[METRIC_PREFIX + objective]
+    best = values.cummin() if minimize(objective, data.study) else values.cummax()
+    failed = data.frame[data.frame["state"].eq("FAIL")]["number"]
+    caption = f"{objective} of every completed trial by trial number and the best so far; crosses: failed trials."
+    fig = page("Optimisation history", caption)
+    ax = fig.subplots()
+    ax.scatter(done["number"], values, s=14, color="C0", label="trial")
+    ax.step(done["number"], best, where="post", color="C1", label="best so far")
+    if len(failed):
+        ax.scatter(failed, np.full(len(failed), values.min()), marker="x", color="red", label="failed")
+    ax.set_xlabel("trial number")
+    ax.set_ylabel(_axis_label(data, objective))
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return Plot("history", fig)
+
+
+# --- gallery ----------------------------------------------------------------------------------------
+def _sources(data: ReportData, summary: pd.DataFrame) -> list[tuple[str, pd.Series, dict[str, np.ndarray]]]:
+    """(role, summary row, stored gallery) for the baseline, the best and the worst configuration.
+
+    All come from one seed they all completed where there is one, so they show the same training seed.
+    """
+    ranked = summary[summary["rank"].notna()]
+    picks: dict[str, tuple[str, pd.Series]] = {}
+    for role, rows in (("baseline", ranked[ranked["baseline"]]), ("best", ranked.head(1)), ("worst", ranked.tail(1))):
+        if not rows.empty:
+            config = rows.iloc[0]["config_id"]
+            picks[config] = (f"{picks[config][0]} = {role}" if config in picks else role, rows.iloc[0])
+    done = data.completed
+    stored = []
+    for config, (role, row) in picks.items():
+        trials = done[done["config_id"].eq(config)]
+        files = {s: data.folder / "artifacts" / f"trial-{n}.npz" for s, n in trials[["seed", "number"]].values}
+        paths = {s: p for s, p in files.items() if p.is_file()}
+        if paths:  # artifacts of a trial can be gone (deleted, other machine); show the others
+            stored.append((role, row, paths))
+    common = set.intersection(*(set(paths) for *_, paths in stored)) if stored else set()
+    return [(role, row, dict(np.load(paths[min(common or paths)]))) for role, row, paths in stored]
+
+
+def _case(mask: np.ndarray, chimney: np.ndarray | None) -> str:
+    smoke, obj = bool(mask.any()), chimney is not None and bool(chimney.any())
+    return {(True, True): "smoke + chimney", (True, False): "smoke", (False, True): "chimney"}.get(
+        (smoke, obj), "clean"
+    )
+
+
+class _Mosaic:
+    """The gallery as one RGB image of equally sized panels (one image draws far faster than 64 axes)."""
+
+    def __init__(self, rows: int, columns: int, shape: tuple[int, ...]) -> None:
+        scale = PANEL / max(shape[:2])
+        self.size = (round(shape[0] * scale), round(shape[1] * scale))
+        self.index = tuple(np.arange(n) * m // n for n, m in zip(self.size, shape[:2], strict=True))
+        height, width = self.size
+        self.pixels = np.ones((rows * (height + GAP) - GAP, columns * (width + GAP) - GAP, 3))
+
+    def fit(self, array: np.ndarray) -> np.ndarray:
+        """``array`` resampled (nearest) to the panel size."""
+        return array[self.index[0]][:, self.index[1]]
+
+    def origin(self, row: int, column: int) -> tuple[int, int]:
+        return row * (self.size[0] + GAP), column * (self.size[1] + GAP)
+
+    def put(self, row: int, column: int, rgb: np.ndarray) -> None:
+        y, x = self.origin(row, column)
+        self.pixels[y : y + self.size[0], x : x + self.size[1]] = rgb
+
+    def outlines(self, rgb: np.ndarray, smoke: np.ndarray, chimney: np.ndarray | None) -> np.ndarray:
+        """``rgb`` with the border pixels of the smoke (solid) and chimney (dashed) masks painted."""
+        rgb = rgb.copy()
+        for mask, colour, dashed in ((smoke, SMOKE, False), (chimney, CHIMNEY, True)):
+            if mask is None:
+                continue
+            inside = self.fit(mask > 0)
+            edge = inside & ~ndimage.binary_erosion(inside, border_value=1)
+            if dashed:
+                yy, xx = np.indices(edge.shape)
+                edge &= (yy + xx) // 4 % 2 == 0
+            rgb[edge] = to_rgb(colour)
+        return rgb
+
+
+def gallery_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
+    sources = _sources(data, summary)
+    if not sources:
+        return None
+    first = sources[0][2]
+    rows = min(MAX_GALLERY_ROWS, len(first["indices"]))
+    chimney = first.get("cooccur")
+    mosaic = _Mosaic(rows, 2 + 2 * len(sources), first["images"].shape[1:])
+    jet = colormaps["jet"]
+    scores = []
+    for r in range(rows):
+        image = mosaic.fit(first["images"][r] / 255.0)
+        mask, outline = first["masks"][r], chimney[r] if chimney is not None else None
+        mosaic.put(r, 0, image)
+        mosaic.put(r, 1, mosaic.outlines(image, mask, outline))
+        for p, (*_, arrays) in enumerate(sources):
+            cam = np.clip(mosaic.fit(arrays["cams"][r].astype(np.float32)), 0, 1)
+            mosaic.put(r, 2 + 2 * p, 0.5 * image + 0.5 * jet(cam)[..., :3])
+            pred = arrays["pred"][r]
+            shaded = np.where(mosaic.fit(pred)[..., None], 0.45 * image + 0.55 * np.array(PRED), image)
+            mosaic.put(r, 3 + 2 * p, mosaic.outlines(shaded, mask, outline))
+            if mask.any():
+                iou = np.count_nonzero(pred & (mask > 0)) / np.count_nonzero(pred | (mask > 0))
+                scores.append((*mosaic.origin(r, 3 + 2 * p), f"{iou:.2f}"))
+    caption = (
+        "Fixed test images (the first of each case). Ground truth: smoke outlined green, chimney dashed cyan. Per "
+        "configuration: its CAM (jet, 0 to 1) over the image, and its pseudo-mask (red) with the same outlines; "
+        "number: the image's smoke IoU. One seed that all shown configurations completed where there is one."
+    )
+    fig = page("Qualitative gallery", caption)
+    ax, key = fig.subplots(1, 2, width_ratios=[3, 1])
+    ax.imshow(mosaic.pixels, interpolation="nearest")
+    height, width = mosaic.size
+    for y, x, text in scores:
+        ax.text(x + 2, y + height - 3, text, fontsize=7, color="white", bbox={"facecolor": "black", "pad": 1})
+    titles, colours = ["image", "ground\ntruth"], ["black", "black"]
+    for role, row, _ in sources:
+        titles += [f"{_wrap(role, 9)}\nCAM", f"{_wrap(role, 9)}\nmask"]
+        colours += [data.colour("", row["configuration"])] * 2
+    ax.xaxis.tick_top()
+    ax.set_xticks([mosaic.origin(0, c)[1] + width / 2 for c in range(len(titles))], titles, fontsize=7)
+    for label, colour in zip(ax.get_xticklabels(), colours, strict=True):
+        label.set_color(colour)
+    names = [
+        f"{_case(first['masks'][r], chimney[r] if chimney is not None else None)}\n{first['names'][i]}"
+        for r, i in enumerate(first["indices"][:rows])
+    ]
+    ax.set_yticks([mosaic.origin(r, 0)[0] + height / 2 for r in range(rows)], names, fontsize=7)
+    key.axis("off")
+    y = 1.0
+    for role, row, _ in sources:
+        text = f"{role} (rank {row['rank']}):\n{_wrap(row['configuration'], 40)}"
+        key.text(0, y, text, va="top", fontsize=8, color=data.colour("", row["configuration"]))
+        y -= 0.04 * (text.count("\n") + 2)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return Plot("gallery", fig)
+
+
+def build_plots(data: ReportData, summary: pd.DataFrame, optuna_study: optuna.Study | None) -> list[Plot]:
+    """Every figure the study's shape and stored trials allow, in report order."""
+    plots = [configurations_figure(data, summary)]
+    plots += [axis_figure(data, a) for a in data.axes]
+    plots += heatmap_figures(data)
+    plots += [per_image_figure(data, summary), gallery_figure(data, summary)]
+    plots += [importance_figure(data, optuna_study), history_figure(data)]
+    return [p for p in plots if p is not None]

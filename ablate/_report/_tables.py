@@ -1,0 +1,498 @@
+"""Statistics over seeds and test images, and the report's tables (numbers for CSV, text for Markdown/LaTeX/PDF).
+
+Choices:
+
+* Spread over seeds: sample std (ddof 1) and a 95% confidence interval from Student's t with n - 1 degrees
+  of freedom, ``mean +- t(0.975, n-1) * std / sqrt(n)``; undefined (blank) with fewer than two seeds.
+* Difference from the baseline over seeds: the seeds both configurations completed are paired. Fewer than
+  :data:`WILCOXON_FROM` pairs use the paired t-test (Wilcoxon's signed-rank test cannot reach p < 0.05 with
+  five pairs or fewer, and seeds are usually few); from then on Wilcoxon's test, which needs no normality.
+* Difference over test images: ``per_image_iou`` paired by image index within each shared seed, pooled over
+  the seeds, images without smoke (NaN) dropped; Wilcoxon's signed-rank test (per-image IoUs are bounded and
+  skewed, so no t-test). Zero differences are dropped by the test; all-zero differences give p = 1.
+* Marginal tables pool every completed trial with the axis value, i.e. average over the other axes and seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ablate._config import get_dotted, resolve
+from ablate._report._model import COOCCURRENCE, Axis, ReportData, minimize, oracle_suffix, value_label
+from ablate._results import METRIC_PREFIX
+
+CONFIDENCE = 0.95
+WILCOXON_FROM = 10
+MAX_SEED_COLUMNS = 6
+BLANK = "—"
+
+#: The paper's tables (smoke IoU as a fraction); shown beside results when the objective is ``smoke_iou``.
+PAPER_METRIC = "smoke_iou"
+TRANSFER_PATHS = {
+    "paradigm": ("paradigm", "paradigm.name"),
+    "distance": ("transfer.distance", "transfer.distance.name"),
+    "level": ("transfer.level", "transfer.level.name"),
+}
+PAPER_TRANSFER = {
+    ("teacher-student", "cosine", "global"): 0.4737,
+    ("teacher-student", "L1", "global"): 0.3839,
+    ("teacher-student", "L2", "global"): 0.3374,
+    ("teacher-student", "cosine", "spatial"): 0.4370,
+    ("teacher-student", "cosine", "channel"): 0.4685,
+    ("co-training", "cosine", "global"): 0.4593,
+    ("co-training", "L1", "global"): 0.1851,
+    ("co-training", "L2", "global"): 0.0027,
+    ("co-training", "cosine", "spatial"): 0.4511,
+    ("co-training", "cosine", "channel"): 0.4275,
+}
+PAPER_LAMBDA = {0.3: 0.3855, 0.5: 0.4381, 0.8: 0.4504, 1.0: 0.4737, 1.3: 0.4662, 1.5: 0.4190}
+#: Post-processing chain -> (best seed, worse seed); None where the paper gives no number.
+PAPER_POSTPROCESS: dict[str, tuple[float | None, float | None]] = {
+    "none": (0.4625, 0.3742),
+    "multi-scale": (0.4737, 0.3849),
+    "CAM fusion": (0.4527, 0.4691),
+    "CRF": (0.5252, 0.4327),
+    "AffinityNet": (None, 0.3400),
+    "CRF + AffinityNet": (0.4916, None),
+    "CRF + CAM fusion": (None, 0.3781),
+    "SAM": (0.5100, 0.4320),
+    "CRF + SAM": (0.5293, None),
+    "oracle threshold": (0.5715, 0.5392),
+}
+STATS_NOTE = (
+    "Mean and sample std over seeds; 95% CI from Student's t (blank with fewer than two seeds). "
+    "[oracle]: a post-processing step looked at the ground truth, so the numbers are an upper bound."
+)
+
+
+@dataclass(frozen=True)
+class Table:
+    """One report table.
+
+    Attributes:
+        name: file stem of its CSV under ``tables/``.
+        title: heading.
+        note: what it shows and how the numbers were computed.
+        shown: the cells as text (Markdown, LaTeX, PDF).
+        data: the numbers (CSV).
+        emphasis: rows of ``shown`` to highlight (the baseline).
+    """
+
+    name: str
+    title: str
+    note: str
+    shown: pd.DataFrame
+    data: pd.DataFrame
+    emphasis: list[bool] = field(default_factory=list)
+
+
+# --- numbers -------------------------------------------------------------------------------------
+def describe(groups: Any, column: str) -> pd.DataFrame:
+    """Mean, std, 95% t-interval and count of ``column`` per group (NaN values not counted)."""
+    agg = groups[column].agg(["mean", "std", "count"])
+    n = agg["count"]
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * agg["std"] / np.sqrt(n)
+    return pd.DataFrame(
+        {"mean": agg["mean"], "std": agg["std"], "ci_low": agg["mean"] - half, "ci_high": agg["mean"] + half, "n": n}
+    )
+
+
+def grouped(scored: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
+    """Per group of ``by`` columns: configurations, completed trials, oracle mark and ``<metric>.<stat>`` columns."""
+    groups = scored.groupby(by, sort=False)
+    out = pd.DataFrame(
+        {
+            "configurations": groups["config_id"].nunique(),
+            "trials": groups["state"].agg(lambda s: int(s.eq("COMPLETE").sum())),
+            "mark": groups["oracle"].agg(oracle_suffix),
+        }
+    )
+    return pd.concat([out] + [describe(groups, METRIC_PREFIX + m).add_prefix(f"{m}.") for m in metrics], axis=1)
+
+
+def _signed_p(diff: np.ndarray, test: Any) -> float:
+    if not np.any(diff):
+        return 1.0  # no difference at all; the tests divide by zero here
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(test(diff).pvalue)
+
+
+def seed_test(diff: np.ndarray) -> tuple[str, float]:
+    """(test name, two-sided p) for paired differences over seeds; ("", NaN) with fewer than two pairs."""
+    if len(diff) < 2:
+        return "", math.nan
+    if len(diff) >= WILCOXON_FROM:
+        return "Wilcoxon", _signed_p(diff, stats.wilcoxon)
+    return "paired t", _signed_p(diff, lambda d: stats.ttest_1samp(d, 0.0))
+
+
+def image_pairs(images: dict[tuple[str, Any], Any], first: str, second: str, seeds: list[Any]) -> np.ndarray:
+    """``second - first`` per-image IoU differences, paired by image index in each seed both have, pooled."""
+    diffs = []
+    for seed in seeds:
+        a, b = images.get((first, seed)), images.get((second, seed))
+        if a is None or b is None or len(a) != len(b):
+            continue
+        a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        keep = np.isfinite(a) & np.isfinite(b)
+        diffs.append(b[keep] - a[keep])
+    return np.concatenate(diffs) if diffs else np.empty(0)
+
+
+def image_test(diff: np.ndarray) -> float:
+    return _signed_p(diff, stats.wilcoxon) if len(diff) else math.nan
+
+
+def configurations(data: ReportData) -> pd.DataFrame:
+    """One row per configuration: label, axis values, flags, completed seeds, rank and every metric's statistics."""
+    stats_ = grouped(data.scored, ["config_id"], data.metrics)
+    first = data.scored.groupby("config_id", sort=False).first()
+    out = pd.DataFrame({"configuration": first["label"], **{a.name: first[a.column] for a in data.axes}})
+    out["oracle"] = data.scored.groupby("config_id", sort=False)["oracle"].any()
+    out["baseline"] = first["baseline"].astype(bool)
+    out["seeds"] = stats_["trials"]
+    objective = data.objective
+    rank = pd.Series(math.nan, index=out.index)
+    if objective:
+        rank = stats_[f"{objective}.mean"].rank(ascending=minimize(objective, data.study), method="min")
+    out["rank"] = rank.astype("Int64")
+    out = out.join(stats_.drop(columns=["configurations", "trials", "mark"]))
+    return out.sort_values(["rank", "configuration"], na_position="last").reset_index()
+
+
+def comparisons(data: ReportData, summary: pd.DataFrame) -> pd.DataFrame:
+    """Each configuration against the baseline configuration that shares its values on the other axes."""
+    objective = data.objective
+    bases = summary[summary["baseline"]]
+    if objective is None or bases.empty:
+        return pd.DataFrame()
+    shared = [a.name for a in data.axes if a.path not in (data.study.baseline or {})]
+    base_of = {tuple(row[shared]): row for _, row in bases.iterrows()}
+    done = data.completed
+    by_seed = done.pivot_table(index="seed", columns="config_id", values=METRIC_PREFIX + objective)
+    images = {(r.config_id, r.seed): r.per_image_iou for r in done.itertuples() if r.per_image_iou is not None}
+    rows = []
+    for _, row in summary[~summary["baseline"]].iterrows():
+        base = base_of.get(tuple(row[shared]))
+        if base is None:
+            continue
+        pair = by_seed[[base["config_id"], row["config_id"]]].dropna() if row["config_id"] in by_seed else None
+        diff = (pair.iloc[:, 1] - pair.iloc[:, 0]).to_numpy() if pair is not None else np.empty(0)
+        test, p_seeds = seed_test(diff)
+        per_image = image_pairs(images, base["config_id"], row["config_id"], list(by_seed.index))
+        rows.append(
+            {
+                "configuration": row["configuration"],
+                "baseline": base["configuration"],
+                "delta": diff.mean() if len(diff) else math.nan,
+                "seed_pairs": len(diff),
+                "seed_test": test,
+                "p_seeds": p_seeds,
+                "delta_image_iou": per_image.mean() if len(per_image) else math.nan,
+                "image_pairs": len(per_image),
+                "p_images": image_test(per_image),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def marginal(data: ReportData, axis: Axis) -> pd.DataFrame:
+    """Per value of ``axis``: statistics pooled over the other axes and seeds, in the axis' order."""
+    out = grouped(data.scored, [axis.column], data.metrics).reindex(axis.labels).dropna(subset=["trials"])
+    return out.rename_axis(axis.name).reset_index()
+
+
+# --- text ----------------------------------------------------------------------------------------
+def number(value: Any, digits: int = 4) -> str:
+    return BLANK if value is None or pd.isna(value) else f"{value:.{digits}f}"
+
+
+def number_or_blank(value: Any) -> str:
+    return BLANK if pd.isna(value) else str(value)
+
+
+def p_value(value: float) -> str:
+    return BLANK if pd.isna(value) else "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def interval(row: pd.Series, metric: str) -> str:
+    low, high = row.get(f"{metric}.ci_low"), row.get(f"{metric}.ci_high")
+    return BLANK if pd.isna(low) else f"[{number(low)}, {number(high)}]"
+
+
+def mean_pm(row: pd.Series, metric: str) -> str:
+    """``mean ± CI half-width`` (just the mean with one seed)."""
+    mean, low = row.get(f"{metric}.mean"), row.get(f"{metric}.ci_low")
+    return number(mean) if pd.isna(low) else f"{number(mean)} ± {number(mean - low)}"
+
+
+def _direction(data: ReportData, metric: str) -> str:
+    return "lower is better" if minimize(metric, data.study) else "higher is better"
+
+
+def _summary_table(data: ReportData, summary: pd.DataFrame) -> Table:
+    objective = data.objective
+    shown = pd.DataFrame({"rank": summary["rank"].map(number_or_blank), "configuration": summary["configuration"]})
+    shown["seeds"] = summary["seeds"].astype(str)
+    title = "Configurations"
+    if objective:
+        title = f"Configurations ranked by {objective} ({_direction(data, objective)})"
+        shown[f"{objective} mean"] = summary[f"{objective}.mean"].map(number)
+        shown["std"] = summary[f"{objective}.std"].map(number)
+        shown["95% CI"] = [interval(r, objective) for _, r in summary.iterrows()]
+    for metric in (m for m in COOCCURRENCE if m in data.metrics and m != objective):
+        shown[f"{metric} ({_direction(data, metric)})"] = [mean_pm(r, metric) for _, r in summary.iterrows()]
+    return Table("summary", title, STATS_NOTE, shown, summary, summary["baseline"].tolist())
+
+
+def _metrics_table(data: ReportData, summary: pd.DataFrame) -> Table:
+    shown = pd.DataFrame({"configuration": summary["configuration"]})
+    for metric in data.metrics:
+        shown[metric] = [mean_pm(r, metric) for _, r in summary.iterrows()]
+    note = "Every metric as mean ± 95% CI half-width over seeds. " + STATS_NOTE
+    return Table("metrics", "All metrics per configuration", note, shown, summary, summary["baseline"].tolist())
+
+
+def _comparison_table(data: ReportData, compared: pd.DataFrame) -> Table:
+    objective = data.objective
+    shown = pd.DataFrame({"configuration": compared["configuration"]})
+    if compared["baseline"].nunique() > 1:
+        shown["baseline"] = compared["baseline"]
+    shown[f"Δ {objective}"] = compared["delta"].map(lambda v: BLANK if pd.isna(v) else f"{v:+.4f}")
+    shown["seeds"] = compared["seed_pairs"].astype(str)
+    shown["test"] = compared["seed_test"].replace("", BLANK)
+    shown["p (seeds)"] = compared["p_seeds"].map(p_value)
+    shown["Δ IoU per image"] = compared["delta_image_iou"].map(lambda v: BLANK if pd.isna(v) else f"{v:+.4f}")
+    shown["images"] = compared["image_pairs"].astype(str)
+    shown["p (images)"] = compared["p_images"].map(p_value)
+    note = (
+        f"Difference from the baseline (configuration minus baseline). Seeds: {objective} of the seeds both "
+        f"completed, paired t-test below {WILCOXON_FROM} pairs, else Wilcoxon signed-rank. Images: smoke IoU "
+        "per test image paired by image index within shared seeds, pooled, Wilcoxon signed-rank (two-sided)."
+    )
+    return Table("baseline", "Difference from the baseline", note, shown, compared)
+
+
+def _marginal_table(data: ReportData, axis: Axis, table: pd.DataFrame) -> Table:
+    objective = data.objective
+    shown = pd.DataFrame({axis.name: table[axis.name] + table["mark"]})
+    shown["configurations"] = table["configurations"].astype(int).astype(str)
+    shown["trials"] = table["trials"].astype(int).astype(str)
+    if objective:
+        shown[f"{objective} mean"] = table[f"{objective}.mean"].map(number)
+        shown["std"] = table[f"{objective}.std"].map(number)
+        shown["95% CI"] = [interval(r, objective) for _, r in table.iterrows()]
+    for metric in (m for m in COOCCURRENCE if m in data.metrics and m != objective):
+        shown[metric] = [mean_pm(r, metric) for _, r in table.iterrows()]
+    note = f"Each value of {axis.path} pooled over the other axes and all seeds (completed trials). " + STATS_NOTE
+    return Table(f"marginal-{axis.name}", f"Marginal: {axis.path}", note, shown, table.assign(axis=axis.path))
+
+
+def _bare(label: str) -> str:
+    """A value label without component parameters, as the paper names rows: ``CRF(sxy=3) + SAM`` -> ``CRF + SAM``."""
+    while (bare := re.sub(r"\([^()]*\)", "", label)) != label:  # innermost parentheses first
+        label = bare
+    return label
+
+
+def _axis(data: ReportData, path: str | tuple[str, ...]) -> Axis | None:
+    paths = (path,) if isinstance(path, str) else path
+    return next((a for a in data.axes if a.path in paths), None)
+
+
+def _paper_note(data: ReportData, what: str) -> tuple[bool, str]:
+    with_paper = data.objective == PAPER_METRIC
+    paper = (
+        " 'paper': the published number (ResNet-50/ViT-B/16 on the real data set), matched by component names."
+        if with_paper
+        else ""
+    )
+    return with_paper, f"{what} in the layout of the paper's table, averaged over any other axes.{paper} {STATS_NOTE}"
+
+
+def _transfer_table(data: ReportData) -> Table | None:
+    axes = {role: _axis(data, paths) for role, paths in TRANSFER_PATHS.items()}
+    objective = data.objective
+    if objective is None or not any(axes.values()):
+        return None
+    base = resolve(data.study.config)  # an axis the study does not vary shows the base config's component
+    scored = data.scored.assign(
+        **{
+            role: data.scored[axis.column] if axis else value_label(get_dotted(base, TRANSFER_PATHS[role][0])["name"])
+            for role, axis in axes.items()
+        }
+    )
+    roles = list(TRANSFER_PATHS)
+    table = grouped(scored, roles, [objective]).reset_index()
+    order = {role: [k[i] for k in PAPER_TRANSFER] for i, role in enumerate(roles)}
+    rank = [table[r].map(lambda v, r=r: order[r].index(v) if v in order[r] else len(order[r])) for r in roles]
+    table = table.iloc[np.lexsort(rank[::-1])].reset_index(drop=True)
+    with_paper, note = _paper_note(data, "Knowledge transfer")
+    if with_paper:
+        table["paper"] = [PAPER_TRANSFER.get(tuple(map(_bare, k))) for k in table[roles].itertuples(index=False)]
+    shown = table[roles].copy()
+    shown["level"] += table["mark"]
+    _result_columns(shown, table, objective)
+    if with_paper:
+        shown["paper"] = table["paper"].map(number)
+    return Table("paper-transfer", "Knowledge-transfer ablation (paper layout)", note, shown, table)
+
+
+def _result_columns(shown: pd.DataFrame, table: pd.DataFrame, metric: str) -> None:
+    shown["trials"] = table["trials"].astype(int).astype(str)
+    shown[f"{metric} mean"] = table[f"{metric}.mean"].map(number)
+    shown["95% CI"] = [interval(r, metric) for _, r in table.iterrows()]
+
+
+def _lambda_table(data: ReportData) -> Table | None:
+    axis = _axis(data, "transfer.lambda")
+    objective = data.objective
+    if objective is None or axis is None or not axis.numeric or not axis.discrete:
+        return None
+    table = marginal(data, axis)
+    with_paper, note = _paper_note(data, "λ sweep")
+    if with_paper:
+        table["paper"] = table[axis.name].map(lambda v: PAPER_LAMBDA.get(axis.positions.get(v)))
+    rows = {
+        f"{objective} mean": table[f"{objective}.mean"].map(number),
+        "95% CI": [interval(r, objective) for _, r in table.iterrows()],
+        "trials": table["trials"].astype(int).astype(str),
+    } | ({"paper": table["paper"].map(number)} if with_paper else {})
+    shown = pd.DataFrame([list(v) for v in rows.values()], columns=(table[axis.name] + table["mark"]).tolist())
+    shown.insert(0, "λ", list(rows))
+    return Table("paper-lambda", "λ sweep (paper layout)", note, shown, table)
+
+
+def _postprocess_table(data: ReportData) -> Table | None:
+    axis = _axis(data, "postprocess")
+    objective = data.objective
+    if objective is None or axis is None:
+        return None
+    table = marginal(data, axis)
+    column = METRIC_PREFIX + objective
+    per_seed = data.completed.pivot_table(index=axis.column, columns="seed", values=column)
+    seeds = list(per_seed.columns)[:MAX_SEED_COLUMNS]
+    table = table.join(per_seed[seeds].add_prefix("seed ").reindex(table[axis.name]).reset_index(drop=True))
+    with_paper, note = _paper_note(data, "Post-processing")
+    note += " Seed columns: the objective of that seed alone" + (
+        f" (first {MAX_SEED_COLUMNS} seeds)." if len(per_seed.columns) > MAX_SEED_COLUMNS else "."
+    )
+    shown = pd.DataFrame({"post-processing": table[axis.name] + table["mark"]})
+    for seed in seeds:
+        shown[f"seed {seed}"] = table[f"seed {seed}"].map(number)
+    _result_columns(shown, table, objective)
+    if with_paper:
+        paper = table[axis.name].map(lambda v: PAPER_POSTPROCESS.get(_bare(v), (None, None)))
+        table["paper_best_seed"], table["paper_worse_seed"] = paper.str[0], paper.str[1]
+        shown["paper best seed"] = table["paper_best_seed"].map(number)
+        shown["paper worse seed"] = table["paper_worse_seed"].map(number)
+    return Table("paper-postprocess", "Post-processing (paper layout)", note, shown, table)
+
+
+def failures_table(data: ReportData) -> Table:
+    """Every trial that did not complete, with its reason and whether a later attempt completed it."""
+    failed = data.status.failures
+    shown = pd.DataFrame(
+        {
+            "trial": failed["number"].astype(str),
+            "configuration": failed["label"],
+            "seed": failed["seed"].astype(str),
+            "state": failed["state"].str.lower(),
+            "reason": failed["error"].where(failed["error"].astype(bool), failed["state"].map(UNFINISHED)),
+            "rerun completed": failed["rerun"].map({True: "yes", False: "no"}),
+        }
+    )
+    note = "Trials that failed or did not finish; 'rerun completed': a later attempt of the same seed completed."
+    return Table("failures", "Failed and unfinished trials", note, shown, failed.drop(columns="per_image_iou"))
+
+
+UNFINISHED = {"FAIL": "no reason recorded", "RUNNING": "running or interrupted", "WAITING": "queued"}
+
+
+def build_tables(data: ReportData, summary: pd.DataFrame) -> list[Table]:
+    """Every result table the study's shape allows, in report order (none without any trial).
+
+    Args:
+        data: the prepared trials.
+        summary: :func:`configurations` of ``data``.
+    """
+    if data.scored.empty:
+        return []
+    tables = [_summary_table(data, summary)]
+    if len(data.metrics) > 1:
+        tables.append(_metrics_table(data, summary))
+    compared = comparisons(data, summary)
+    if not compared.empty:
+        tables.append(_comparison_table(data, compared))
+    if len(data.axes) > 1:  # with one axis the marginal table repeats the summary
+        tables += [_marginal_table(data, a, marginal(data, a)) for a in data.axes if a.discrete]
+    tables += [t for t in (_transfer_table(data), _lambda_table(data), _postprocess_table(data)) if t is not None]
+    return tables
+
+
+# --- Markdown and LaTeX ----------------------------------------------------------------------------
+def to_markdown(table: Table) -> str:
+    def cells(values: list[Any]) -> str:
+        return "| " + " | ".join(str(v).replace("|", "\\|") for v in values) + " |"
+
+    lines = [f"## {table.title}", "", table.note, "", cells(list(table.shown.columns))]
+    lines.append("|" + "|".join("---" for _ in table.shown.columns) + "|")
+    lines += [cells(list(row)) for row in table.shown.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def numeric(column: pd.Series) -> bool:
+    """Whether every cell is a number or blank (right-aligned)."""
+    return bool(column.map(lambda v: v == BLANK or str(v).lstrip("+-<").replace(".", "", 1).isdigit()).all())
+
+
+_LATEX = str.maketrans(
+    {
+        "\\": r"\textbackslash{}",
+        "&": r"\&",
+        "%": r"\%",
+        "$": r"\$",
+        "#": r"\#",
+        "_": r"\_",
+        "{": r"\{",
+        "}": r"\}",
+        "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}",
+        "±": r"$\pm$",
+        "Δ": r"$\Delta$",
+        "λ": r"$\lambda$",
+        "—": "--",
+        "<": r"$<$",
+    }
+)
+
+
+def to_latex(table: Table) -> str:
+    """A ``table`` float with a booktabs ``tabular`` (numeric columns right-aligned)."""
+
+    align = "".join("r" if numeric(table.shown[c]) else "l" for c in table.shown.columns)
+    row = " & ".join
+    lines = [
+        r"\begin{table}[ht]",
+        r"\centering\small",
+        rf"\caption{{{table.title.translate(_LATEX)}. {table.note.translate(_LATEX)}}}",
+        rf"\label{{tab:{table.name}}}",
+        rf"\begin{{tabular}}{{{align}}}",
+        r"\toprule",
+        row(str(c).translate(_LATEX) for c in table.shown.columns) + r" \\",
+        r"\midrule",
+        *(row(str(v).translate(_LATEX) for v in r) + r" \\" for r in table.shown.itertuples(index=False)),
+        r"\bottomrule",
+        r"\end{tabular}",
+        r"\end{table}",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,171 @@
+"""Study runs through the CLI: resume, SIGKILL, Ctrl-C, parallel workers, failures, stage cache reuse."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from ablate.cli import main
+
+TINY = {"data": {"name": "synthetic-smoke", "n_train": 32, "n_test": 8}, "train": {"epochs": 1, "batch_size": 16}}
+
+
+def write_study(folder: Path, name: str = "tiny", **search) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "config": search.pop("config", TINY), **search}))
+    return path
+
+
+def trials(out: Path, name: str = "tiny") -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{out}/study.db").get_trials()
+
+
+def completed_identities(out: Path, name: str = "tiny") -> Counter:
+    return Counter(t.user_attrs["identity"] for t in trials(out, name) if t.state.name == "COMPLETE")
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ABLATE_CACHE", str(tmp_path / "cache"))
+
+
+def run_cli(*args: str) -> int:
+    return main(["run", *args, "--quiet", "--no-report"])
+
+
+def test_grid_runs_each_pair_once_and_resume_skips_them(tmp_path, capsys):
+    study = write_study(tmp_path, grid={"transfer.lambda": [0.5, 1.0]}, seeds=2)
+    out = tmp_path / "out"
+    assert run_cli(str(study), "--out", str(out)) == 0
+    done = completed_identities(out)
+    assert len(done) == 4 and set(done.values()) == {1}
+    # the teacher is shared by both lambdas of a seed: 2 seeds x (teacher + 2 students) = 6 trainings
+    assert sum(t.user_attrs["trainings"] for t in trials(out)) == 6
+    assert run_cli(str(study), "--out", str(out)) == 0
+    assert len(trials(out)) == 4  # nothing re-run
+    assert "4/4 done, 0 queued" in capsys.readouterr().out
+
+
+def test_changed_search_space_is_refused_and_new_starts_beside(tmp_path, capsys):
+    out = tmp_path / "out"
+    study = write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"transfer.lambda": [1.0]})
+    assert run_cli(str(study), "--out", str(out)) == 0
+    write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"transfer.lambda": [1.0, 0.5]})
+    assert run_cli(str(study), "--out", str(out)) == 2
+    assert "search space" in capsys.readouterr().err
+    assert run_cli(str(study), "--out", str(out), "--new") == 0
+    assert len(completed_identities(out, "tiny.2")) == 2
+    assert len(completed_identities(out)) == 1  # the old study is kept
+
+
+NAN_DISTANCE = '''
+import torch
+from ablate import DISTANCES
+
+@DISTANCES.register("nan_distance")
+def nan_distance():
+    """Always NaN (tests divergence handling)."""
+    return lambda a, b: torch.full(a.shape[:1], float("nan"))
+'''
+
+
+def test_failed_trial_keeps_its_error_and_the_study_goes_on(tmp_path, monkeypatch, capsys):
+    (tmp_path / "nan_plugin.py").write_text(NAN_DISTANCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    study = write_study(tmp_path, grid={"transfer.distance": ["cosine", "nan_distance"]}, plugins=["nan_plugin"])
+    out = tmp_path / "out"
+    assert run_cli(str(study), "--out", str(out), "--retries", "1") == 1
+    states = Counter((t.params["transfer.distance"], t.state.name) for t in trials(out))
+    assert states == {("cosine", "COMPLETE"): 1, ("nan_distance", "FAIL"): 2}  # one retry
+    failed = [t for t in trials(out) if t.state.name == "FAIL"]
+    assert all(t.user_attrs["error"] == "diverged at epoch 1, step 1 (loss nan)" for t in failed)
+    captured = capsys.readouterr()
+    assert "FAILED trial" in captured.out and "1/2 trials completed" in captured.err
+
+
+def _spawn(study: Path, out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ablate", "run", str(study), "--out", str(out), "--quiet", "--no-report", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy(),
+    )
+
+
+def _wait_for_running(out: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if any(t.state.name == "RUNNING" for t in trials(out)):
+                return
+        except Exception:  # storage not created yet
+            pass
+        time.sleep(0.2)
+
+
+def test_sigkill_at_any_moment_loses_at_most_the_trial_in_progress(tmp_path):
+    study = write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}},
+                        grid={"train.lr": [1e-3, 2e-3, 3e-3]}, seeds=1)
+    out = tmp_path / "out"
+    for delay in (0.0, 1.5):  # kill while a trial runs, at two different points of it
+        proc = _spawn(study, out)
+        _wait_for_running(out, proc)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert any(t.state.name == "RUNNING" for t in trials(out))  # left behind by the killed process
+    proc = _spawn(study, out)
+    assert proc.wait(timeout=300) == 0, proc.stdout.read()
+    done = completed_identities(out)
+    assert len(done) == 3 and set(done.values()) == {1}
+    assert not [t for t in trials(out) if t.state.name in ("RUNNING", "WAITING")]
+    interrupted = [t for t in trials(out) if t.state.name == "FAIL"]
+    assert interrupted and all("interrupted: worker" in t.user_attrs["error"] for t in interrupted)
+
+
+def test_ctrl_c_marks_the_trial_and_resume_reruns_it(tmp_path):
+    study = write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"train.lr": [1e-3, 2e-3]})
+    out = tmp_path / "out"
+    proc = _spawn(study, out)
+    _wait_for_running(out, proc)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+    assert [t.user_attrs["error"] for t in trials(out) if t.state.name == "FAIL"] == [
+        "interrupted by user (Ctrl-C); it runs again on resume"
+    ]
+    assert _spawn(study, out).wait(timeout=300) == 0
+    assert len(completed_identities(out)) == 2
+
+
+def test_parallel_workers_and_a_second_process_share_a_grid_without_duplicates(tmp_path):
+    # trials long enough (a few seconds) that every worker is up before the queue runs dry
+    config = {**TINY, "paradigm": {"name": "single"}, "train": {"epochs": 4, "batch_size": 8}}
+    study = write_study(tmp_path, config=config, grid={"train.lr": [1e-3, 2e-3, 3e-3, 4e-3, 5e-3, 6e-3]}, seeds=1)
+    out = tmp_path / "out"
+    first = _spawn(study, out, "--workers", "2")
+    second = _spawn(study, out)
+    logs = [proc.communicate(timeout=400)[0] for proc in (first, second)]
+    assert (first.returncode, second.returncode) == (0, 0), logs
+    done = completed_identities(out)
+    assert len(done) == 6 and set(done.values()) == {1}
+    workers = {t.user_attrs["worker"] for t in trials(out) if t.state.name == "COMPLETE"}
+    assert len(workers) >= 2, logs
+    assert "database is locked" not in "".join(logs)
+
+
+def test_postprocessing_only_study_trains_once_per_seed(tmp_path):
+    chains = [[{"name": "threshold", "value": 0.3}], [{"name": "threshold", "value": 0.5}], [{"name": "bg_power"}]]
+    study = write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"postprocess": chains},
+                        seeds=2)
+    out = tmp_path / "out"
+    assert run_cli(str(study), "--out", str(out)) == 0
+    done = [t for t in trials(out) if t.state.name == "COMPLETE"]
+    assert len(done) == 6
+    assert sum(t.user_attrs["trainings"] for t in done) == 2

@@ -1,0 +1,91 @@
+"""Study files: parsing, grid enumeration, validation messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ablate import ConfigError
+from ablate._study import load_study
+
+TINY = {"data": {"name": "synthetic-smoke", "n_train": 32, "n_test": 8}, "train": {"epochs": 1}}
+
+
+def study_file(tmp_path: Path, text: str | dict, name: str = "s.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text if isinstance(text, str) else yaml.safe_dump(text))
+    return path
+
+
+def test_grid_union_with_conditional_component_values(tmp_path):
+    path = study_file(tmp_path, {
+        "config": TINY,
+        "grid": [
+            {"transfer.projection": ["conv", {"name": "mlp", "hidden": 32}], "transfer.lambda": [0.5, 1.0]},
+            {"paradigm": [{"name": "single", "network": "teacher"}]},
+        ],
+        "seeds": 3,
+        "baseline": {"transfer.lambda": 1.0, "transfer.projection": "conv"},
+    })
+    study = load_study(path)
+    configs = study.configurations()
+    assert len(configs) == 5 and study.total_trials() == 15 and study.seeds == [0, 1, 2]
+    assert {"transfer.projection": {"name": "mlp", "hidden": 32}, "transfer.lambda": 0.5} in configs
+    assert [c for c in configs if study.is_baseline(c)] == [{"transfer.projection": "conv", "transfer.lambda": 1.0}]
+    assert study.name == "s" and study.objectives[0].metric == "smoke_iou"
+
+
+def test_extends_merges_the_parent_config(tmp_path):
+    study_file(tmp_path, {"config": {**TINY, "seed": 0}, "seeds": 2, "objective": "miou"}, "base.yaml")
+    child = load_study(study_file(tmp_path, {"extends": "base.yaml", "config": {"train": {"lr": 0.01}}}))
+    assert child.config["train"] == {"epochs": 1, "lr": 0.01} and child.seeds == [0, 1]
+    assert child.objectives[0].metric == "miou"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("config: {train: {epochs: 1}\n", "s.yaml:2:1: invalid YAML"),
+        ("grids: {}\n", "grids: unknown study key (did you mean 'grid'?)"),
+        ("grid: {transfer.level: [global, glob]}\n", "'glob' is not in the levels registry. Did you mean 'global'?"),
+        ("grid: {transfer.projection: [none]}\n", "transfer.projection: 'none' learns no mapping"),
+        ("grid: {train.epochs: [0]}\n", "train.epochs: expected an integer >= 1, got 0 (configuration"),
+        ("objective: mIoU\n", "objective: 'mIoU' is not in the metrics registry. Did you mean 'miou'?"),
+        ("tune: {transfer.lambda: {low: 2, high: 1}}\nn_trials: 3\n", "tune.transfer.lambda: needs numbers low < high"),
+        ("tune: {transfer.lambda: {low: 0.1, high: 1.0}}\n", "tune: needs a budget"),
+        ("seeds: [1, 1]\n", "seeds: duplicates"),
+        ("grid: {transfer.lambda: [1.0]}\nbaseline: {transfer.lambda: 2.0}\n", "matches no grid configuration"),
+        ("plugins: [no_such_module_xyz]\n", "cannot import plugin module 'no_such_module_xyz'"),
+        ("grid: {postprocess: [[{name: crf, iterations: -1}]]}\n", "postprocess[0] (crf)"),
+    ],
+)
+def test_invalid_study_names_file_and_field(tmp_path, text, message):
+    path = study_file(tmp_path, text)
+    with pytest.raises(Exception) as info:
+        load_study(path)
+    assert message in str(info.value)
+    assert str(path) in str(info.value) or "plugin" in message
+
+
+def test_tune_distributions(tmp_path):
+    study = load_study(study_file(tmp_path, {
+        "config": TINY, "n_trials": 4, "seeds": 2,
+        "tune": {"transfer.lambda": {"low": 0.1, "high": 2.0}, "train.lr": {"low": 1e-4, "high": 1e-2, "log": True},
+                 "train.epochs": {"low": 1, "high": 3}, "cam.name": {"choices": ["gradcam", "class_map"]}},
+    }))
+    kinds = {d.path: d.kind for d in study.tune}
+    assert kinds == {"transfer.lambda": "float", "train.lr": "float", "train.epochs": "int", "cam.name": "categorical"}
+    assert study.is_tuning and study.total_trials() == 8
+
+
+def test_signature_changes_with_the_search_space_only(tmp_path):
+    base = {"config": TINY, "grid": {"transfer.lambda": [1.0]}}
+    first = load_study(study_file(tmp_path, base)).signature()
+    assert load_study(study_file(tmp_path, {**base, "description": "changed"})).signature() == first
+    assert load_study(study_file(tmp_path, {**base, "grid": {"transfer.lambda": [0.5]}})).signature() != first
+
+
+def test_config_error_is_a_value_error():
+    assert issubclass(ConfigError, ValueError)
