@@ -132,20 +132,19 @@ def _as_component(value: Any) -> Any:
 
 
 def merge(base: dict[str, Any], override: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Deep-merge ``override`` onto ``base``; a component slot whose ``name`` changes is replaced whole,
-    so the previous component's parameters never leak into the new one."""
+    """Deep-merge ``override`` onto ``base``; a component slot whose ``name`` (or a required parameter,
+    such as a backbone's ``model``) changes is replaced whole, so the previous component's parameters
+    never leak into the new one."""
     out = copy.deepcopy(base)
     for key, value in override.items():
         path = f"{prefix}{key}"
         if path in COMPONENT_SLOTS:
             value = _as_component(value)
             old = _as_component(out.get(key))
-            if (
-                isinstance(value, dict)
-                and isinstance(old, dict)
-                and value.get("name", old.get("name")) == old.get("name")
-            ):
+            if isinstance(value, dict) and isinstance(old, dict) and _same_component(path, old, value):
                 out[key] = merge(old, value, f"{path}.")
+            elif isinstance(value, dict) and isinstance(old, dict) and "name" not in value:
+                out[key] = {"name": old.get("name"), **copy.deepcopy(value)}  # same component, new instance
             else:
                 out[key] = copy.deepcopy(value)
         elif isinstance(value, dict) and isinstance(out.get(key), dict):
@@ -153,6 +152,19 @@ def merge(base: dict[str, Any], override: dict[str, Any], prefix: str = "") -> d
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _same_component(slot: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether ``new`` only tunes ``old``: same name and the same required parameters (which identify
+    the instance, e.g. a backbone's ``model``)."""
+    from ablate._registries import ALL
+
+    name = new.get("name", old.get("name"))
+    if name != old.get("name"):
+        return False
+    registry = ALL[COMPONENT_SLOTS[slot]]
+    required = [p.name for p in registry.get(name).params if p.required] if name in registry else []
+    return all(new.get(k, old.get(k)) == old.get(k) for k in required)
 
 
 def resolve(config: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -65,4 +65,6 @@ def resolve_module(root: nn.Module, path: str) -> nn.Module:
             module = module[int(part)] if part.lstrip("-").isdigit() else getattr(module, part)
         except (AttributeError, IndexError, TypeError):
             raise ValueError(f"layer '{path}': '{part}' does not exist in {type(module).__name__}") from None
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"layer '{path}' is a {type(module).__name__}, not a layer (nn.Module)")
     return module

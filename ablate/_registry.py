@@ -186,7 +186,9 @@ def _type_error(param: Param, value: Any) -> str | None:
     """A message if ``value`` clearly does not fit the parameter's simple annotation."""
     if value is None:
         return None  # None means "library default"; factories decide whether it is allowed
-    annotation = param.annotation if isinstance(param.annotation, str) else getattr(param.annotation, "__name__", "")
+    annotation = param.annotation
+    if not isinstance(annotation, str):  # a class has __name__; `float | None` only a str() form
+        annotation = getattr(annotation, "__name__", None) or str(annotation)
     expected = None
     for part in str(annotation).replace(" ", "").split("|"):
         if part == "None":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,6 +45,23 @@ def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return x * scale + shift
 
 
+@functools.lru_cache(maxsize=64)
+def _digest(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:20]
+
+
+def file_digest(path: str | None) -> str | None:
+    """Content hash of a weights file, so replacing the file invalidates networks trained from it."""
+    if not path:
+        return None
+    stat = Path(path).stat()
+    return _digest(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
 LossFn = Callable[[dict[str, Any], torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 
 
@@ -67,6 +86,7 @@ class Trainer:
         self.progress = progress
         self.trainings = 0  # trainings actually executed (not loaded from the cache)
         self.history: list[dict[str, float]] = []
+        self.checkpoints: list[Path] = []  # weight files of the networks this trial used
 
     @property
     def transfer_weight(self) -> float:
@@ -86,6 +106,7 @@ class Trainer:
             "data": self.config["data"],
             "data_fingerprint": self.data.fingerprint,
             "networks": {role: self.config[role] for role in roles},
+            "checkpoints": {role: file_digest(self.config[role]["backbone"].get("checkpoint")) for role in roles},
             "train": self.config["train"],
             "seed": self.config["seed"],
             "paradigm": extra,
@@ -105,6 +126,7 @@ class Trainer:
             torch.save({role: networks[role].state_dict() for role in roles}, folder / "weights.pt")
 
         entry = self.cache.get_or_build("model", self.model_inputs(roles, extra), build)
+        self.checkpoints.append(entry / "weights.pt")
         states = torch.load(entry / "weights.pt", map_location=self.device, weights_only=True)
         networks = {}
         for role in roles:

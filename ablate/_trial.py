@@ -49,6 +49,7 @@ class TrialResult:
         timings: seconds spent per stage (data, train, cams, postprocess, metrics).
         oracle: True when a step looked at the ground truth; every metric is then an oracle number.
         history: per-epoch mean losses of the trainings this trial executed.
+        checkpoints: weight files (in the stage cache) of the networks this trial trained or loaded.
         config: the resolved config.
         gallery: for a fixed set of test images (see :func:`gallery_indices`): ``indices``,
             ``images``, ``masks``, ``cooccur`` (ground truth), ``cams`` and ``pred`` (this trial's output).
@@ -61,6 +62,7 @@ class TrialResult:
     timings: dict[str, float]
     oracle: bool
     history: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     gallery: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -295,6 +297,7 @@ class TrialRun:
             timings=self.timings,
             oracle=oracle,
             history=self.trainer.history,
+            checkpoints=[str(p) for p in self.trainer.checkpoints],
             config=self.config,
             gallery=gallery,
         )

@@ -72,6 +72,8 @@ def cmd_trial(args: argparse.Namespace) -> int:
         print(f"  {name:<20} {_format_value(value)}")
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
     print(f"trainings executed: {result.trainings}; time: {timings}")
+    for checkpoint in result.checkpoints:
+        print(f"checkpoint: {checkpoint}")
     if args.json:
         Path(args.json).write_text(json.dumps(result.__dict__, indent=1, default=str))
     return 0
@@ -302,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ablate: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ConfigError, RegistryError, PluginError, ValueError, FileNotFoundError) as exc:
+    except (ConfigError, RegistryError, PluginError, ValueError, OSError) as exc:
         print(f"ablate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Diverged as exc:

@@ -129,7 +129,7 @@ def _metrics(frame: pd.DataFrame, objectives: list[Objective]) -> list[str]:
     """Metrics with at least one defined value: objectives first, then co-occurrence, then the rest."""
     stored = [c.removeprefix(METRIC_PREFIX) for c in frame if c.startswith(METRIC_PREFIX)]
     defined = [m for m in stored if frame[METRIC_PREFIX + m].notna().any()]
-    first = [o.metric for o in objectives] + list(COOCCURRENCE)
+    first = list(dict.fromkeys([o.metric for o in objectives] + list(COOCCURRENCE)))
     return [m for m in first if m in defined] + sorted(m for m in defined if m not in first)
 
 

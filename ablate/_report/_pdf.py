@@ -37,6 +37,7 @@ LINE = 1.35 * FONT  # table line height, pt
 TEXT_LINES = 48  # monospaced lines per page
 WIDE_COLUMNS = {"reason": 70, "configuration": 60, "baseline": 40, "post-processing": 48}
 COLUMN_CAP = 30  # characters, before a cell wraps
+MAX_ROWS = 60  # table rows drawn in the PDF; longer tables are read in the text files
 
 
 def _wrap(text: str, width: int = WRAP) -> str:
@@ -166,8 +167,18 @@ def _width(text: str, weight: str = "normal") -> float:
 
 
 def table_pages(table: Table) -> list[Figure]:
-    """``table`` drawn as cells, wrapped, split by columns (key columns repeated) and rows to fit the pages."""
-    shown = table.shown.astype(str)
+    """``table`` drawn as cells, wrapped, split by columns (key columns repeated) and rows to fit the pages.
+
+    Past :data:`MAX_ROWS` rows only the first ones (tables are ranked) and the emphasised ones are drawn; the
+    note says so, and the Markdown, LaTeX and CSV files keep every row.
+    """
+    emphasis = table.emphasis or [False] * len(table.shown)
+    keep = [i < MAX_ROWS or e for i, e in enumerate(emphasis)]
+    shown = table.shown[keep].astype(str)
+    emphasis = [e for e, k in zip(emphasis, keep, strict=True) if k]
+    note = table.note
+    if len(shown) < len(table.shown):
+        note += f" Shown: the first {MAX_ROWS} of {len(table.shown)} rows; summary.md has them all."
     columns = list(shown.columns)
     cells = [[_wrap(v, WIDE_COLUMNS.get(c, COLUMN_CAP)) for v in shown[c]] for c in columns]
     longest = [max((len(x) for cell in col for x in cell.split("\n")), default=0) for col in cells]
@@ -179,7 +190,7 @@ def table_pages(table: Table) -> list[Figure]:
     keys = columns.index("configuration") + 1 if "configuration" in columns else 1
     packed = _pack(widths[keys:], sum(widths[:keys]), (RIGHT - LEFT) * PAGE[0] / PT)
     groups = [list(range(keys)) + [keys + i for i in group] for group in packed]
-    note = _wrap(table.note)
+    note = _wrap(note)
     top = BODY_TOP - (note.count("\n") + 1.6) * 12 * PT / PAGE[1]
     row_lines = [max(cells[c][r].count("\n") for c in range(len(columns))) + 1.4 for r in range(len(shown))]
     header_lines = max(h.count("\n") for h in headers) + 1.4
@@ -193,7 +204,7 @@ def table_pages(table: Table) -> list[Figure]:
             fig.text(LEFT, BODY_TOP, note, fontsize=8.5, color="0.25", va="top")
             grid = [(header_lines, [headers[c] for c in group], "0.85", "bold")]
             for r in rows:
-                shade = "#fff3c4" if table.emphasis and table.emphasis[r] else ("0.96" if r % 2 else "white")
+                shade = "#fff3c4" if emphasis[r] else ("0.96" if r % 2 else "white")
                 grid.append((row_lines[r], [cells[c][r] for c in group], shade, "normal"))
             _draw_cells(fig, grid, [widths[c] for c in group], [right[c] for c in group], top)
             figures.append(fig)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import timm
@@ -36,6 +37,8 @@ class TimmBackbone(nn.Module):
         if checkpoint is not None and not Path(checkpoint).is_file():
             raise FileNotFoundError(f"backbone '{model}': checkpoint {checkpoint} does not exist")
         on_meta = torch.empty(0).device.type == "meta"  # validation builds on meta: shapes only, no weights
+        if on_meta and pretrained and checkpoint is None and not _pretrained_reachable(model):
+            raise ValueError(_offline_message(model))
         load = not on_meta and (pretrained or checkpoint is not None)
         kwargs: dict = {**(model_args or {}), "num_classes": 0}
         if load and checkpoint is not None:
@@ -54,13 +57,10 @@ class TimmBackbone(nn.Module):
                 return timm.create_model(model, pretrained=load, **kwargs)
         except (OSError, RuntimeError, ValueError) as exc:
             if "pretrained_cfg_overlay" in kwargs:
-                raise RuntimeError(f"backbone '{model}': cannot load checkpoint: {exc}") from None
+                detail = " ".join(str(exc).split())[:200]
+                raise ValueError(f"backbone '{model}': cannot load checkpoint: {detail}") from None
             if load:
-                offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
-                raise RuntimeError(
-                    f"backbone '{model}': pretrained weights cannot be downloaded{offline}; "
-                    "set `checkpoint: /path/to/weights` to load a local file instead"
-                ) from None
+                raise ValueError(_offline_message(model)) from None
             raise
 
     @property
@@ -88,3 +88,28 @@ class TimmBackbone(nn.Module):
         if self.is_vit:
             return self.model.blocks[-1].norm1  # the paper's layer
         return self  # CNN: the final feature map
+
+
+def _offline_message(model: str) -> str:
+    offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else ""
+    return (
+        f"backbone '{model}': pretrained weights cannot be downloaded{offline}; "
+        "set `checkpoint: /path/to/weights` to load a local file instead"
+    )
+
+
+def _pretrained_reachable(model: str) -> bool:
+    """Whether timm could fetch ``model``'s weights: already in the local hub cache, or the hub answers."""
+    hub_id = getattr(timm.models.get_pretrained_cfg(model), "hf_hub_id", None)
+    if hub_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        if any(isinstance(try_to_load_from_cache(hub_id, f), str) for f in ("model.safetensors", "pytorch_model.bin")):
+            return True
+    if os.environ.get("HF_HUB_OFFLINE"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=3).close()
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,160 @@
+"""Numbers in the report tables against the stored trials and scipy called directly."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from ablate._report._model import prepare, value_label
+from ablate._report._tables import (
+    WILCOXON_FROM,
+    build_tables,
+    configurations,
+    describe,
+    marginal,
+    seed_test,
+    to_latex,
+    to_markdown,
+)
+from ablate._results import trials_frame
+from ablate._study import Objective
+
+IOU_A = [0.2, 0.4, 0.6]  # smoke_iou of configuration lambda=0.5 for seeds 0, 1, 2
+IOU_B = [0.3, 0.35, 0.5]  # the baseline, lambda=1.0
+IMAGES_A = [[0.1, None, 0.3, 0.5], [0.2, 0.4, None, 0.6], [0.6, 0.6, 0.6, 0.6]]
+IMAGES_B = [[0.2, 0.2, 0.1, 0.4], [0.1, 0.5, 0.3, 0.4], [0.5, 0.6, 0.7, 0.3]]
+
+
+def _metrics(iou: float) -> dict[str, float]:
+    return {"smoke_iou": iou, "chimney_claimed": 1 - iou, "false_activation": 0.1}
+
+
+def _prepared(synthetic, tmp_path, specs, **study):
+    study = synthetic.study(tmp_path, {"transfer.lambda": [0.5, 1.0]}, seeds=3, **study)
+    runner = synthetic.runner(study, specs, tmp_path, artifacts=False)
+    return prepare(trials_frame(runner), study, tmp_path)
+
+
+@pytest.fixture
+def known(synthetic, tmp_path):
+    """Two configurations x three seeds with hand-picked numbers; lambda=1.0 is the baseline."""
+    specs = [
+        synthetic.Spec({"transfer.lambda": lam}, seed, metrics=_metrics(ious[seed]), per_image=images[seed])
+        for lam, ious, images in ((0.5, IOU_A, IMAGES_A), (1.0, IOU_B, IMAGES_B))
+        for seed in range(3)
+    ]
+    return _prepared(synthetic, tmp_path, specs, baseline={"transfer.lambda": 1.0})
+
+
+def test_describe_mean_std_and_t_interval():
+    frame = pd.DataFrame({"g": ["a"] * 3 + ["b"], "x": [0.2, 0.4, 0.6, 0.9]})
+    out = describe(frame.groupby("g"), "x")
+    half = stats.t.ppf(0.975, 2) * 0.2 / math.sqrt(3)
+    assert out.loc["a", "mean"] == pytest.approx(0.4)
+    assert out.loc["a", "std"] == pytest.approx(0.2)
+    assert (out.loc["a", "ci_low"], out.loc["a", "ci_high"]) == pytest.approx((0.4 - half, 0.4 + half))
+    assert out.loc["a", "n"] == 3
+    assert math.isnan(out.loc["b", "std"]) and math.isnan(out.loc["b", "ci_low"])  # one value: no spread
+
+
+def test_summary_matches_the_stored_trials(known):
+    summary = configurations(known).set_index("configuration")
+    row = summary.loc["lambda=0.5"]
+    assert row["smoke_iou.mean"] == pytest.approx(np.mean(IOU_A))
+    assert row["smoke_iou.std"] == pytest.approx(np.std(IOU_A, ddof=1))
+    half = stats.t.ppf(0.975, 2) * np.std(IOU_A, ddof=1) / math.sqrt(3)
+    assert row["smoke_iou.ci_high"] == pytest.approx(np.mean(IOU_A) + half)
+    assert row["smoke_iou.n"] == 3 and row["seeds"] == 3
+    assert row["chimney_claimed.mean"] == pytest.approx(1 - np.mean(IOU_A))
+    assert list(summary["rank"]) == [1, 2]  # 0.4 beats 0.383 when maximizing
+    assert summary.loc["lambda=1 (baseline)", "baseline"]
+
+
+def test_ranking_follows_the_objective_direction(synthetic, tmp_path):
+    specs = [
+        synthetic.Spec({"transfer.lambda": lam}, 0, metrics=_metrics(0.5) | {"false_activation": fa})
+        for lam, fa in ((0.5, 0.3), (1.0, 0.1))
+    ]
+    data = _prepared(synthetic, tmp_path, specs, objectives=[Objective("false_activation", "minimize")])
+    assert list(configurations(data)["configuration"]) == ["lambda=1", "lambda=0.5"]
+
+
+def test_baseline_comparison_p_values_match_scipy(known):
+    summary = configurations(known)
+    table = next(t for t in build_tables(known, summary) if t.name == "baseline").data.iloc[0]
+    assert table["configuration"] == "lambda=0.5"
+    assert table["delta"] == pytest.approx(np.mean(IOU_A) - np.mean(IOU_B))
+    assert table["seed_test"] == "paired t"
+    assert table["p_seeds"] == pytest.approx(stats.ttest_rel(IOU_A, IOU_B).pvalue)
+    a = np.array(IMAGES_A, dtype=float).ravel()
+    b = np.array(IMAGES_B, dtype=float).ravel()
+    keep = np.isfinite(a) & np.isfinite(b)  # images pair by index within each seed; NaN (no smoke) dropped
+    assert table["image_pairs"] == keep.sum() == 10
+    assert table["delta_image_iou"] == pytest.approx(np.mean(a[keep] - b[keep]))
+    assert table["p_images"] == pytest.approx(stats.wilcoxon(a[keep], b[keep]).pvalue)
+
+
+def test_seed_test_switches_to_wilcoxon_and_handles_degenerate_cases():
+    rng = np.random.default_rng(1)
+    diff = rng.normal(0.1, 0.05, WILCOXON_FROM)
+    assert seed_test(diff) == ("Wilcoxon", pytest.approx(stats.wilcoxon(diff).pvalue))
+    assert seed_test(diff[:3]) == ("paired t", pytest.approx(stats.ttest_1samp(diff[:3], 0).pvalue))
+    assert seed_test(np.zeros(3)) == ("paired t", 1.0)
+    name, p = seed_test(np.array([0.1]))
+    assert name == "" and math.isnan(p)
+
+
+def test_marginal_pools_the_other_axes(synthetic, tmp_path):
+    grid = {"transfer.lambda": [0.5, 1.0], "transfer.level": ["global", "spatial"]}
+    effect = {(0.5, "global"): 0.2, (0.5, "spatial"): 0.4, (1.0, "global"): 0.5, (1.0, "spatial"): 0.7}
+    rng = np.random.default_rng(0)
+    specs = synthetic.grid(grid, 2, lambda p: effect[p["transfer.lambda"], p["transfer.level"]], rng)
+    study = synthetic.study(tmp_path, grid, seeds=2)
+    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    level = next(a for a in data.axes if a.path == "transfer.level")
+    table = marginal(data, level).set_index("level")
+    for value in ("global", "spatial"):
+        direct = [s.metrics["smoke_iou"] for s in specs if s.params["transfer.level"] == value]
+        assert table.loc[value, "smoke_iou.mean"] == pytest.approx(np.mean(direct))
+        assert table.loc[value, "smoke_iou.std"] == pytest.approx(np.std(direct, ddof=1))
+        assert table.loc[value, "trials"] == 4 and table.loc[value, "configurations"] == 2
+    names = [t.name for t in build_tables(data, configurations(data))]
+    assert {"marginal-lambda", "marginal-level", "paper-lambda", "paper-transfer"} <= set(names)
+
+
+def test_paper_layouts_and_oracle_labels(synthetic, tmp_path):
+    chains = [[], [{"name": "crf", "sxy": 3}, {"name": "sam"}], [{"name": "oracle_threshold"}]]
+    grid = {"postprocess": chains}
+    rng = np.random.default_rng(0)
+    specs = synthetic.grid(grid, 2, lambda p: 0.3 + 0.1 * len(p["postprocess"]), rng)
+    for spec in specs:
+        spec.oracle = spec.params["postprocess"] == chains[2]
+    study = synthetic.study(tmp_path, grid, seeds=2, baseline={"postprocess": []})
+    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    tables = {t.name: t for t in build_tables(data, configurations(data))}
+    post = tables["paper-postprocess"]
+    assert list(post.shown["post-processing"]) == ["none", "CRF(sxy=3) + SAM", "oracle threshold [oracle]"]
+    assert list(post.data["paper_best_seed"]) == [0.4625, 0.5293, 0.5715]  # matched by step names
+    seed1 = [s.metrics["smoke_iou"] for s in specs if s.seed == 1]
+    assert list(post.data["seed 1"]) == pytest.approx(seed1)
+    summary = tables["summary"].shown["configuration"]
+    assert summary.str.contains("oracle").sum() == 1
+    assert any("[oracle]" in c for c in tables["baseline"].shown["configuration"])
+
+
+def test_value_labels():
+    assert value_label('[{"name": "crf", "sxy": 3}, {"name": "multiscale"}]') == "CRF(sxy=3) + multi-scale"
+    assert value_label("[]") == "none"
+    assert value_label('{"name": "l2"}') == "L2"
+    assert value_label(0.30000000001) == "0.3"
+    assert value_label(float("nan")) == "(base)"
+
+
+def test_markdown_and_latex_hold_every_row(known):
+    table = build_tables(known, configurations(known))[0]
+    markdown, latex = to_markdown(table), to_latex(table)
+    assert markdown.count("\n| ") == 1 + len(table.shown)  # header + rows
+    assert "lambda=1 (baseline)" in markdown
+    assert r"\begin{tabular}" in latex and r"smoke\_iou" in latex and latex.count(r" \\") == 1 + len(table.shown)

@@ -1,0 +1,175 @@
+"""The command line: ``ablate list`` and ``ablate trial``, in-process, plus one real process."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import ablate
+from ablate.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {
+    "data": {"name": "synthetic-smoke", "n_train": 32, "n_test": 8},
+    "train": {"epochs": 1, "batch_size": 16},
+    "threads": 1,
+}
+LEVELS_LISTING = f"""levels: {ablate.LEVELS.contract}
+  channel            One N-vector (spatial map) per channel, distances averaged over channels.
+  global             One C*N vector per image (the paper's best level).
+  spatial            One C-vector per location, distances averaged over locations.
+
+"""
+
+
+@pytest.fixture(autouse=True)
+def _cache_and_threads(monkeypatch: pytest.MonkeyPatch, shared_cache: ablate.StageCache) -> Iterator[None]:
+    """`ablate trial` uses the default cache: point it at the session's cache; restore torch's threads."""
+    monkeypatch.setenv("ABLATE_CACHE", str(shared_cache.root))
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    return lines[0]
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_list_one_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "levels"]) == 0
+    assert capsys.readouterr().out == LEVELS_LISTING
+
+
+def test_list_shows_params_with_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "projections"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    mlp = next(i for i, line in enumerate(lines) if line.startswith("  mlp "))
+    assert (
+        lines[mlp].split(None, 1)[1]
+        == "Per-location two-layer MLP (1x1 conv, GELU, 1x1 conv) from student to teacher channels."
+    )
+    assert lines[mlp + 1].strip() == "(hidden: int = 256)"
+    assert lines[mlp + 2].startswith("  none ")  # components without params get no params line
+
+
+def test_list_everything(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    headers = [line.split(":")[0] for line in out.splitlines() if line and not line.startswith(" ")]
+    assert headers == list(ablate.REGISTRIES)
+    assert LEVELS_LISTING in out
+    assert re.search(r"^  timm +Any timm model", out, re.M)
+    assert (
+        "(model: str, pretrained: bool = False, checkpoint: str | None = None, model_args: dict | None = None)" in out
+    )
+    assert re.search(r"^  single .*\n +\(network: str = 'student'\)$", out, re.M)
+
+
+def test_list_unknown_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "level"]) == 2
+    assert _error_line(capsys) == f"ablate: error: unknown kind 'level'; kinds: {', '.join(ablate.REGISTRIES)}"
+
+
+def test_trial_with_broken_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path / "broken.yaml", "seed: 1\ntrain:\n  epochs: [1, 2\n  lr: 3\n")
+    assert main(["trial", str(path), "--quiet"]) == 2
+    assert _error_line(capsys) == f"ablate: error: {path}:4:5: invalid YAML: expected ',' or ']', but got ':'"
+
+
+def test_trial_with_a_list_at_top_level(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path / "list.yaml", "- seed\n")
+    assert main(["trial", str(path), "--quiet"]) == 2
+    assert _error_line(capsys) == f"ablate: error: {path}: expected a mapping of config keys at the top level"
+
+
+def test_trial_with_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trial", str(tmp_path / "none.yaml"), "--quiet"]) == 2
+    assert _error_line(capsys).startswith(f"ablate: error: {tmp_path / 'none.yaml'}: cannot read")
+
+
+def test_trial_with_unknown_component(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path / "trial.yaml", yaml.safe_dump({**TINY, "transfer": {"level": "globl"}}))
+    assert main(["trial", str(path), "--quiet"]) == 2
+    line = _error_line(capsys)
+    assert line.startswith("ablate: error: transfer.level.name: 'globl' is not in the levels registry.")
+    assert "Did you mean 'global'?" in line and "Available: channel, global, spatial." in line
+
+
+def test_trial_with_bad_set_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path / "trial.yaml", yaml.safe_dump(TINY))
+    assert main(["trial", str(path), "--set", "train.lr=-1", "--quiet"]) == 2
+    assert _error_line(capsys) == "ablate: error: train.lr: expected a number > 0, got -1"
+
+
+def test_trial_with_malformed_set(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trial", "--set", "train.lr", "--quiet"]) == 2
+    assert _error_line(capsys) == "ablate: error: --set 'train.lr': expected key.path=value"
+
+
+def test_good_trial_prints_the_metrics_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path / "trial.yaml", yaml.safe_dump({**TINY, "train": {"epochs": 3, "batch_size": 16}}))
+    out_json = tmp_path / "result.json"
+    code = main(["trial", str(path), "--set", "train.epochs=1", "--set", "transfer.lambda=0.9", "--quiet",
+                 "--json", str(out_json)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0 and captured.err == ""
+    lines = captured.out.splitlines()
+    assert lines[0] == "metrics on the test split:"
+    end = next(i for i, line in enumerate(lines) if line.startswith("trainings executed"))
+    table = dict(line.split() for line in lines[1:end])
+    assert list(table) == ablate.METRICS.names()
+    assert all(re.fullmatch(r"nan|-?\d+\.\d{4}", value) for value in table.values())
+    assert re.fullmatch(r"trainings executed: [0-2]; time: data \d+\.\ds(, [a-z]+ \d+\.\ds)+", lines[end])
+    assert all(re.fullmatch(r"checkpoint: .*/model/\w+/weights\.pt", line) for line in lines[end + 1 :])
+    stored = json.loads(out_json.read_text())
+    assert stored["config"]["train"]["epochs"] == 1 and stored["config"]["transfer"]["lambda"] == 0.9
+    assert {k: f"{v:.4f}" for k, v in stored["metrics"].items() if v == v} == {
+        k: v for k, v in table.items() if v != "nan"
+    }
+
+
+def test_trial_with_offline_pretrained_weights_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path / "trial.yaml", yaml.safe_dump(TINY))
+    sets = [
+        "paradigm.name=single",
+        "paradigm.network=teacher",
+        "cam.network=teacher",
+        "teacher.backbone.pretrained=true",
+    ]
+    code = main(["trial", str(path), "--quiet", *[arg for s in sets for arg in ("--set", s)]])
+    assert code == 2
+    assert "checkpoint" in _error_line(capsys)
+
+
+def test_console_entry_point() -> None:
+    (entry,) = importlib.metadata.entry_points(group="console_scripts", name="ablate")
+    assert entry.value == "ablate.cli:main"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ablate", "list", "levels"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == LEVELS_LISTING

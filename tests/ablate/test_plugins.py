@@ -1,0 +1,150 @@
+"""Plugins: variants registered from modules outside the package, by config and by entry point."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+import ablate
+import ablate._plugins as plugins
+from ablate._plugins import ENTRY_POINT_GROUP, PluginError
+
+TINY = {
+    "data": {"name": "synthetic-smoke", "n_train": 32, "n_test": 8},
+    "train": {"epochs": 1, "batch_size": 16},
+    "threads": 1,
+}
+
+CENTROID = '''
+"""A third-party level: compares the per-image mean vectors."""
+
+from ablate import LEVELS
+
+CALLS = []
+
+
+@LEVELS.register("centroid")
+def centroid(scale: float = 1.0):
+    """Per-image mean vectors (one C-vector per image)."""
+
+    def loss(student, teacher, distance):
+        CALLS.append((tuple(student.shape), tuple(teacher.shape)))
+        return scale * distance(student.mean(dim=2), teacher.mean(dim=2)).mean()
+
+    return loss
+'''
+
+
+@pytest.fixture
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """tmp_path on sys.path; registrations and loaded plugin modules are undone afterwards."""
+    for registry in ablate.REGISTRIES.values():
+        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+    monkeypatch.setattr(plugins, "_loaded", set(plugins._loaded))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    threads = torch.get_num_threads()
+    before = set(sys.modules)
+    yield tmp_path
+    torch.set_num_threads(threads)
+    for name in set(sys.modules) - before:
+        if name.startswith("plugin_test_"):
+            del sys.modules[name]
+
+
+def _write(folder: Path, module: str, source: str) -> None:
+    (folder / f"{module}.py").write_text(textwrap.dedent(source))
+
+
+def test_plugin_level_from_outside_the_package_runs_in_a_trial(isolated: Path, shared_cache: ablate.StageCache) -> None:
+    _write(isolated, "plugin_test_align", CENTROID)
+    assert "centroid" not in ablate.LEVELS
+    config = {**TINY, "plugins": ["plugin_test_align"], "transfer": {"level": {"name": "centroid", "scale": 2.0}}}
+    result = ablate.run_trial(config, cache=shared_cache, progress=False)
+
+    assert "centroid" in ablate.LEVELS
+    assert ablate.LEVELS.get("centroid").module == "plugin_test_align"
+    assert result.trainings >= 1
+    assert set(result.metrics) == set(ablate.METRICS.names())
+    assert all(math.isnan(v) or v >= 0 for v in result.metrics.values())
+    # the student's loss used the plugin on every step: 32 images / batch 16 = 2 steps of 1 epoch, and
+    # the projected student map was resampled to the teacher's [B, 2, 8x8] class map
+    calls = sys.modules["plugin_test_align"].CALLS
+    assert calls == [((16, 2, 64), (16, 2, 64))] * 2
+    (student_epoch,) = [h for h in result.history if h["tag"] == "student"]
+    assert "tf" in student_epoch and math.isfinite(student_epoch["tf"])
+
+
+def test_plugin_is_only_imported_when_named(isolated: Path) -> None:
+    _write(isolated, "plugin_test_align", CENTROID)
+    with pytest.raises(ablate.ConfigError, match="transfer.level.name: 'centroid' is not in the levels registry"):
+        ablate.validate({"transfer": {"level": "centroid"}})
+    ablate.validate({"plugins": ["plugin_test_align"], "transfer": {"level": "centroid"}})
+
+
+def test_plugin_that_fails_to_import_names_the_module(isolated: Path) -> None:
+    _write(isolated, "plugin_test_broken", "raise RuntimeError('boom')\n")
+    with pytest.raises(PluginError) as info:
+        ablate.validate({"plugins": ["plugin_test_broken"]})
+    assert str(info.value) == "plugins: cannot import plugin module 'plugin_test_broken': RuntimeError: boom"
+    assert "plugin_test_broken" not in plugins._loaded
+
+
+def test_missing_plugin_module_names_the_module_and_origin(isolated: Path) -> None:
+    with pytest.raises(PluginError, match="^study.yaml: cannot import plugin module 'plugin_test_nothing_here': "):
+        ablate.load_components(["plugin_test_nothing_here"], origin="study.yaml")
+
+
+class _FakeEntryPoints:
+    def __init__(self, *entries: importlib.metadata.EntryPoint) -> None:
+        self.entries = entries
+        self.groups: list[str | None] = []
+
+    def __call__(self, group: str | None = None) -> tuple[importlib.metadata.EntryPoint, ...]:
+        self.groups.append(group)
+        return self.entries if group == ENTRY_POINT_GROUP else ()
+
+
+def _entry_point(name: str, value: str) -> importlib.metadata.EntryPoint:
+    return importlib.metadata.EntryPoint(name=name, value=value, group=ENTRY_POINT_GROUP)
+
+
+def test_entry_point_plugin_is_imported_with_the_built_ins(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write(
+        isolated,
+        "plugin_test_ep",
+        '''
+        from ablate import DISTANCES
+
+        @DISTANCES.register("plugin_test_distance")
+        def factory():
+            """Always zero."""
+            return lambda a, b: (a - b).sum(dim=-1) * 0
+        ''',
+    )
+    fake = _FakeEntryPoints(_entry_point("mine", "plugin_test_ep:factory"))
+    monkeypatch.setattr(plugins.importlib.metadata, "entry_points", fake)
+    monkeypatch.setattr(plugins, "_loaded", set())  # as in a fresh process
+
+    ablate.load_components()
+    assert fake.groups == [ENTRY_POINT_GROUP]
+    assert "plugin_test_ep" in plugins._loaded and "plugin_test_ep" in sys.modules
+    assert ablate.DISTANCES.get("plugin_test_distance").description == "Always zero."
+    assert "global" in ablate.LEVELS  # the built-ins are still there
+    ablate.load_components()  # entry points are scanned once per process
+    assert fake.groups == [ENTRY_POINT_GROUP]
+
+
+def test_broken_entry_point_names_the_entry_point(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        plugins.importlib.metadata, "entry_points", _FakeEntryPoints(_entry_point("bad", "plugin_test_gone:x"))
+    )
+    monkeypatch.setattr(plugins, "_loaded", set())
+    with pytest.raises(PluginError, match="^entry point 'bad': cannot import plugin module 'plugin_test_gone': "):
+        ablate.load_components()

@@ -1,0 +1,165 @@
+"""Registries: registration, parameter introspection, name lookup messages and parameter checks."""
+
+# No ``from __future__ import annotations`` here: some factories below need real (non-string) annotations.
+
+import pytest
+
+from ablate import LEVELS, PROJECTIONS, Registry, RegistryError
+from ablate._registries import _is_callable
+
+
+class Widget:
+    """A widget with a size.
+
+    More text that ``ablate list`` does not show.
+    """
+
+    def __init__(self, in_channels: int, size: int, scale: float = 0.5, *args, **kwargs) -> None:
+        self.in_channels, self.size, self.scale = in_channels, size, scale
+
+
+def _widgets() -> Registry:
+    registry = Registry("widgets", "factory(in_channels, **params) -> object", injected=("in_channels",))
+    registry.register("widget")(Widget)
+
+    @registry.register("flag")
+    def flag(enabled: bool = False, count: int = 1, name: str = "x", ratio: float | None = None):
+        return (enabled, count, name, ratio)
+
+    @registry.register()
+    def gadget_factory():
+        return "gadget"
+
+    return registry
+
+
+def test_register_records_description_params_and_module() -> None:
+    entry = _widgets().get("widget")
+    assert entry.factory is Widget
+    assert entry.description == "A widget with a size."  # first docstring line only
+    assert entry.module == __name__
+    # the injected in_channels and *args/**kwargs are not user parameters
+    assert [(p.name, p.required) for p in entry.params] == [("size", True), ("scale", False)]
+    assert [p.describe() for p in entry.params] == ["size: int", "scale: float = 0.5"]
+    assert entry.param("scale").default == 0.5 and entry.param("in_channels") is None
+
+
+def test_register_without_name_uses_the_function_name_and_names_are_sorted() -> None:
+    registry = _widgets()
+    assert registry.names() == ["flag", "gadget_factory", "widget"]
+    assert [e.name for e in registry] == registry.names() and len(registry) == 3
+    assert "widget" in registry and "nothing" not in registry
+
+
+def test_create_passes_injected_and_user_parameters() -> None:
+    widget = _widgets().create("widget", in_channels=3, size=7)
+    assert (widget.in_channels, widget.size, widget.scale) == (3, 7, 0.5)
+
+
+def test_duplicate_name_is_refused_and_keeps_the_first() -> None:
+    registry = _widgets()
+    with pytest.raises(RegistryError, match=rf"widgets: 'widget' is already registered \(by {__name__}\)"):
+        registry.register("widget")(lambda: None)
+    assert registry.get("widget").factory is Widget
+
+
+def test_unknown_name_message_has_kind_closest_match_and_available_names() -> None:
+    with pytest.raises(RegistryError) as info:
+        _widgets().get("widgte")
+    assert str(info.value).startswith(
+        "'widgte' is not in the widgets registry. Did you mean 'widget'? Available: flag, gadget_factory, widget."
+    )
+    assert "'ablate.plugins' entry point" in str(info.value)
+
+
+def test_unknown_name_without_close_match_has_no_hint() -> None:
+    message = _widgets().unknown_message("zzzzzz")
+    assert "Did you mean" not in message and "Available: flag, gadget_factory, widget." in message
+
+
+def test_unknown_name_in_a_real_registry() -> None:
+    message = LEVELS.unknown_message("globl")
+    assert "levels registry" in message and "Did you mean 'global'?" in message
+    assert all(name in message for name in ("channel", "global", "spatial"))
+
+
+def test_check_params_unknown_parameter_with_suggestion() -> None:
+    assert PROJECTIONS.check_params("mlp", {"hiden": 8}) == [
+        "unknown parameter 'hiden' for projections 'mlp' (did you mean 'hidden'?); it takes: hidden"
+    ]
+    assert _widgets().check_params("gadget_factory", {"x": 1}) == [
+        "unknown parameter 'x' for widgets 'gadget_factory'; it takes: none"
+    ]
+
+
+def test_check_params_missing_required() -> None:
+    assert _widgets().check_params("widget", {"scale": 1.0}) == ["widgets 'widget' needs parameter 'size'"]
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        ({"count": "3"}, "parameter 'count' of widgets 'flag': expected int, got str '3'"),
+        ({"count": True}, "parameter 'count' of widgets 'flag': expected int, got True"),  # bool is not an int here
+        ({"count": 2.5}, "parameter 'count' of widgets 'flag': expected int, got float 2.5"),
+        ({"enabled": 1}, "parameter 'enabled' of widgets 'flag': expected bool, got int 1"),
+        ({"name": 3}, "parameter 'name' of widgets 'flag': expected str, got int 3"),
+        ({"ratio": "a"}, "parameter 'ratio' of widgets 'flag': expected float | None, got str 'a'"),
+        ({"ratio": False}, "parameter 'ratio' of widgets 'flag': expected float | None, got False"),
+    ],
+)
+def test_check_params_simple_type_errors(params: dict, problem: str) -> None:
+    registry = _string_annotated()
+    assert registry.check_params("flag", params) == [problem]
+
+
+def _string_annotated() -> Registry:
+    """Like ``flag`` above, with string annotations (what ``from __future__ import annotations`` gives)."""
+    registry = Registry("widgets", "")
+
+    def flag(enabled: "bool" = False, count: "int" = 1, name: "str" = "x", ratio: "float | None" = None):  # noqa: UP037
+        return None
+
+    registry.register("flag")(flag)
+    return registry
+
+
+@pytest.mark.parametrize(
+    "params", [{"count": 3}, {"enabled": True}, {"ratio": 1}, {"ratio": 0.5}, {"ratio": None}, {"count": None}]
+)
+def test_check_params_accepts_fitting_values(params: dict) -> None:
+    assert _string_annotated().check_params("flag", params) == []
+    assert _widgets().check_params("flag", params) == []
+
+
+def test_create_reports_every_problem_in_one_error() -> None:
+    with pytest.raises(RegistryError) as info:
+        _widgets().create("widget", in_channels=1, scale="a")
+    assert str(info.value) == (
+        "parameter 'scale' of widgets 'widget': expected float, got str 'a'; widgets 'widget' needs parameter 'size'"
+    )
+
+
+def test_create_type_errors_for_real_type_annotations() -> None:
+    registry = _widgets()
+    assert registry.check_params("flag", {"count": "3"}) == [
+        "parameter 'count' of widgets 'flag': expected int, got str '3'"
+    ]
+    assert registry.check_params("flag", {"enabled": 1}) == [
+        "parameter 'enabled' of widgets 'flag': expected bool, got int 1"
+    ]
+
+
+def test_check_params_union_type_annotation_is_checked() -> None:
+    assert _widgets().check_params("flag", {"ratio": "a"}) == [
+        "parameter 'ratio' of widgets 'flag': expected float | None, got str 'a'"
+    ]
+
+
+def test_contract_check_failure_names_kind_and_entry() -> None:
+    registry = Registry("levels", "factory() -> callable", check=_is_callable)
+    registry.register("broken")(lambda: 42)
+    registry.register("fine")(lambda: lambda s, t, d: 0)
+    with pytest.raises(TypeError, match="^levels 'broken' breaks the registry contract: expected a callable, got int$"):
+        registry.create("broken")
+    assert callable(registry.create("fine"))

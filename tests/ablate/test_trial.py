@@ -1,0 +1,263 @@
+"""One trial end to end: every paradigm x level x distance, the stage cache, validation and failures."""
+
+from __future__ import annotations
+
+import math
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+import ablate
+import ablate._plugins as plugins
+from ablate._trial import gallery_indices
+
+TINY: dict[str, Any] = {
+    "data": {"name": "synthetic-smoke", "n_train": 32, "n_test": 8},
+    "train": {"epochs": 1, "batch_size": 16},
+    "threads": 1,  # tiny models: thread hand-offs cost more than they save
+}
+# Ratios that are not shares of something, so not bounded by 1.
+UNBOUNDED = {"chimney_per_tp"}
+PARADIGMS = {
+    "single_student": {"paradigm": {"name": "single", "network": "student"}},
+    "single_teacher": {"paradigm": {"name": "single", "network": "teacher"}, "cam": {"network": "teacher"}},
+    "teacher_student": {"paradigm": "teacher_student"},
+    "co_training": {"paradigm": "co_training"},
+}
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def _config(**sections: Any) -> dict[str, Any]:
+    return {**TINY, **sections}
+
+
+def _same(a: dict[str, float], b: dict[str, float]) -> bool:
+    return a.keys() == b.keys() and all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+
+
+@pytest.mark.parametrize("distance", ["cosine", "l1", "l2"])
+@pytest.mark.parametrize("level", ["global", "spatial", "channel"])
+@pytest.mark.parametrize("paradigm", list(PARADIGMS))
+def test_every_paradigm_level_and_distance_runs(
+    paradigm: str, level: str, distance: str, shared_cache: ablate.StageCache
+) -> None:
+    config = _config(**PARADIGMS[paradigm], transfer={"level": level, "distance": distance})
+    result = ablate.run_trial(config, cache=shared_cache, progress=False)
+
+    assert set(result.metrics) == set(ablate.METRICS.names())
+    for name, value in result.metrics.items():
+        assert math.isnan(value) or 0.0 <= value <= (math.inf if name in UNBOUNDED else 1.0), (name, value)
+    assert len(result.per_image_iou) == len(result.image_names) == 8
+    assert not result.oracle
+    assert result.trainings <= 2
+    assert all(math.isfinite(v) for h in result.history for k, v in h.items() if k != "tag")
+    if paradigm in ("teacher_student", "co_training"):
+        # the transfer section is part of these models: each (level, distance) trains its own student
+        assert result.trainings >= 1
+        assert all("tf" in h or "cls_student" in h for h in result.history if h["tag"] != "teacher")
+    assert result.config["transfer"]["level"] == {"name": level}
+
+
+def test_second_identical_run_trains_nothing(shared_cache: ablate.StageCache) -> None:
+    config = _config(seed=1)
+    first = ablate.run_trial(config, cache=shared_cache, progress=False)
+    built = dict(shared_cache.builds)
+    second = ablate.run_trial(config, cache=shared_cache, progress=False)
+    assert second.trainings == 0 and second.history == []
+    assert shared_cache.builds == built  # not even a CAM set was recomputed
+    assert _same(first.metrics, second.metrics)
+    np.testing.assert_array_equal(first.per_image_iou, second.per_image_iou)
+
+
+def test_teacher_is_shared_between_lambdas(tmp_path: Path) -> None:
+    cache = ablate.StageCache(tmp_path)
+    first = ablate.run_trial(_config(transfer={"lambda": 0.5}), cache=cache, progress=False)
+    second = ablate.run_trial(_config(transfer={"lambda": 0.8}), cache=cache, progress=False)
+    assert first.trainings == 2 and [h["tag"] for h in first.history] == ["teacher", "student"]
+    assert second.trainings == 1 and [h["tag"] for h in second.history] == ["student"]
+
+
+def test_same_seed_in_fresh_caches_gives_identical_results(tmp_path: Path) -> None:
+    config = _config(seed=2)
+    a = ablate.run_trial(config, cache=ablate.StageCache(tmp_path / "a"), progress=False)
+    b = ablate.run_trial(config, cache=ablate.StageCache(tmp_path / "b"), progress=False)
+    assert a.trainings == b.trainings == 2
+    assert _same(a.metrics, b.metrics)
+    np.testing.assert_array_equal(a.per_image_iou, b.per_image_iou)
+    assert a.history == b.history
+    np.testing.assert_array_equal(a.gallery["cams"], b.gallery["cams"])
+
+
+def test_projection_none_with_mismatched_channels_is_rejected_before_training(tmp_path: Path) -> None:
+    config = _config(transfer={"projection": "none"})
+    with pytest.raises(ablate.ConfigError) as info:
+        ablate.validate(config)
+    # student: test_vit features (64 channels); teacher: its class map (2 channels)
+    assert str(info.value).startswith(
+        "transfer.projection: 'none' learns no mapping, but the student's aligned map has 64 channels and the "
+        "teacher's 2"
+    )
+    cache = ablate.StageCache(tmp_path)
+    with pytest.raises(ablate.ConfigError, match="transfer.projection"):
+        ablate.run_trial(config, cache=cache, progress=False)
+    assert cache.entries() == [] and not (tmp_path / "datasets").exists()  # failed before data and training
+
+
+def test_projection_none_is_fine_when_channels_match() -> None:
+    ablate.validate(_config(transfer={"projection": "none"}, student={"align": "class_map"}))
+    # a paradigm without transfer does not care
+    ablate.validate(_config(transfer={"projection": "none"}, paradigm="single"))
+
+
+def test_cam_network_not_trained_by_the_paradigm_is_rejected() -> None:
+    with pytest.raises(ablate.ConfigError) as info:
+        ablate.validate(_config(paradigm={"name": "single", "network": "student"}, cam={"network": "teacher"}))
+    assert str(info.value) == "cam.network: 'teacher' is not trained by paradigm 'single' (it trains student)"
+
+
+@pytest.mark.parametrize(
+    ("paradigm", "network"),
+    [("teacher_student", "student"), ("co_training", "student"), ({"name": "single", "network": "teacher"}, "teacher")],
+)
+def test_cam_network_auto_is_the_last_trained_network(paradigm: Any, network: str) -> None:
+    assert ablate.validate(_config(paradigm=paradigm))["cam"]["network"] == network
+
+
+def test_bad_cam_layer_is_rejected() -> None:
+    with pytest.raises(ablate.ConfigError, match=r"^cam.layer: layer 'blocks.9.norm1': '9' does not exist"):
+        ablate.validate(_config(cam={"layer": "blocks.9.norm1"}))
+
+
+@pytest.fixture
+def nan_plugin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+    """A plugin module registering the distance ``nan`` (undone afterwards)."""
+    for registry in ablate.REGISTRIES.values():
+        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+    monkeypatch.setattr(plugins, "_loaded", set(plugins._loaded))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "trial_test_nan.py").write_text(
+        textwrap.dedent(
+            '''
+            from ablate import DISTANCES
+
+            @DISTANCES.register("nan")
+            def nan():
+                """Always NaN."""
+                return lambda a, b: (a - b).sum(dim=-1) * float("nan")
+            '''
+        )
+    )
+    yield "trial_test_nan"
+    sys.modules.pop("trial_test_nan", None)
+
+
+@pytest.mark.parametrize("paradigm", ["teacher_student", "co_training"])
+def test_nan_loss_raises_diverged(nan_plugin: str, paradigm: str, shared_cache: ablate.StageCache) -> None:
+    config = _config(plugins=[nan_plugin], paradigm=paradigm, transfer={"distance": "nan"})
+    with pytest.raises(ablate.Diverged, match=r"^diverged at epoch 1, step 1 \(loss nan\)$"):
+        ablate.run_trial(config, cache=shared_cache, progress=False)
+
+
+def test_unknown_timm_model_is_rejected_with_suggestion() -> None:
+    with pytest.raises(ablate.ConfigError) as info:
+        ablate.validate(_config(student={"backbone": {"model": "test_vitt"}}))
+    assert str(info.value).startswith("student: 'test_vitt' is not a timm model (did you mean 'test_vit'?)")
+
+
+def test_pretrained_weights_fail_offline_with_a_hint_at_checkpoint(tmp_path: Path) -> None:
+    config = _config(paradigm={"name": "single", "network": "teacher"}, cam={"network": "teacher"})
+    config["teacher"] = {"backbone": {"pretrained": True}}
+    with pytest.raises(ablate.ConfigError) as info:
+        ablate.run_trial(config, cache=ablate.StageCache(tmp_path), progress=False)
+    message = str(info.value)
+    assert "'test_resnet': pretrained weights cannot be downloaded (HF_HUB_OFFLINE is set)" in message
+    assert "`checkpoint: /path/to/weights`" in message
+
+
+def test_pretrained_student_offline_fails_before_training_the_teacher(tmp_path: Path) -> None:
+    cache = ablate.StageCache(tmp_path)
+    with pytest.raises(ablate.ConfigError, match="checkpoint"):
+        ablate.run_trial(_config(student={"backbone": {"pretrained": True}}), cache=cache, progress=False)
+    assert [stage for stage, *_ in cache.entries()] == []
+
+
+def _random_resnet_checkpoint(path: Path, seed: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    model = timm.create_model("test_resnet")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_()
+    torch.save(model.state_dict(), path)
+    return model.state_dict()
+
+
+def test_local_checkpoint_is_loaded(tmp_path: Path) -> None:
+    saved = _random_resnet_checkpoint(tmp_path / "weights.pth", seed=5)
+    backbone = ablate.BACKBONES.create(
+        "timm", model="test_resnet", checkpoint=str(tmp_path / "weights.pth"), model_args={"output_stride": 8}
+    )
+    loaded = backbone.model.state_dict()
+    assert set(saved) - set(loaded) == {"fc.weight", "fc.bias"}  # the classifier is dropped (num_classes=0)
+    for key, value in loaded.items():
+        torch.testing.assert_close(value, saved[key], rtol=0, atol=0, msg=key)
+    fresh = ablate.BACKBONES.create("timm", model="test_resnet").model.state_dict()
+    assert not torch.equal(fresh["conv1.0.weight"], loaded["conv1.0.weight"])  # without checkpoint: random init
+
+
+def test_missing_checkpoint_is_rejected_by_validate(tmp_path: Path) -> None:
+    with pytest.raises(ablate.ConfigError, match=r"^teacher: backbone 'test_resnet': checkpoint .*nope.pth does not"):
+        ablate.validate(_config(teacher={"backbone": {"checkpoint": str(tmp_path / "nope.pth")}}))
+
+
+def test_changed_checkpoint_file_retrains(tmp_path: Path) -> None:
+    weights = tmp_path / "weights.pth"
+    config = _config(
+        paradigm={"name": "single", "network": "teacher"},
+        cam={"network": "teacher"},
+        teacher={"backbone": {"checkpoint": str(weights)}},
+    )
+    cache = ablate.StageCache(tmp_path / "cache")
+    _random_resnet_checkpoint(weights, seed=1)
+    assert ablate.run_trial(config, cache=cache, progress=False).trainings == 1
+    _random_resnet_checkpoint(weights, seed=2)
+    assert ablate.run_trial(config, cache=cache, progress=False).trainings == 1
+
+
+def test_gallery_indices_picks_the_four_cases() -> None:
+    labels = np.array([1, 1, 0, 1, 0, 1, 0, 0, 1])
+    has_object = np.array([1, 0, 1, 1, 0, 1, 1, 0, 0], dtype=bool)
+    cooccur = np.zeros((9, 2, 2), np.uint8)
+    cooccur[has_object, 1, 0] = 1
+    # smoke + object: 0, 3 | smoke alone: 1, 8 | object alone: 2, 6 | clean negatives: 4, 7
+    assert gallery_indices(labels, cooccur).tolist() == [0, 3, 1, 8, 2, 6, 4, 7]
+    assert gallery_indices(labels, cooccur, per_case=1).tolist() == [0, 1, 2, 4]
+    # without co-occurrence masks every image counts as "no object"
+    assert gallery_indices(labels, None).tolist() == [0, 1, 2, 4]
+    # a case without images is skipped
+    assert gallery_indices(labels[[0, 3, 1]], cooccur[[0, 3, 1]], per_case=3).tolist() == [0, 1, 2]
+    assert gallery_indices(labels, cooccur).dtype == np.int64
+
+
+def test_trial_gallery_shows_the_test_images_of_each_case(shared_cache: ablate.StageCache) -> None:
+    result = ablate.run_trial(_config(), cache=shared_cache, progress=False)
+    gallery = result.gallery
+    assert len(gallery["indices"]) == 8  # 8 test images: 2 of each case
+    assert gallery["images"].shape == (8, 64, 64, 3) and gallery["masks"].shape == (8, 64, 64)
+    assert gallery["cams"].shape == gallery["pred"].shape == gallery["cooccur"].shape == (8, 64, 64)
+    smoke = gallery["masks"].reshape(8, -1).any(axis=1)
+    chimney = gallery["cooccur"].reshape(8, -1).any(axis=1)
+    assert smoke.tolist() == [True] * 4 + [False] * 4
+    assert chimney.tolist() == [True, True, False, False, True, True, False, False]
