@@ -36,7 +36,7 @@ def compute_cams(
 
     Args:
         networks: trained networks by role.
-        cam_config: the config's ``cam`` section (method, ``network``: student/teacher/both, resolved by validation; ``layer``).
+        cam_config: the config's ``cam`` section (method, ``network`` (resolved by validation), ``layer``).
         images: uint8 ``[N, H, W, 3]``.
         scale: input rescaling factor (multi-scale inference).
         flip: run on horizontally flipped inputs and flip the maps back.

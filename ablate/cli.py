@@ -75,7 +75,8 @@ def cmd_trial(args: argparse.Namespace) -> int:
     for checkpoint in result.checkpoints:
         print(f"checkpoint: {checkpoint}")
     if args.json:
-        Path(args.json).write_text(json.dumps(result.__dict__, indent=1, default=str))
+        fields = {k: v for k, v in result.__dict__.items() if k != "gallery"}  # arrays belong in the report
+        Path(args.json).write_text(json.dumps(fields, indent=1, default=str))
     return 0
 
 
@@ -260,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a study file without running anything")
     p.add_argument("study")
-    p.add_argument("--no-files", action="store_true", help="skip data and checkpoint checks (a study for another machine)")
+    p.add_argument(
+        "--no-files", action="store_true", help="skip data and checkpoint checks (a study for another machine)"
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("run", help="run (or resume) a study: every configuration x seed, then the report")
