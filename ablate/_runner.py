@@ -440,6 +440,7 @@ class StudyRunner:
             "trainings": result.trainings,
             "oracle": result.oracle,
             "runtime": runtime,
+            "device": result.device,
         }
         for key, value in attrs.items():
             trial.set_user_attr(key, value)

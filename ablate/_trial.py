@@ -50,6 +50,7 @@ class TrialResult:
         oracle: True when a step looked at the ground truth; every metric is then an oracle number.
         history: per-epoch mean losses of the trainings this trial executed.
         checkpoints: weight files (in the stage cache) of the networks this trial trained or loaded.
+        device: where it ran, e.g. ``cpu`` or ``cuda (NVIDIA H100 80GB HBM3)``.
         config: the resolved config.
         gallery: for a fixed set of test images (see :func:`gallery_indices`): ``indices``,
             ``images``, ``masks``, ``cooccur`` (ground truth), ``cams`` and ``pred`` (this trial's output).
@@ -63,6 +64,7 @@ class TrialResult:
     oracle: bool
     history: list[dict[str, Any]] = field(default_factory=list)
     checkpoints: list[str] = field(default_factory=list)
+    device: str = "cpu"
     config: dict[str, Any] = field(default_factory=dict)
     gallery: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -157,6 +159,10 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def describe_device(device: torch.device) -> str:
+    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
+
+
 def load_data(config: dict[str, Any], cache: StageCache) -> Dataset:
     """The config's dataset (generated or checked before any training starts)."""
     spec = config["data"]
@@ -168,6 +174,24 @@ def load_data(config: dict[str, Any], cache: StageCache) -> Dataset:
 
 def _apply(fn: Callable[..., T], args: tuple) -> T:
     return fn(*args)
+
+
+_pools: dict[int, ProcessPoolExecutor] = {}
+
+
+def image_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool kept for the life of this process (its start-up is paid once, not per step).
+
+    Workers come from a fork server that has imported ablate but never run torch: forking a process
+    whose OpenMP threads already ran deadlocks any torch call in the child.
+    """
+    if workers not in _pools:
+        context = get_context("forkserver")
+        context.set_forkserver_preload(["ablate", "components"])
+        _pools[workers] = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)
+        )
+    return _pools[workers]
 
 
 class TrialRun:
@@ -257,8 +281,8 @@ class TrialRun:
         workers = min(self.config["threads"] or os.cpu_count() or 1, len(jobs))
         if workers <= 1 or len(jobs) < 8:
             return [fn(*job) for job in jobs]
-        with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
-            return list(pool.map(_apply, [fn] * len(jobs), jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+        chunks = max(1, len(jobs) // (4 * workers))
+        return list(image_pool(workers).map(_apply, [fn] * len(jobs), jobs, chunksize=chunks))
 
     # --- the trial ---------------------------------------------------------------------------
     def run(self) -> TrialResult:
@@ -298,6 +322,7 @@ class TrialRun:
             oracle=oracle,
             history=self.trainer.history,
             checkpoints=[str(p) for p in self.trainer.checkpoints],
+            device=describe_device(self.device),
             config=self.config,
             gallery=gallery,
         )

@@ -35,6 +35,7 @@ COOCCURRENCE = ("chimney_claimed", "false_activation")
 #: A numeric axis with more distinct values is treated as continuous (no table row or colour per value).
 MAX_LEVELS = 12
 MISSING = "(base)"
+SHORT = 28  # characters of a figure label before component parameters are elided
 BASELINE_COLOUR = (0.35, 0.35, 0.35)
 
 
@@ -63,6 +64,30 @@ def value_label(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return PRETTY.get(str(value), str(value))
+
+
+def elide(label: str) -> str:
+    """``label`` with component parameters replaced by an ellipsis: ``CRF(sxy=3) + SAM`` -> ``CRF(…) + SAM``.
+
+    Only parentheses right after a name hold parameters; ``(baseline)`` and ``(base)`` stay.
+    """
+    out: list[str] = []
+    depth = 0
+    for char in label:
+        if depth:
+            depth += {"(": 1, ")": -1}.get(char, 0)
+        elif char == "(" and out and (out[-1][-1].isalnum() or out[-1][-1] == "_"):
+            out.append("(…)")
+            depth = 1
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def short_labels(labels: list[str]) -> list[str]:
+    """Labels for figures: long ones elided, unless that would make two of them equal."""
+    short = [elide(label) if len(label) > SHORT else label for label in labels]
+    return short if len(set(short)) == len(set(labels)) else labels
 
 
 def oracle_suffix(flags: pd.Series) -> str:
@@ -173,7 +198,7 @@ class Status:
         text = f"{self.completed} of {total} trials completed"
         if not self.partial:
             return text
-        failed = int(self.unfinished["state"].eq("FAIL").sum())
+        failed = int(self.unfinished["state"].eq("FAIL").sum()) if len(self.unfinished) else 0
         other = len(self.unfinished) - failed
         parts = [f"{failed} failed"] + ([f"{other} unfinished"] if other else []) + [f"{self.not_run} not run"]
         return f"PARTIAL: {text} ({', '.join(parts)})"
@@ -221,6 +246,10 @@ class ReportData:
     @property
     def completed(self) -> pd.DataFrame:
         return self.scored[self.scored["state"].eq("COMPLETE")]
+
+    def marks(self, axis: Axis) -> dict[str, str]:
+        """Value label -> its oracle mark (see :func:`oracle_suffix`)."""
+        return self.scored.groupby(axis.column)["oracle"].agg(oracle_suffix).to_dict()
 
     def colour(self, key: str, label: str) -> tuple[float, float, float]:
         """The colour of an axis value (key: the axis path) or of a configuration (key: "")."""

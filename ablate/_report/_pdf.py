@@ -25,6 +25,7 @@ STYLE = {
     "ytick.labelsize": 8,
     "legend.fontsize": 8,
     "savefig.dpi": 110,
+    "text.parse_math": False,  # study files, labels and errors may hold "$"; never read them as math
 }
 LEFT, RIGHT = 0.04, 0.96
 TITLE_Y, FOOTER_Y = 0.955, 0.02
@@ -40,8 +41,12 @@ COLUMN_CAP = 30  # characters, before a cell wraps
 MAX_ROWS = 60  # table rows drawn in the PDF; longer tables are read in the text files
 
 
-def _wrap(text: str, width: int = WRAP) -> str:
-    return "\n".join(textwrap.fill(line, width) if line else "" for line in str(text).splitlines())
+def wrap(text: str, width: int = WRAP, lines: int | None = None) -> str:
+    """Every line of ``text`` wrapped to ``width`` characters (indentation kept); cut with "…" after ``lines``."""
+    wrapped = [part for line in str(text).splitlines() for part in textwrap.wrap(line, width) or [""]] or [""]
+    if lines is not None and len(wrapped) > lines:
+        wrapped = [*wrapped[: lines - 1], wrapped[lines - 1] + "…"]
+    return "\n".join(wrapped)
 
 
 def page(title: str, caption: str = "", compress: bool = False) -> Figure:
@@ -52,7 +57,7 @@ def page(title: str, caption: str = "", compress: bool = False) -> Figure:
         caption: what the page shows (wrapped below the axes).
         compress: close the gaps between fixed-aspect axes (image grids).
     """
-    caption = _wrap(caption)
+    caption = wrap(caption)
     lines = caption.count("\n") + 1 if caption else 0
     bottom = 0.05 + lines * 13 * PT / PAGE[1]
     fig = Figure(
@@ -101,7 +106,7 @@ def title_page(title: str, description: str, facts: list[tuple[str, str]], statu
     fig = page(title)
     y = BODY_TOP
     if description:
-        text = _wrap(description, 120)
+        text = wrap(description, 120)
         fig.text(LEFT, y, text, fontsize=11, va="top", style="italic")
         y -= (text.count("\n") + 2) * 15 * PT / PAGE[1]
     if partial:
@@ -117,7 +122,7 @@ def title_page(title: str, description: str, facts: list[tuple[str, str]], statu
         )
         y -= 0.07
     for key, value in facts:
-        value = _wrap(value, 110)
+        value = wrap(value, 110)
         fig.text(LEFT, y, key, fontsize=10, weight="bold", va="top")
         fig.text(LEFT + 0.17, y, value, fontsize=10, va="top")
         y -= (value.count("\n") + 1) * 15 * PT / PAGE[1] + 0.012
@@ -126,11 +131,7 @@ def title_page(title: str, description: str, facts: list[tuple[str, str]], statu
 
 def text_pages(title: str, text: str) -> list[Figure]:
     """``text`` in a monospaced font, long lines wrapped, split over as many pages as it needs."""
-    lines = [
-        part
-        for line in text.expandtabs(4).splitlines()
-        for part in (textwrap.wrap(line, 140, drop_whitespace=False) or [""])
-    ]
+    lines = wrap(text.expandtabs(4), 140).splitlines()
     chunks = [lines[i : i + TEXT_LINES] for i in range(0, len(lines), TEXT_LINES)] or [[]]
     figures = []
     for i, chunk in enumerate(chunks):
@@ -180,9 +181,9 @@ def table_pages(table: Table) -> list[Figure]:
     if len(shown) < len(table.shown):
         note += f" Shown: the first {MAX_ROWS} of {len(table.shown)} rows; summary.md has them all."
     columns = list(shown.columns)
-    cells = [[_wrap(v, WIDE_COLUMNS.get(c, COLUMN_CAP)) for v in shown[c]] for c in columns]
+    cells = [[wrap(v, WIDE_COLUMNS.get(c, COLUMN_CAP)) for v in shown[c]] for c in columns]
     longest = [max((len(x) for cell in col for x in cell.split("\n")), default=0) for col in cells]
-    headers = [_wrap(c, max(12, n, *(len(w) for w in c.split()))) for c, n in zip(columns, longest, strict=True)]
+    headers = [wrap(c, max(12, n, *(len(w) for w in c.split()))) for c, n in zip(columns, longest, strict=True)]
     widths = [
         max(_width(h, "bold"), *(_width(cell) for cell in col)) + 2 * PAD for h, col in zip(headers, cells, strict=True)
     ]
@@ -190,7 +191,7 @@ def table_pages(table: Table) -> list[Figure]:
     keys = columns.index("configuration") + 1 if "configuration" in columns else 1
     packed = _pack(widths[keys:], sum(widths[:keys]), (RIGHT - LEFT) * PAGE[0] / PT)
     groups = [list(range(keys)) + [keys + i for i in group] for group in packed]
-    note = _wrap(note)
+    note = wrap(note)
     top = BODY_TOP - (note.count("\n") + 1.6) * 12 * PT / PAGE[1]
     row_lines = [max(cells[c][r].count("\n") for c in range(len(columns))) + 1.4 for r in range(len(shown))]
     header_lines = max(h.count("\n") for h in headers) + 1.4

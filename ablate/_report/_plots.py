@@ -6,7 +6,6 @@ Intervals are the same Student-t 95% intervals as in the tables, so figures and 
 from __future__ import annotations
 
 import itertools
-import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,13 +19,14 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from scipy import ndimage
 
-from ablate._report._model import COOCCURRENCE, Axis, ReportData, minimize
-from ablate._report._pdf import page
+from ablate._report._model import COOCCURRENCE, Axis, ReportData, minimize, short_labels
+from ablate._report._pdf import page, wrap
 from ablate._report._tables import grouped, marginal
 from ablate._results import METRIC_PREFIX
 
 MAX_CONFIGS = 20  # configurations per figure: more leave no legible labels
 MAX_HEATMAPS = 6
+FANOVA_TREES = 32
 MAX_GALLERY_ROWS = 8
 PANEL, GAP = 96, 4  # gallery panel side and gap, pixels
 LABEL_WIDTH = 38
@@ -42,8 +42,12 @@ class Plot:
     figure: Figure
 
 
-def _wrap(label: str, width: int = LABEL_WIDTH) -> str:
-    return textwrap.fill(str(label), width)
+def _row_labels(ax: Axes, positions: Any, labels: list[str]) -> None:
+    """Row tick labels wrapped, in a font small enough that their lines do not overlap."""
+    wrapped = [wrap(label, LABEL_WIDTH, lines=3) for label in short_labels(labels)]
+    lines = sum(w.count("\n") + 1 for w in wrapped)
+    height = ax.get_position().height * ax.figure.get_figheight() * 72  # pt, before layout: an upper bound
+    ax.set_yticks(positions, wrapped, fontsize=float(np.clip(0.8 * height / (1.2 * lines), 5, 8)))
 
 
 def _panels(data: ReportData) -> list[str]:
@@ -92,7 +96,7 @@ def _interval_panels(
         points = [values.get_group(k).dropna().to_numpy() if k in values.groups else np.empty(0) for k in keys]
         _intervals(ax, table, metric, colours, points)
         ax.set_xlabel(_axis_label(data, metric))
-    axes[0].set_yticks(range(len(labels)), [_wrap(label) for label in labels])
+    _row_labels(axes[0], range(len(labels)), labels)
 
 
 def configurations_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
@@ -187,8 +191,11 @@ def heatmap_figures(data: ReportData) -> list[Plot]:
             ax=ax,
             cbar_kws={"label": _axis_label(data, objective)},
         )
-        ax.set_yticks(np.arange(len(grid)) + 0.5, [_wrap(v, 24) for v in grid.index], rotation=0)
-        ax.set_xticks(np.arange(len(grid.columns)) + 0.5, [_wrap(v, 16) for v in grid.columns], rotation=0)
+        rows, columns = data.marks(first), data.marks(second)
+        _row_labels(ax, np.arange(len(grid)) + 0.5, [v + rows[v] for v in grid.index])
+        tilt = 30 if len(grid.columns) > 6 else 0  # many columns: slanted labels keep clear of each other
+        columns = [wrap(v, 16, lines=3) for v in short_labels([v + columns[v] for v in grid.columns])]
+        ax.set_xticks(np.arange(len(grid.columns)) + 0.5, columns, rotation=tilt, ha="right" if tilt else "center")
         ax.set_ylabel(first.path)
         ax.set_xlabel(second.path)
         plots.append(Plot(f"heatmap-{first.name}-{second.name}", fig))
@@ -210,24 +217,21 @@ def per_image_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
     fig = page("Per-image IoU", caption)
     ax = fig.subplots()
     order = [c for c in shown["configuration"] if c in set(long["label"])]
-    palette = {c: data.colour("", c) for c in order}
-    sns.boxplot(
-        long,
-        x="iou",
-        y="label",
-        order=order,
-        hue="label",
-        palette=palette,
-        legend=False,
-        ax=ax,
+    boxes = ax.boxplot(
+        [long.loc[long["label"].eq(c), "iou"].to_numpy() for c in order],
+        orientation="horizontal",
+        patch_artist=True,
         showmeans=True,
-        fliersize=2,
-        width=0.6,
-        meanprops={"markerfacecolor": "black", "markeredgecolor": "black"},
+        widths=0.6,
+        medianprops={"color": "black"},
+        meanprops={"marker": "^", "markerfacecolor": "black", "markeredgecolor": "black"},
+        flierprops={"markersize": 2},
     )
-    ax.set_yticks(range(len(order)), [_wrap(c) for c in order])
+    for box, configuration in zip(boxes["boxes"], order, strict=True):
+        box.set_facecolor(data.colour("", configuration))
+    _row_labels(ax, range(1, len(order) + 1), order)
+    ax.invert_yaxis()
     ax.set_xlabel("smoke IoU per image")
-    ax.set_ylabel("")
     ax.grid(axis="x", alpha=0.3)
     return Plot("per-image-iou", fig)
 
@@ -238,18 +242,21 @@ def importance_figure(data: ReportData, optuna_study: optuna.Study | None) -> Pl
         return None
     try:
         importance = optuna.importance.get_param_importances(
-            optuna_study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), target=lambda t: t.values[0]
+            optuna_study,
+            # half of Optuna's default forest keeps hundreds of trials quick
+            evaluator=optuna.importance.FanovaImportanceEvaluator(n_trees=FANOVA_TREES, seed=0),
+            target=lambda t: t.values[0],
         )
     except (RuntimeError, ValueError):  # e.g. too few distinct values or completed trials
         return None
     caption = (
         f"fANOVA importance of each searched path for {data.study.objectives[0].metric}: the share of the "
-        "objective's variance it explains across completed trials (Optuna, seed 0)."
+        f"objective's variance it explains across completed trials (Optuna, {FANOVA_TREES} trees, seed 0)."
     )
     fig = page("Parameter importance", caption)
     ax = fig.subplots()
     names = list(importance)[::-1]
-    bars = ax.barh([_wrap(n, 30) for n in names], [importance[n] for n in names], color="C0", height=0.5)
+    bars = ax.barh([wrap(n, 30) for n in names], [importance[n] for n in names], color="C0", height=0.5)
     ax.bar_label(bars, fmt="%.3f", padding=3)
     ax.set_xlabel("importance")
     ax.grid(axis="x", alpha=0.3)
@@ -268,7 +275,9 @@ def history_figure(data: ReportData) -> Plot | None:
     caption = f"{objective} of every completed trial by trial number and the best so far; crosses: failed trials."
     fig = page("Optimisation history", caption)
     ax = fig.subplots()
-    ax.scatter(done["number"], values, s=14, color="C0", label="trial")
+    for oracle, trials in done.groupby("oracle"):
+        label, colour = ("trial [oracle]", "C3") if oracle else ("trial", "C0")
+        ax.scatter(trials["number"], trials[METRIC_PREFIX + objective], s=14, color=colour, label=label)
     ax.step(done["number"], best, where="post", color="C1", label="best so far")
     if len(failed):
         ax.scatter(failed, np.full(len(failed), values.min()), marker="x", color="red", label="failed")
@@ -383,7 +392,7 @@ def gallery_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
         ax.text(x + 2, y + height - 3, text, fontsize=7, color="white", bbox={"facecolor": "black", "pad": 1})
     titles, colours = ["image", "ground\ntruth"], ["black", "black"]
     for role, row, _ in sources:
-        titles += [f"{_wrap(role, 9)}\nCAM", f"{_wrap(role, 9)}\nmask"]
+        titles += [f"{wrap(role, 9)}\nCAM", f"{wrap(role, 9)}\nmask"]
         colours += [data.colour("", row["configuration"])] * 2
     ax.xaxis.tick_top()
     ax.set_xticks([mosaic.origin(0, c)[1] + width / 2 for c in range(len(titles))], titles, fontsize=7)
@@ -397,7 +406,7 @@ def gallery_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
     key.axis("off")
     y = 1.0
     for role, row, _ in sources:
-        text = f"{role} (rank {row['rank']}):\n{_wrap(row['configuration'], 40)}"
+        text = f"{role} (rank {row['rank']}):\n{wrap(row['configuration'], 40, lines=8)}"
         key.text(0, y, text, va="top", fontsize=8, color=data.colour("", row["configuration"]))
         y -= 0.04 * (text.count("\n") + 2)
     ax.tick_params(length=0)

@@ -16,7 +16,6 @@ Choices:
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from ablate._config import get_dotted, resolve
-from ablate._report._model import COOCCURRENCE, Axis, ReportData, minimize, oracle_suffix, value_label
+from ablate._report._model import COOCCURRENCE, Axis, ReportData, elide, minimize, oracle_suffix, value_label
 from ablate._results import METRIC_PREFIX
 
 CONFIDENCE = 0.95
@@ -67,10 +66,9 @@ PAPER_POSTPROCESS: dict[str, tuple[float | None, float | None]] = {
     "CRF + SAM": (0.5293, None),
     "oracle threshold": (0.5715, 0.5392),
 }
-STATS_NOTE = (
-    "Mean and sample std over seeds; 95% CI from Student's t (blank with fewer than two seeds). "
-    "[oracle]: a post-processing step looked at the ground truth, so the numbers are an upper bound."
-)
+CI_NOTE = "Mean and sample std over seeds; 95% CI from Student's t (blank with fewer than two seeds)."
+ORACLE_NOTE = "[oracle]: a post-processing step looked at the ground truth, so the numbers are an upper bound."
+STATS_NOTE = f"{CI_NOTE} {ORACLE_NOTE}"
 
 
 @dataclass(frozen=True)
@@ -258,7 +256,7 @@ def _metrics_table(data: ReportData, summary: pd.DataFrame) -> Table:
     shown = pd.DataFrame({"configuration": summary["configuration"]})
     for metric in data.metrics:
         shown[metric] = [mean_pm(r, metric) for _, r in summary.iterrows()]
-    note = "Every metric as mean ± 95% CI half-width over seeds. " + STATS_NOTE
+    note = f"Each metric as mean ± half-width of its 95% t-interval over seeds (one seed: the mean). {ORACLE_NOTE}"
     return Table("metrics", "All metrics per configuration", note, shown, summary, summary["baseline"].tolist())
 
 
@@ -299,9 +297,7 @@ def _marginal_table(data: ReportData, axis: Axis, table: pd.DataFrame) -> Table:
 
 def _bare(label: str) -> str:
     """A value label without component parameters, as the paper names rows: ``CRF(sxy=3) + SAM`` -> ``CRF + SAM``."""
-    while (bare := re.sub(r"\([^()]*\)", "", label)) != label:  # innermost parentheses first
-        label = bare
-    return label
+    return elide(label).replace("(…)", "")
 
 
 def _axis(data: ReportData, path: str | tuple[str, ...]) -> Axis | None:

@@ -11,7 +11,6 @@ import datetime
 import json
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 import optuna
@@ -20,13 +19,14 @@ import pandas as pd
 import ablate
 from ablate._report._model import ReportData, prepare
 from ablate._report._pdf import STYLE, document, table_pages, text_pages, title_page
-from ablate._report._plots import build_plots
+from ablate._report._plots import Plot, build_plots
 from ablate._report._tables import Table, build_tables, configurations, failures_table, to_latex, to_markdown
 from ablate._results import trials_frame
+from ablate._runner import StudyRunner
 from ablate._study import Study
 
 
-def write_report(runner: Any) -> Path:
+def write_report(runner: StudyRunner) -> Path:
     """Write the report of an opened :class:`~ablate._runner.StudyRunner`; returns the path of ``report.pdf``.
 
     Uses ``runner.study``, ``runner.folder``, ``runner.optuna_study`` and the trials (:func:`trials_frame`).
@@ -102,7 +102,7 @@ def _device(frame: pd.DataFrame) -> str:
     return f"{current} (the machine writing this report; the trials did not record theirs)"
 
 
-def _write_pdf(path: Path, data: ReportData, tables: list[Table], plots: list[Any], failures: Table | None) -> None:
+def _write_pdf(path: Path, data: ReportData, tables: list[Table], plots: list[Plot], failures: Table | None) -> None:
     study, status = data.study, data.status
     facts = [
         ("Trials", status.describe()),

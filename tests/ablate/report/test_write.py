@@ -1,0 +1,146 @@
+"""Whole reports for each study shape: files, PDF pages (by their text), the partial mark."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+from pypdf import PdfReader
+
+from ablate._report import write_report
+from ablate._report._model import prepare
+from ablate._results import trials_frame
+from ablate._study import Distribution
+
+GRID = {"transfer.lambda": [0.5, 1.0], "transfer.level": ["global", "channel"]}
+TITLES = (
+    "Configurations ranked by smoke_iou",
+    "Difference from the baseline",
+    "Marginal: transfer.level",
+    "λ sweep (paper layout)",
+    "Heat map",
+    "Per-image IoU",
+    "Qualitative gallery",
+    "Parameter importance",
+)
+
+
+def _pages(path) -> list[str]:
+    return [page.extract_text() for page in PdfReader(path).pages]
+
+
+def _count(pages: list[str], text: str) -> int:
+    return sum(text in page for page in pages)
+
+
+@pytest.fixture(scope="module")
+def grid_report(synthetic, tmp_path_factory):
+    """2 x 2 grid x 2 seeds with one failed trial: a partial report."""
+    folder = tmp_path_factory.mktemp("grid")
+    specs = synthetic.grid(GRID, 2, lambda p: 0.2 + 0.2 * p["transfer.lambda"], np.random.default_rng(0))
+    specs[1] = synthetic.Spec(specs[1].params, 1, state=TrialState.FAIL, error="Diverged: loss is NaN at epoch 3")
+    study = synthetic.study(folder, GRID, seeds=2, baseline={"transfer.lambda": 1.0})
+    runner = synthetic.runner(study, specs, folder)
+    return runner, write_report(runner), specs
+
+
+def test_grid_report_files(grid_report):
+    runner, path, specs = grid_report
+    assert path == runner.folder / "report.pdf"
+    trials = pd.read_csv(runner.folder / "trials.csv")
+    assert len(trials) == len(specs) and "per_image_iou" not in trials
+    summary = pd.read_csv(runner.folder / "summary.csv")
+    assert len(summary) == 4 and {"smoke_iou.mean", "smoke_iou.ci_low", "smoke_iou.n", "rank"} <= set(summary)
+    tables = {p.stem for p in (runner.folder / "tables").glob("*.csv")}
+    expected = {"summary", "metrics", "baseline", "marginal-lambda", "marginal-level", "paper-lambda", "paper-transfer"}
+    assert tables == expected | {"failures"}
+    figures = {p.stem for p in (runner.folder / "figures").glob("*.png")}
+    assert {
+        "configurations",
+        "axis-lambda",
+        "axis-level",
+        "heatmap-lambda-level",
+        "per-image-iou",
+        "gallery",
+    } <= figures
+    assert (runner.folder / "summary.tex").read_text().count(r"\begin{tabular}") == len(tables)
+
+
+def test_grid_report_pages(grid_report):
+    pages = _pages(grid_report[1])
+    assert "Study report: synthetic" in pages[0] and "ablate 0.1.0" in pages[0] and "optuna" in pages[0]
+    assert "Study file: study.yaml" in pages[1] and "transfer.lambda" in pages[1]
+    for title in TITLES:
+        assert _count(pages, title) >= 1, title
+    assert "Failed and unfinished trials" in pages[-1] and "Diverged: loss is NaN at epoch 3" in pages[-1]
+
+
+def test_partial_mark(grid_report):
+    runner, path, _ = grid_report
+    pages = _pages(path)
+    assert "PARTIAL: 7 of 8 trials completed (1 failed, 0 not run)" in pages[0]
+    assert _count(pages, "PARTIAL RESULTS") == len(pages)  # on every page
+    assert (runner.folder / "summary.md").read_text().startswith("# Report of study 'synthetic'\n\n**PARTIAL")
+
+
+def test_complete_and_missing_trials(synthetic, tmp_path):
+    grid = {"transfer.lambda": [0.5, 1.0]}
+    specs = synthetic.grid(grid, 2, lambda p: 0.4, np.random.default_rng(0))
+    study = synthetic.study(tmp_path, grid, seeds=2)
+    pages = _pages(write_report(synthetic.runner(study, specs, tmp_path)))
+    assert "4 of 4 trials completed" in pages[0] and _count(pages, "PARTIAL") == 0
+    assert "No trial failed" in pages[-1]
+    missing = prepare(trials_frame(synthetic.runner(study, specs[:3], tmp_path, artifacts=False)), study, tmp_path)
+    assert missing.status.describe() == "PARTIAL: 3 of 4 trials completed (0 failed, 1 not run)"
+
+
+def test_only_failed_trials(synthetic, tmp_path):
+    grid = {"transfer.lambda": [0.5, 1.0]}
+    specs = [
+        synthetic.Spec(
+            {"transfer.lambda": lam}, seed, state=TrialState.FAIL, error=f"ValueError: bad {lam}/{seed} in $HOME/$x_1"
+        )
+        for lam in (0.5, 1.0)
+        for seed in range(2)
+    ]
+    study = synthetic.study(tmp_path, grid, seeds=2, baseline={"transfer.lambda": 1.0})
+    pages = _pages(write_report(synthetic.runner(study, specs, tmp_path)))
+    assert "PARTIAL: 0 of 4 trials completed (4 failed, 0 not run)" in pages[0]
+    assert "no trial completed" in pages[0]
+    assert all(f"ValueError: bad {lam}/{seed} in $HOME/$x_1" in pages[-1] for lam in (0.5, 1.0) for seed in range(2))
+    assert not list((tmp_path / "figures").glob("*.png"))
+
+
+def test_no_trials_at_all(synthetic, tmp_path):
+    study = synthetic.study(tmp_path, {"transfer.lambda": [0.5, 1.0]}, seeds=2)
+    pages = _pages(write_report(synthetic.runner(study, [], tmp_path)))
+    assert "PARTIAL: 0 of 4 trials completed (0 failed, 4 not run)" in pages[0] and "no trials are stored" in pages[0]
+
+
+def test_one_configuration(synthetic, tmp_path):
+    rng = np.random.default_rng(0)
+    specs = [
+        synthetic.Spec({}, seed, metrics=(m := synthetic.metrics(rng, 0.4))[0], per_image=m[1]) for seed in range(3)
+    ]
+    study = synthetic.study(tmp_path, None, seeds=3)
+    pages = _pages(write_report(synthetic.runner(study, specs, tmp_path)))
+    assert _count(pages, "base config") >= 2 and _count(pages, "Qualitative gallery") == 1
+    assert _count(pages, "Marginal") == 0 and _count(pages, "Heat map") == 0
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert summary["smoke_iou.mean"].iloc[0] == pytest.approx(np.mean([s.metrics["smoke_iou"] for s in specs]))
+
+
+def test_tuning_study_with_200_trials(synthetic, tmp_path):
+    rng = np.random.default_rng(0)
+    tune = [Distribution("transfer.lambda", "float", 0.1, 2.0), Distribution("train.lr", "float", 1e-4, 1e-2, log=True)]
+    specs = []
+    for _ in range(200):
+        params = {"transfer.lambda": float(rng.uniform(0.1, 2.0)), "train.lr": float(10 ** rng.uniform(-4, -2))}
+        metrics, per_image = synthetic.metrics(rng, 0.5 - 0.2 * abs(params["transfer.lambda"] - 1))
+        specs.append(synthetic.Spec(params, 0, metrics=metrics, per_image=per_image))
+    study = synthetic.study(tmp_path, None, seeds=1, tune=tune, n_trials=200)
+    pages = _pages(write_report(synthetic.runner(study, specs, tmp_path, artifacts=False)))
+    assert "200 of 200 trials completed" in pages[0]
+    for title in ("Optimisation history", "Parameter importance", "Metrics against transfer.lambda"):
+        assert _count(pages, title) == 1, title
+    assert _count(pages, "Shown: the first 60 of 200 rows") >= 1  # long tables are cut in the PDF only
+    assert len(pd.read_csv(tmp_path / "summary.csv")) == 200
