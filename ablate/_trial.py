@@ -194,6 +194,16 @@ def image_pool(workers: int) -> ProcessPoolExecutor:
     return _pools[workers]
 
 
+def map_images(fn: Callable[..., T], *arrays: np.ndarray, workers: int) -> list[T]:
+    """``[fn(a[i], b[i], ...) for i]``, spread over ``workers`` processes when there is enough work."""
+    jobs = list(zip(*arrays, strict=True))
+    workers = min(workers, len(jobs))
+    if workers <= 1 or len(jobs) < 8:
+        return [fn(*job) for job in jobs]
+    chunks = max(1, len(jobs) // (4 * workers))
+    return list(image_pool(workers).map(_apply, [fn] * len(jobs), jobs, chunksize=chunks))
+
+
 class TrialRun:
     """The state of one running trial; also the :class:`ablate.PostContext` post-processors see."""
 
@@ -277,12 +287,7 @@ class TrialRun:
         return self.data.test.masks
 
     def map_images(self, fn: Callable[..., T], *arrays: np.ndarray) -> list[T]:
-        jobs = list(zip(*arrays, strict=True))
-        workers = min(self.config["threads"] or os.cpu_count() or 1, len(jobs))
-        if workers <= 1 or len(jobs) < 8:
-            return [fn(*job) for job in jobs]
-        chunks = max(1, len(jobs) // (4 * workers))
-        return list(image_pool(workers).map(_apply, [fn] * len(jobs), jobs, chunksize=chunks))
+        return map_images(fn, *arrays, workers=self.config["threads"] or os.cpu_count() or 1)
 
     # --- the trial ---------------------------------------------------------------------------
     def run(self) -> TrialResult:

@@ -16,7 +16,7 @@ import torch
 
 import ablate
 import ablate._plugins as plugins
-from ablate._trial import gallery_indices
+from ablate._trial import gallery_indices, map_images
 
 TINY: dict[str, Any] = {
     "data": {"name": "synthetic-smoke", "n_train": 32, "n_test": 8},
@@ -261,3 +261,23 @@ def test_trial_gallery_shows_the_test_images_of_each_case(shared_cache: ablate.S
     chimney = gallery["cooccur"].reshape(8, -1).any(axis=1)
     assert smoke.tolist() == [True] * 4 + [False] * 4
     assert chimney.tolist() == [True, True, False, False, True, True, False, False]
+
+
+TORCH_JOB = '''
+import torch
+
+
+def torch_job(row):
+    """Uses torch's thread pool inside a worker process."""
+    return float((torch.as_tensor(row) @ torch.ones(len(row), 64)).sum())
+'''
+
+
+def test_map_images_runs_torch_work_in_worker_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "torch_job_module.py").write_text(TORCH_JOB)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import torch_job_module
+
+    torch.ones(256, 256) @ torch.ones(256, 256)  # the parent's OpenMP pool has run: plain fork would hang
+    rows = np.arange(32, dtype=np.float32).reshape(16, 2)
+    assert map_images(torch_job_module.torch_job, rows, workers=2) == [float(r.sum() * 64) for r in rows]
