@@ -173,3 +173,24 @@ def test_console_entry_point() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == LEVELS_LISTING
+
+
+def test_cache_shows_sizes_and_prunes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cache = ablate.StageCache(tmp_path / "cache")
+    cache.get_or_build("model", {"a": 1}, lambda folder: (folder / "weights.pt").write_bytes(b"x" * 2048))
+    cache.get_or_build("cams", {"a": 1}, lambda folder: (folder / "cams.npz").write_bytes(b"y"))
+    broken = cache.get_or_build("cams", {"a": 2}, lambda folder: (folder / "cams.npz").write_bytes(b"z"))
+    (broken / "cams.npz").write_bytes(b"changed")  # checksum no longer matches
+    assert main(["cache", "--dir", str(cache.root)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"cams\s+2 entries\s+[\d.]+ MiB, 1 corrupt", out) and re.search(r"model\s+1 entries", out)
+    assert main(["cache", "--dir", str(cache.root), "--prune-corrupt"]) == 0
+    assert "removed 1 entries" in capsys.readouterr().out
+    assert main(["cache", "--dir", str(cache.root), "--prune", "--stage", "model"]) == 0
+    assert [stage for stage, *_ in cache.entries()] == ["cams"]
+
+
+def test_status_and_report_of_a_study_never_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    study = _write(tmp_path / "never.yaml", yaml.safe_dump({"config": TINY}))
+    assert main(["status", str(study), "--out", str(tmp_path / "out")]) == 2
+    assert "no study 'never'" in _error_line(capsys)
