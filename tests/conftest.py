@@ -1,8 +1,10 @@
 """Test-wide settings: offline, a private stage cache per session, few threads."""
 
 import os
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # no test may reach a model hub
+os.environ["ABLATE_CACHE"] = tempfile.mkdtemp(prefix="ablate-test-cache-")  # never the user's cache
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import pytest  # noqa: E402
