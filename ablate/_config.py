@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
         "distance": {"name": "cosine"},
         "projection": {"name": "conv"},
     },
-    "train": {"epochs": 20, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.05, "augment": True},
+    "train": {"epochs": 12, "batch_size": 16, "lr": 1e-3, "weight_decay": 0.05, "augment": True},
     "cam": {"name": "gradcam", "network": "auto", "layer": None},
     "postprocess": [],
     "metrics": None,
