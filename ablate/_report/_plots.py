@@ -249,6 +249,8 @@ def importance_figure(data: ReportData, optuna_study: optuna.Study | None) -> Pl
         )
     except (RuntimeError, ValueError):  # e.g. too few distinct values or completed trials
         return None
+    if not any(importance.values()):  # no parameter shared by every trial (a union of grids): nothing to show
+        return None
     caption = (
         f"fANOVA importance of each searched path for {data.study.objectives[0].metric}: the share of the "
         f"objective's variance it explains across completed trials (Optuna, {FANOVA_TREES} trees, seed 0)."

@@ -318,7 +318,7 @@ def _paper_note(data: ReportData, what: str) -> tuple[bool, str]:
 def _transfer_table(data: ReportData) -> Table | None:
     axes = {role: _axis(data, paths) for role, paths in TRANSFER_PATHS.items()}
     objective = data.objective
-    if objective is None or not any(axes.values()):
+    if objective is None or not (axes["distance"] or axes["level"]):  # a paradigm axis alone is no transfer table
         return None
     base = resolve(data.study.config)  # an axis the study does not vary shows the base config's component
     scored = data.scored.assign(
