@@ -25,7 +25,16 @@ import pandas as pd
 from scipy import stats
 
 from ablate._config import get_dotted, resolve
-from ablate._report._model import COOCCURRENCE, Axis, ReportData, elide, minimize, oracle_suffix, value_label
+from ablate._report._model import (
+    COOCCURRENCE,
+    MISSING,
+    Axis,
+    ReportData,
+    elide,
+    minimize,
+    oracle_suffix,
+    value_label,
+)
 from ablate._results import METRIC_PREFIX
 
 CONFIDENCE = 0.95
@@ -354,7 +363,9 @@ def _lambda_table(data: ReportData) -> Table | None:
     objective = data.objective
     if objective is None or axis is None or not axis.numeric or not axis.discrete:
         return None
+    # configurations of other grids (e.g. single-network baselines) set no lambda: they belong to other tables
     table = marginal(data, axis)
+    table = table[table[axis.name] != MISSING].reset_index(drop=True)
     with_paper, note = _paper_note(data, "λ sweep")
     if with_paper:
         table["paper"] = table[axis.name].map(lambda v: PAPER_LAMBDA.get(axis.positions.get(v)))
