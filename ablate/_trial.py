@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -201,7 +202,11 @@ def map_images(fn: Callable[..., T], *arrays: np.ndarray, workers: int) -> list[
     if workers <= 1 or len(jobs) < 8:
         return [fn(*job) for job in jobs]
     chunks = max(1, len(jobs) // (4 * workers))
-    return list(image_pool(workers).map(_apply, [fn] * len(jobs), jobs, chunksize=chunks))
+    try:
+        return list(image_pool(workers).map(_apply, [fn] * len(jobs), jobs, chunksize=chunks))
+    except BrokenProcessPool:  # a worker was killed (e.g. out of memory): start a fresh pool once
+        _pools.pop(workers).shutdown(wait=False)
+        return list(image_pool(workers).map(_apply, [fn] * len(jobs), jobs, chunksize=chunks))
 
 
 class TrialRun:

@@ -281,3 +281,20 @@ def test_map_images_runs_torch_work_in_worker_processes(tmp_path: Path, monkeypa
     torch.ones(256, 256) @ torch.ones(256, 256)  # the parent's OpenMP pool has run: plain fork would hang
     rows = np.arange(32, dtype=np.float32).reshape(16, 2)
     assert map_images(torch_job_module.torch_job, rows, workers=2) == [float(r.sum() * 64) for r in rows]
+
+
+def test_map_images_recovers_from_a_killed_pool_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+
+    from ablate._trial import image_pool
+
+    (tmp_path / "torch_job_module.py").write_text(TORCH_JOB)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import torch_job_module
+
+    rows = np.arange(32, dtype=np.float32).reshape(16, 2)
+    map_images(torch_job_module.torch_job, rows, workers=2)
+    for pid in list(image_pool(2)._processes):  # what an out-of-memory kill does to a worker
+        os.kill(pid, signal.SIGKILL)
+    assert map_images(torch_job_module.torch_job, rows, workers=2) == [float(r.sum() * 64) for r in rows]

@@ -1,0 +1,89 @@
+"""Every benchmark script runs at ``--size tiny`` and writes its JSON with the expected keys (no timing checks)."""
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+STEP_KEYS = {"cold_s", "warm_s", "images_per_s", "x_cams", "tracemalloc_peak_mb", "maxrss_mb", "cuda_peak_mb"}
+ENVIRONMENT = {"device", "device_model", "amp", "torch", "torch_threads", "load_average", "load_average_end"}
+
+
+@pytest.fixture(scope="module")
+def scripts():
+    """Imports a benchmark script as its command line would (``_common`` beside it on the path)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    threads = torch.get_num_threads()
+    yield importlib.import_module
+    torch.set_num_threads(threads)  # tiny runs set one thread
+    sys.path.remove(str(BENCHMARKS))
+
+
+def run(scripts, name: str, tmp_path: Path) -> dict:
+    scripts(name).main(["--size", "tiny", "--out", str(tmp_path)])
+    record = json.loads((tmp_path / f"{name}-tiny.json").read_text())
+    assert record["benchmark"] == name and record["size"] == "tiny"
+    assert set(record["environment"]) >= ENVIRONMENT
+    return record
+
+
+def test_overhead(scripts, tmp_path):
+    record = run(scripts, "overhead", tmp_path)
+    assert set(record["results"]) == {"augment_off", "augment_on"}
+    for result in record["results"].values():
+        assert result["train_ratio"] > 0 and result["loop_ratio"] > 0
+        assert set(result["breakdown_median_s"]) == {
+            "validate",
+            "data",
+            "train",
+            "cams",
+            "postprocess",
+            "metrics",
+            "other",
+            "storage_write",
+            "storage_read",
+        }
+    assert record["setting"]["steps"] == 2
+
+
+def test_reuse(scripts, tmp_path):
+    summary = run(scripts, "reuse", tmp_path)["summary"]
+    # two chains on one seed share their model: trained once with the shared cache, once per chain without
+    assert summary["fresh_trainings"] == 2 * summary["shared_trainings"] > 0
+    assert summary["trainings_ratio"] == 2 and summary["wall_ratio"] > 0
+
+
+def test_workers(scripts, tmp_path):
+    summary = run(scripts, "workers", tmp_path)["summary"]
+    assert summary["workers_1_trials"] == summary["workers_2_trials"] == 2
+    assert summary["speedup"] > 0 and summary["speedup_span"] > 0
+
+
+def test_throughput(scripts, tmp_path):
+    import ablate
+
+    record = run(scripts, "throughput", tmp_path)
+    steps = record["results"]["64"]["steps"]
+    assert set(steps) == {"cams", *ablate.POSTPROCESSORS.names()} - set(record["skipped"])
+    for step in steps.values():
+        assert {
+            "cold_s",
+            "warm_s",
+            "images_per_s",
+            "x_cams",
+            "tracemalloc_peak_mb",
+            "maxrss_mb",
+            "cuda_peak_mb",
+        } <= set(step)
+
+
+def test_startup(scripts, tmp_path):
+    summary = run(scripts, "startup", tmp_path)["summary"]
+    assert summary["first_step_s"] > summary["load_components_s"] > 0
+    assert {"import_torch_s", "import_ablate_s", "interpreter_wall_s", "import_share", "components_share"} <= set(
+        summary
+    )
