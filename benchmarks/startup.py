@@ -1,0 +1,119 @@
+"""Start-up: time from launching ``ablate trial`` to its first training step, and the imports behind it.
+
+``ablate trial`` runs on warm data with an empty model cache, so it trains; the clock stops when the
+training loop's first progress bar appears on stderr (``<role> epoch 1/``), which the trainer draws
+right before its first batch; the process is then stopped. Separately, a fresh interpreter times
+``import torch``, ``import ablate`` (torch included) and ``ablate.load_components()``. Ratios:
+
+- ``import_share``: (import ablate + load_components) / time to the first step.
+- ``components_share``: load_components / time to the first step.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    device_name,
+    fresh_cache,
+    interleave,
+    median,
+    paired_ratio,
+    parse_args,
+    print_table,
+    thread_env,
+    warm_data,
+    write_result,
+)
+
+MARKER = b" epoch 1/"
+DATA = {
+    "tiny": {"name": "synthetic-smoke", "image_size": 32, "n_train": 16, "n_test": 4},
+    "default": {"name": "synthetic-smoke"},
+}
+IMPORTS = """
+import json, time
+start = time.perf_counter()
+import torch
+torch_done = time.perf_counter()
+import ablate
+ablate_done = time.perf_counter()
+ablate.load_components()
+print(json.dumps({"import_torch": torch_done - start, "import_ablate": ablate_done - start,
+                  "load_components": time.perf_counter() - ablate_done}))
+"""
+
+
+def first_step(data: dict[str, Any], parent: Path, datasets: Path, env: dict[str, str]) -> float:
+    """Seconds from launching ``ablate trial`` to its first training progress bar."""
+    cache = fresh_cache(parent, datasets)
+    sets = {"data": json.dumps(data), "paradigm": "{name: single, network: student}", "train.epochs": "1"}
+    sets["device"] = device_name()
+    command = [sys.executable, "-m", "ablate", "trial", *(f"--set={k}={v}" for k, v in sets.items())]
+    env = {**env, "ABLATE_CACHE": str(cache.root), "PYTHONUNBUFFERED": "1"}
+    env.pop("TQDM_DISABLE", None)  # the progress bar is the signal
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seen = b""
+    try:
+        while MARKER not in seen:
+            chunk = process.stderr.read1(4096)
+            if not chunk:
+                raise RuntimeError(f"{' '.join(command)} ended before training started:\n{seen.decode()[-2000:]}")
+            seen = seen[-4096:] + chunk
+        return time.perf_counter() - start
+    finally:
+        process.kill()  # the rest of the trial is not measured
+        process.wait()
+        process.stderr.close()
+
+
+def imports(env: dict[str, str]) -> dict[str, float]:
+    """Import times inside a fresh interpreter, and its wall time with interpreter start-up."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", IMPORTS], env=env, capture_output=True, text=True, check=True)
+    return {**json.loads(done.stdout.splitlines()[-1]), "interpreter_wall": time.perf_counter() - start}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args("Time to the first training step and import times.", {"tiny": 1, "default": 5}, argv)
+    data = DATA[args.size]
+    env = thread_env(args)
+    with tempfile.TemporaryDirectory(prefix="ablate-startup-") as tmp:
+        parent = Path(tmp)
+        datasets = warm_data([{"data": data}], parent / "warm")
+        runs = interleave(
+            {"first_step": partial(first_step, data, parent, datasets, env), "imports": partial(imports, env)},
+            args.repeats,
+        )
+    steps, imported = runs["first_step"], runs["imports"]
+    summary = {
+        "first_step_s": median(steps),
+        **{f"{key}_s": median([r[key] for r in imported]) for key in imported[0]},
+        "import_share": paired_ratio([r["import_ablate"] + r["load_components"] for r in imported], steps),
+        "components_share": paired_ratio([r["load_components"] for r in imported], steps),
+    }
+    write_result("startup", args, {"data": data, "summary": summary, "runs": runs})
+    print_table(
+        ["measure (median)", "seconds", "share of first step"],
+        [
+            ["launch -> first training step", summary["first_step_s"], 1.0],
+            ["python -c (imports + interpreter)", summary["interpreter_wall_s"], None],
+            ["import torch", summary["import_torch_s"], None],
+            ["import ablate (torch included)", summary["import_ablate_s"], None],
+            ["ablate.load_components()", summary["load_components_s"], summary["components_share"]],
+            ["import ablate + load_components", None, summary["import_share"]],
+        ],
+    )
+    return summary
+
+
+if __name__ == "__main__":
+    main()
