@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+import sqlalchemy.exc
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
@@ -75,9 +76,17 @@ def storage_url(study: Study, out: str | Path | None, storage: str | None) -> st
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """RDB storage; SQLite waits for locks instead of failing with "database is locked"."""
-    if url.startswith("sqlite"):
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
-    return optuna.storages.get_storage(url)
+    def connect() -> optuna.storages.BaseStorage:
+        if url.startswith("sqlite"):
+            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+        return optuna.storages.get_storage(url)
+
+    for attempt in range(4):
+        try:
+            return connect()
+        except sqlalchemy.exc.SQLAlchemyError:  # two processes creating one new database race on its schema
+            time.sleep(1 + attempt)
+    return connect()
 
 
 def _sampler(study: Study) -> optuna.samplers.BaseSampler:
