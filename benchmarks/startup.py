@@ -54,8 +54,12 @@ print(json.dumps({"import_torch": torch_done - start, "import_ablate": ablate_do
 def first_step(data: dict[str, Any], parent: Path, datasets: Path, env: dict[str, str]) -> float:
     """Seconds from launching ``ablate trial`` to its first training progress bar."""
     cache = fresh_cache(parent, datasets)
-    sets = {"data": json.dumps(data), "paradigm": "{name: single, network: student}", "train.epochs": "1"}
-    sets["device"] = device_name()
+    sets = {
+        "data": json.dumps(data),
+        "paradigm": "{name: single, network: student}",
+        "train.epochs": "1",
+        "device": device_name(),
+    }
     command = [sys.executable, "-m", "ablate", "trial", *(f"--set={k}={v}" for k, v in sets.items())]
     env = {**env, "ABLATE_CACHE": str(cache.root), "PYTHONUNBUFFERED": "1"}
     env.pop("TQDM_DISABLE", None)  # the progress bar is the signal
