@@ -76,6 +76,7 @@ def storage_url(study: Study, out: str | Path | None, storage: str | None) -> st
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """RDB storage; SQLite waits for locks instead of failing with "database is locked"."""
+
     def connect() -> optuna.storages.BaseStorage:
         if url.startswith("sqlite"):
             return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
@@ -168,6 +169,7 @@ class StudyRunner:
         self._retried: dict[str, int] = {}
         self._run_started = time.time()
         self._runtimes: list[float] = []
+        self._held: optuna.Trial | None = None  # the trial this worker claimed last (Ctrl-C marks it)
 
     # --- opening ---------------------------------------------------------------------------
     def _names(self) -> list[str]:
@@ -276,7 +278,8 @@ class StudyRunner:
             try:
                 # FrozenTrial._trial_id is the storage id; Optuna's own queue pops by it the same way
                 if self.storage.set_trial_state_values(frozen._trial_id, TrialState.RUNNING):
-                    return optuna.Trial(self.optuna_study, frozen._trial_id)
+                    self._held = optuna.Trial(self.optuna_study, frozen._trial_id)
+                    return self._held
             except UpdateFinishedTrialError:
                 continue
         return None
@@ -315,7 +318,7 @@ class StudyRunner:
         while True:
             trial = self._claim()
             if trial is None and self.study.is_tuning and not self._budget_spent():
-                trial = self.optuna_study.ask()
+                trial = self._held = self.optuna_study.ask()
                 params = self._suggest(trial)
                 seed = self.study.seeds[0]
                 for key, value in {
@@ -379,13 +382,21 @@ class StudyRunner:
     def work(self) -> RunOutcome:
         """Claim and run trials until none are left (or the budget is spent, or fail-fast stops)."""
         outcome = RunOutcome()
-        while (claimed := self._next()) is not None:
-            trial, params, seed = claimed
-            if not self._run_one(trial, params, seed, outcome) or (self.fail_fast and outcome.failed):
-                break
+        try:
+            while (claimed := self._next()) is not None:
+                trial, params, seed = claimed
+                self._run_one(trial, params, seed, outcome)
+                if self.fail_fast and outcome.failed:
+                    break
+        except KeyboardInterrupt:
+            # Ctrl-C can land anywhere between claiming a trial and telling its result
+            held = self._held
+            if held is not None and self.storage.get_trial(held._trial_id).state == TrialState.RUNNING:
+                self._fail(held, "interrupted by user (Ctrl-C); it runs again on resume", None)
+            outcome.interrupted = True
         return outcome
 
-    def _run_one(self, trial: optuna.Trial, params: dict[str, Any], seed: int, outcome: RunOutcome) -> bool:
+    def _run_one(self, trial: optuna.Trial, params: dict[str, Any], seed: int, outcome: RunOutcome) -> None:
         done, total = self.progress()
         label = ", ".join(f"{k}={v}" for k, v in params.items()) or "base config"
         self._log(f"[{done + 1}/{total or '?'}] trial {trial.number}: {label}, seed {seed}")
@@ -398,21 +409,17 @@ class StudyRunner:
             config = self.study.trial_config(params, seed)
             config["name"] = f"{self.study.name}#{trial.number}"
             result = run_trial(config, cache=self.cache, progress=not self.quiet)
-        except KeyboardInterrupt:
-            self._fail(trial, "interrupted by user (Ctrl-C); it runs again on resume", None)
-            outcome.interrupted = True
-            return False
         except Diverged as exc:
             self._fail(trial, str(exc), None)
             outcome.failed.append(f"trial {trial.number}: {exc}")
             self._maybe_retry(trial, params, seed)
-            return True
+            return
         except Exception as exc:  # any other error fails this trial only; the study goes on
             message = f"{type(exc).__name__}: {exc}".splitlines()[0]
             self._fail(trial, message, traceback.format_exc())
             outcome.failed.append(f"trial {trial.number}: {message}")
             self._maybe_retry(trial, params, seed)
-            return True
+            return
         finally:
             stop_beat.set()
         runtime = time.time() - start
@@ -422,7 +429,7 @@ class StudyRunner:
         if bad:
             self._fail(trial, f"objective {', '.join(bad)} is undefined (NaN) for this trial", None)
             outcome.failed.append(f"trial {trial.number}: objective {', '.join(bad)} is NaN")
-            return True
+            return
         self.optuna_study.tell(trial, values)
         self._runtimes.append(runtime)
         outcome.completed += 1
@@ -432,7 +439,6 @@ class StudyRunner:
             f"  done trial {trial.number}: {shown} ({runtime:.0f} s, {result.trainings} trainings)"
             f"{self._eta(done, total)}"
         )
-        return True
 
     def _heartbeat(self, trial: optuna.Trial, stop: threading.Event) -> None:
         while True:

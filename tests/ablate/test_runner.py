@@ -95,7 +95,10 @@ def test_failed_trial_keeps_its_error_and_the_study_goes_on(tmp_path, monkeypatc
 def _spawn(study: Path, out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "ablate", "run", str(study), "--out", str(out), "--quiet", "--no-report", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=os.environ.copy(),
     )
 
 
@@ -111,8 +114,9 @@ def _wait_for_running(out: Path, proc: subprocess.Popen, timeout: float = 120) -
 
 
 def test_sigkill_at_any_moment_loses_at_most_the_trial_in_progress(tmp_path):
-    study = write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}},
-                        grid={"train.lr": [1e-3, 2e-3, 3e-3]}, seeds=1)
+    study = write_study(
+        tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"train.lr": [1e-3, 2e-3, 3e-3]}, seeds=1
+    )
     out = tmp_path / "out"
     for delay in (0.0, 1.5):  # kill while a trial runs, at two different points of it
         proc = _spawn(study, out)
@@ -144,6 +148,25 @@ def test_ctrl_c_marks_the_trial_and_resume_reruns_it(tmp_path):
     assert len(completed_identities(out)) == 2
 
 
+@pytest.mark.parametrize("moment", ["_is_duplicate", "_suggest", "_record"])
+def test_ctrl_c_between_claim_and_result_marks_the_claimed_trial(tmp_path, monkeypatch, moment):
+    from ablate import _runner
+
+    study = write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"train.lr": [1e-3, 2e-3]})
+    out = tmp_path / "out"
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_runner.StudyRunner, moment, interrupt)  # claimed, not yet told
+    assert run_cli(str(study), "--out", str(out)) == 130
+    states = Counter(t.state.name for t in trials(out))
+    assert states == {"FAIL": 1, "WAITING": 1}
+    assert [t.user_attrs["error"] for t in trials(out) if t.state.name == "FAIL"] == [
+        "interrupted by user (Ctrl-C); it runs again on resume"
+    ]
+
+
 def test_parallel_workers_and_a_second_process_share_a_grid_without_duplicates(tmp_path):
     # trials long enough (a few seconds) that every worker is up before the queue runs dry
     config = {**TINY, "paradigm": {"name": "single"}, "train": {"epochs": 4, "batch_size": 8}}
@@ -162,8 +185,9 @@ def test_parallel_workers_and_a_second_process_share_a_grid_without_duplicates(t
 
 def test_postprocessing_only_study_trains_once_per_seed(tmp_path):
     chains = [[{"name": "threshold", "value": 0.3}], [{"name": "threshold", "value": 0.5}], [{"name": "bg_power"}]]
-    study = write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"postprocess": chains},
-                        seeds=2)
+    study = write_study(
+        tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"postprocess": chains}, seeds=2
+    )
     out = tmp_path / "out"
     assert run_cli(str(study), "--out", str(out)) == 0
     done = [t for t in trials(out) if t.state.name == "COMPLETE"]

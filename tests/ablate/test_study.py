@@ -20,15 +20,18 @@ def study_file(tmp_path: Path, text: str | dict, name: str = "s.yaml") -> Path:
 
 
 def test_grid_union_with_conditional_component_values(tmp_path):
-    path = study_file(tmp_path, {
-        "config": TINY,
-        "grid": [
-            {"transfer.projection": ["conv", {"name": "mlp", "hidden": 32}], "transfer.lambda": [0.5, 1.0]},
-            {"paradigm": [{"name": "single", "network": "teacher"}]},
-        ],
-        "seeds": 3,
-        "baseline": {"transfer.lambda": 1.0, "transfer.projection": "conv"},
-    })
+    path = study_file(
+        tmp_path,
+        {
+            "config": TINY,
+            "grid": [
+                {"transfer.projection": ["conv", {"name": "mlp", "hidden": 32}], "transfer.lambda": [0.5, 1.0]},
+                {"paradigm": [{"name": "single", "network": "teacher"}]},
+            ],
+            "seeds": 3,
+            "baseline": {"transfer.lambda": 1.0, "transfer.projection": "conv"},
+        },
+    )
     study = load_study(path)
     configs = study.configurations()
     assert len(configs) == 5 and study.total_trials() == 15 and study.seeds == [0, 1, 2]
@@ -70,11 +73,22 @@ def test_invalid_study_names_file_and_field(tmp_path, text, message):
 
 
 def test_tune_distributions(tmp_path):
-    study = load_study(study_file(tmp_path, {
-        "config": TINY, "n_trials": 4, "seeds": 2,
-        "tune": {"transfer.lambda": {"low": 0.1, "high": 2.0}, "train.lr": {"low": 1e-4, "high": 1e-2, "log": True},
-                 "train.epochs": {"low": 1, "high": 3}, "cam.name": {"choices": ["gradcam", "class_map"]}},
-    }))
+    study = load_study(
+        study_file(
+            tmp_path,
+            {
+                "config": TINY,
+                "n_trials": 4,
+                "seeds": 2,
+                "tune": {
+                    "transfer.lambda": {"low": 0.1, "high": 2.0},
+                    "train.lr": {"low": 1e-4, "high": 1e-2, "log": True},
+                    "train.epochs": {"low": 1, "high": 3},
+                    "cam.name": {"choices": ["gradcam", "class_map"]},
+                },
+            },
+        )
+    )
     kinds = {d.path: d.kind for d in study.tune}
     assert kinds == {"transfer.lambda": "float", "train.lr": "float", "train.epochs": "int", "cam.name": "categorical"}
     assert study.is_tuning and study.total_trials() == 8
