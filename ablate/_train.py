@@ -21,18 +21,26 @@ from ablate._models import Network, build_network
 from ablate._paradigm import classification_loss
 from ablate._transfer import TransferLoss
 
-_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+# Losses are read back (a host sync, which stalls a GPU's queue) once per this many steps, not every step
+SYNC_EVERY = 20
 
 
 class Diverged(RuntimeError):
     """The loss became NaN or infinite; the trial stops with this message."""
 
 
+@functools.cache
+def _mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """ImageNet mean and std on ``device``, copied there once rather than at every batch."""
+    mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1)
+    return mean, torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1)
+
+
 def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     """uint8 ``[B, H, W, 3]`` -> normalised float ``[B, 3, H, W]`` on ``device``."""
+    mean, std = _mean_std(device)
     x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 255
-    return (x - _MEAN.to(device)) / _STD.to(device)
+    return (x - mean) / std
 
 
 def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -62,7 +70,7 @@ def file_digest(path: str | None) -> str | None:
     return _digest(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
 
 
-LossFn = Callable[[dict[str, Any], torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+LossFn = Callable[[dict[str, Any], torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor | float]]]
 
 
 class Trainer:
@@ -148,7 +156,8 @@ class Trainer:
     def fit(self, networks: dict[str, nn.Module], loss_fn: LossFn, tag: str, extra: nn.Module | None = None) -> None:
         """Train the trainable parameters of ``networks`` (and ``extra``) with AdamW on the train split.
 
-        ``loss_fn(outputs by role, labels)`` returns the loss and named parts for the history.
+        ``loss_fn(outputs by role, labels)`` returns the loss and named parts (scalar tensors or numbers)
+        for the history.
         Frozen networks (no parameter requiring grad) are run in eval mode without gradients.
         """
         train_cfg = self.config["train"]
@@ -168,6 +177,7 @@ class Trainer:
             steps = range(0, n, batch)
             bar = tqdm(steps, desc=f"{tag} epoch {epoch}/{train_cfg['epochs']}", leave=False, disable=not self.progress)
             totals: dict[str, float] = {}
+            pending: list[dict[str, torch.Tensor]] = []  # per-step losses still on the device
             for step, start in enumerate(bar, start=1):
                 index = np.sort(order[start : start + batch])
                 images = to_tensor(split.images[index], self.device)
@@ -177,18 +187,31 @@ class Trainer:
                 with self._autocast():
                     outputs = {role: self._forward(m, images, m in trainable) for role, m in networks.items()}
                     loss, parts = loss_fn(outputs, labels)
-                if not math.isfinite(loss.item()):
-                    raise Diverged(f"diverged at epoch {epoch}, step {step} (loss {loss.item()})")
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
-                for key, value in {"loss": loss.item(), **parts}.items():
-                    totals[key] = totals.get(key, 0.0) + value
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                # parts may be numbers or tensors on another device (a plugin's constant, say)
+                parts = {k: torch.as_tensor(v).detach().to(loss.device) for k, v in parts.items()}
+                pending.append({"loss": loss.detach(), **parts})
+                if step % SYNC_EVERY == 0 or step == len(steps):
+                    self._check_and_sum(pending, epoch, step, totals)
+                    bar.set_postfix(loss=f"{totals['loss'] / step:.3f}")
+                    pending = []
             self.history.append({"tag": tag, "epoch": epoch, **{k: v / len(steps) for k, v in totals.items()}})
         for module in networks.values():
             module.eval()
+
+    @staticmethod
+    def _check_and_sum(pending: list[dict[str, torch.Tensor]], epoch: int, last: int, totals: dict[str, float]) -> None:
+        """Add the ``pending`` steps' losses (ending at step ``last``) to ``totals``; raise at the first NaN/inf."""
+        keys = list(pending[0])
+        values = torch.stack([torch.stack([p[k].float() for k in keys]) for p in pending]).tolist()  # one sync
+        for offset, row in enumerate(values):
+            if not math.isfinite(row[0]):
+                raise Diverged(f"diverged at epoch {epoch}, step {last - len(values) + 1 + offset} (loss {row[0]})")
+            for key, value in zip(keys, row, strict=True):
+                totals[key] = totals.get(key, 0.0) + value
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.device.type == "cuda":

@@ -21,7 +21,7 @@ class TeacherStudent:
             def loss(out, labels):
                 cls = classification_loss(out["student"], labels)
                 tf = transfer(out["student"].aligned(student.align), out["teacher"].aligned(teacher.align))
-                return cls + trainer.transfer_weight * tf, {"cls": cls.item(), "tf": tf.item()}
+                return cls + trainer.transfer_weight * tf, {"cls": cls, "tf": tf}
 
             trainer.fit({"teacher": teacher, "student": student}, loss, "student", extra=transfer)
             return {"teacher": teacher, "student": student}

@@ -6,6 +6,7 @@ import math
 import sys
 import textwrap
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +96,19 @@ def test_same_seed_in_fresh_caches_gives_identical_results(tmp_path: Path) -> No
     a = ablate.run_trial(config, cache=ablate.StageCache(tmp_path / "a"), progress=False)
     b = ablate.run_trial(config, cache=ablate.StageCache(tmp_path / "b"), progress=False)
     assert a.trainings == b.trainings == 2
-    assert _same(a.metrics, b.metrics)
-    np.testing.assert_array_equal(a.per_image_iou, b.per_image_iou)
-    assert a.history == b.history
-    np.testing.assert_array_equal(a.gallery["cams"], b.gallery["cams"])
+    # bitwise on the CPU; CUDA's atomics-based backward kernels are not bitwise reproducible
+    same = (
+        np.testing.assert_array_equal
+        if not torch.cuda.is_available()
+        else partial(np.testing.assert_allclose, atol=5e-3)
+    )
+    assert a.metrics.keys() == b.metrics.keys()
+    same([a.metrics[k] for k in a.metrics], [b.metrics[k] for k in a.metrics])
+    same(a.per_image_iou, b.per_image_iou)
+    assert [h.keys() for h in a.history] == [h.keys() for h in b.history]
+    for row_a, row_b in zip(a.history, b.history, strict=True):
+        same([row_a[k] for k in row_a if k != "tag"], [row_b[k] for k in row_a if k != "tag"])
+    same(a.gallery["cams"], b.gallery["cams"])
 
 
 def test_projection_none_with_mismatched_channels_is_rejected_before_training(tmp_path: Path) -> None:
@@ -157,6 +167,17 @@ def nan_plugin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]
             def nan():
                 """Always NaN."""
                 return lambda a, b: (a - b).sum(dim=-1) * float("nan")
+
+            @DISTANCES.register("nan_from_call")
+            def nan_from_call(call: int = 1):
+                """L1, then NaN from the ``call``-th call on."""
+                calls = []
+
+                def distance(a, b):
+                    calls.append(1)
+                    return (a - b).abs().sum(dim=-1) * (float("nan") if len(calls) >= call else 1.0)
+
+                return distance
             '''
         )
     )
@@ -168,6 +189,20 @@ def nan_plugin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]
 def test_nan_loss_raises_diverged(nan_plugin: str, paradigm: str, shared_cache: ablate.StageCache) -> None:
     config = _config(plugins=[nan_plugin], paradigm=paradigm, transfer={"distance": "nan"})
     with pytest.raises(ablate.Diverged, match=r"^diverged at epoch 1, step 1 \(loss nan\)$"):
+        ablate.run_trial(config, cache=shared_cache, progress=False)
+
+
+def test_diverged_names_the_first_non_finite_step_of_a_later_epoch(
+    nan_plugin: str, shared_cache: ablate.StageCache
+) -> None:
+    # 32 images in batches of 1: 32 steps per epoch, so call 57 is epoch 2, step 25 (losses are read every 20)
+    config = _config(
+        plugins=[nan_plugin],
+        paradigm="co_training",
+        train={"epochs": 3, "batch_size": 1},
+        transfer={"distance": {"name": "nan_from_call", "call": 57}},
+    )
+    with pytest.raises(ablate.Diverged, match=r"^diverged at epoch 2, step 25 \(loss nan\)$"):
         ablate.run_trial(config, cache=shared_cache, progress=False)
 
 
