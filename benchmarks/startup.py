@@ -1,12 +1,15 @@
-"""Start-up: time from launching ``ablate trial`` to its first training step, and the imports behind it.
+"""Start-up: time from launching ``ablate run`` (and ``ablate trial``) to the first training step.
 
-``ablate trial`` runs on warm data with an empty model cache, so it trains; the clock stops when the
-training loop's first progress bar appears on stderr (``<role> epoch 1/``), which the trainer draws
-right before its first batch; the process is then stopped. Separately, a fresh interpreter times
-``import torch``, ``import ablate`` (torch included) and ``ablate.load_components()``. Ratios:
+``ablate run`` runs a one-configuration study file (new study folder: it opens a fresh Optuna
+storage, validates, queues and claims the trial) and ``ablate trial`` the same configuration, both
+on warm data with an empty model cache, so they train; the clock stops when the training loop's
+first progress bar appears on stderr (``<role> epoch 1/``), which the trainer draws right before its
+first batch; the process is then stopped. Separately, a fresh interpreter times ``import torch``,
+``import ablate`` (torch included) and ``ablate.load_components()``. Ratios:
 
-- ``import_share``: (import ablate + load_components) / time to the first step.
-- ``components_share``: load_components / time to the first step.
+- ``import_share``: (import ablate + load_components) / time to the first step of ``ablate run``.
+- ``components_share``: load_components / time to the first step of ``ablate run``.
+- ``run_vs_trial``: ``ablate run`` / ``ablate trial`` time to the first step (study set-up's cost).
 """
 
 from __future__ import annotations
@@ -51,16 +54,20 @@ print(json.dumps({"import_torch": torch_done - start, "import_ablate": ablate_do
 """
 
 
-def first_step(data: dict[str, Any], parent: Path, datasets: Path, env: dict[str, str]) -> float:
-    """Seconds from launching ``ablate trial`` to its first training progress bar."""
+def first_step(verb: str, data: dict[str, Any], parent: Path, datasets: Path, env: dict[str, str]) -> float:
+    """Seconds from launching ``ablate <verb>`` (``run`` or ``trial``) to its first training progress bar."""
     cache = fresh_cache(parent, datasets)
-    sets = {
-        "data": json.dumps(data),
-        "paradigm": "{name: single, network: student}",
-        "train.epochs": "1",
-        "device": device_name(),
-    }
-    command = [sys.executable, "-m", "ablate", "trial", *(f"--set={k}={v}" for k, v in sets.items())]
+    config = {"data": data, "paradigm": {"name": "single", "network": "student"}, "train": {"epochs": 1}}
+    config["device"] = device_name()
+    if verb == "run":  # a new study folder each time, so the run starts a study rather than resuming one
+        folder = Path(tempfile.mkdtemp(prefix="study-", dir=parent))
+        (folder / "startup.yaml").write_text(json.dumps({"name": "startup", "config": config}))  # JSON is YAML
+        command = [sys.executable, "-m", "ablate", "run", str(folder / "startup.yaml"), "--out", str(folder)]
+        command.append("--no-report")
+    else:
+        sets = {"data": json.dumps(data), "paradigm": json.dumps(config["paradigm"]), "train.epochs": "1"}
+        sets["device"] = config["device"]
+        command = [sys.executable, "-m", "ablate", "trial", *(f"--set={k}={v}" for k, v in sets.items())]
     env = {**env, "ABLATE_CACHE": str(cache.root), "PYTHONUNBUFFERED": "1"}
     env.pop("TQDM_DISABLE", None)  # the progress bar is the signal
     start = time.perf_counter()
@@ -94,21 +101,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parent = Path(tmp)
         datasets = warm_data([{"data": data}], parent / "warm")
         runs = interleave(
-            {"first_step": partial(first_step, data, parent, datasets, env), "imports": partial(imports, env)},
+            {
+                "run_first_step": partial(first_step, "run", data, parent, datasets, env),
+                "trial_first_step": partial(first_step, "trial", data, parent, datasets, env),
+                "imports": partial(imports, env),
+            },
             args.repeats,
         )
-    steps, imported = runs["first_step"], runs["imports"]
+    steps, imported = runs["run_first_step"], runs["imports"]
     summary = {
-        "first_step_s": median(steps),
+        "run_first_step_s": median(steps),
+        "trial_first_step_s": median(runs["trial_first_step"]),
         **{f"{key}_s": median([r[key] for r in imported]) for key in imported[0]},
         "import_share": paired_ratio([r["import_ablate"] + r["load_components"] for r in imported], steps),
         "components_share": paired_ratio([r["load_components"] for r in imported], steps),
+        "run_vs_trial": paired_ratio(steps, runs["trial_first_step"]),
     }
     write_result("startup", args, {"data": data, "summary": summary, "runs": runs})
     print_table(
-        ["measure (median)", "seconds", "share of first step"],
+        ["measure (median)", "seconds", "ratio to `ablate run` launch -> first step"],
         [
-            ["launch -> first training step", summary["first_step_s"], 1.0],
+            ["`ablate run` launch -> first training step", summary["run_first_step_s"], 1.0],
+            ["`ablate trial` launch -> first training step", summary["trial_first_step_s"], None],
+            ["`ablate run` / `ablate trial` (paired)", None, summary["run_vs_trial"]],
             ["python -c (imports + interpreter)", summary["interpreter_wall_s"], None],
             ["import torch", summary["import_torch_s"], None],
             ["import ablate (torch included)", summary["import_ablate_s"], None],
