@@ -46,7 +46,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "seeds": 1,
     },
     "default": {
-        "config": {"data": {"name": "synthetic-smoke"}, "train": {"epochs": 3}},
+        "config": {"data": {"name": "synthetic-smoke"}},  # default training: trials as long as the lambda study's
         "grid": {"train.lr": [5.0e-4, 1.0e-3, 2.0e-3, 4.0e-3]},
         "seeds": 2,
     },
