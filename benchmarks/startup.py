@@ -23,6 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import yaml
 from _common import (
     device_name,
     fresh_cache,
@@ -57,17 +58,18 @@ print(json.dumps({"import_torch": torch_done - start, "import_ablate": ablate_do
 def first_step(verb: str, data: dict[str, Any], parent: Path, datasets: Path, env: dict[str, str]) -> float:
     """Seconds from launching ``ablate <verb>`` (``run`` or ``trial``) to its first training progress bar."""
     cache = fresh_cache(parent, datasets)
+    folder = cache.root.parent / f"{cache.root.name}-{verb}"  # new each launch: `run` starts a study, not resumes
+    folder.mkdir()
     config = {"data": data, "paradigm": {"name": "single", "network": "student"}, "train": {"epochs": 1}}
     config["device"] = device_name()
-    if verb == "run":  # a new study folder each time, so the run starts a study rather than resuming one
-        folder = Path(tempfile.mkdtemp(prefix="study-", dir=parent))
-        (folder / "startup.yaml").write_text(json.dumps({"name": "startup", "config": config}))  # JSON is YAML
-        command = [sys.executable, "-m", "ablate", "run", str(folder / "startup.yaml"), "--out", str(folder)]
-        command.append("--no-report")
+    if verb == "run":
+        path = folder / "startup.yaml"
+        path.write_text(yaml.safe_dump({"name": "startup", "config": config}))
+        command = [sys.executable, "-m", "ablate", "run", str(path), "--out", str(folder), "--no-report"]
     else:
-        sets = {"data": json.dumps(data), "paradigm": json.dumps(config["paradigm"]), "train.epochs": "1"}
-        sets["device"] = config["device"]
-        command = [sys.executable, "-m", "ablate", "trial", *(f"--set={k}={v}" for k, v in sets.items())]
+        path = folder / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        command = [sys.executable, "-m", "ablate", "trial", str(path)]
     env = {**env, "ABLATE_CACHE": str(cache.root), "PYTHONUNBUFFERED": "1"}
     env.pop("TQDM_DISABLE", None)  # the progress bar is the signal
     start = time.perf_counter()
