@@ -83,9 +83,10 @@ def test_throughput(scripts, tmp_path):
 
 def test_startup(scripts, tmp_path):
     summary = run(scripts, "startup", tmp_path)["summary"]
-    assert summary["run_first_step_s"] > summary["load_components_s"] > 0
-    assert summary["trial_first_step_s"] > summary["load_components_s"]
     keys = {
+        "run_first_step_s",
+        "trial_first_step_s",
+        "load_components_s",
         "import_torch_s",
         "import_ablate_s",
         "interpreter_wall_s",
