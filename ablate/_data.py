@@ -49,26 +49,32 @@ class Split:
 
 @dataclass
 class Dataset:
-    """What a dataset factory returns: a train split (labels) and a test split (pixel masks).
+    """What a dataset factory returns: a train split (labels), a test split (pixel masks), optionally a val split.
 
     Attributes:
         train: images with image-level labels.
         test: images with smoke masks, ideally also co-occurring-object masks.
-        fingerprint: content hash of both splits; part of every cache key built on this data.
+        val: held-out images drawn from the train distribution (labels only needed), or None. Accuracy on it
+            beside accuracy on a test split that breaks the train split's co-occurrence shows a shortcut.
+        fingerprint: content hash of every split; part of every cache key built on this data.
     """
 
     train: Split
     test: Split
+    val: Split | None = None
     fingerprint: str = ""
 
     def __post_init__(self) -> None:
         self.train.check("train split")
         self.test.check("test split")
+        if self.val is not None:
+            self.val.check("val split")
         if self.test.masks is None:
             raise ValueError("test split: pixel masks are required for evaluation")
         if not self.fingerprint:
+            val = (self.val.images, self.val.labels) if self.val is not None else ()
             self.fingerprint = fingerprint_arrays(
-                self.train.images, self.train.labels, self.test.images, self.test.labels, self.test.masks
+                self.train.images, self.train.labels, self.test.images, self.test.labels, self.test.masks, *val
             )
 
 

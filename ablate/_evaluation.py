@@ -18,6 +18,8 @@ class Evaluation:
         labels: int64 ``[N]`` image-level ground truth, 1 = smoke.
         smoke_prob: float ``[N]`` the classifier's smoke probability per image.
         cooccur_masks: uint8 ``[N, H, W]`` co-occurring object (chimney) masks, or None.
+        val_labels: int64 ``[M]`` labels of the dataset's val split (train distribution), or None without one.
+        val_smoke_prob: float ``[M]`` the classifier's smoke probability per val image, or None.
     """
 
     cams: np.ndarray
@@ -26,3 +28,5 @@ class Evaluation:
     labels: np.ndarray
     smoke_prob: np.ndarray
     cooccur_masks: np.ndarray | None = None
+    val_labels: np.ndarray | None = None
+    val_smoke_prob: np.ndarray | None = None

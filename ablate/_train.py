@@ -70,7 +70,29 @@ def file_digest(path: str | None) -> str | None:
     return _digest(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
 
 
+def lr_factor(warmup: float, schedule: str, total_steps: int, step: int) -> float:
+    """Learning-rate multiplier of ``step`` (0-based): a linear ramp over the first ``warmup`` share of the
+    steps, then constant or a cosine decay to 0 at ``total_steps``."""
+    ramp = max(1, round(warmup * total_steps)) if warmup > 0 else 0
+    if step < ramp:
+        return (step + 1) / ramp
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * (step - ramp) / max(1, total_steps - ramp)))
+    return 1.0
+
+
 LossFn = Callable[[dict[str, Any], torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor | float]]]
+
+
+def _ema(module: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
+    """An exponential moving average of ``module``'s weights and buffers (None when ``decay`` is 0)."""
+    if not decay:
+        return None
+    average = torch.optim.swa_utils.AveragedModel(
+        module, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True
+    )
+    average.module_of = module
+    return average
 
 
 class Trainer:
@@ -168,7 +190,13 @@ class Trainer:
         generator = torch.Generator().manual_seed(self.config["seed"])
         split = self.data.train
         n, batch = len(split), train_cfg["batch_size"]
+        total_steps = train_cfg["epochs"] * math.ceil(n / batch)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, functools.partial(lr_factor, train_cfg["warmup"], train_cfg["schedule"], total_steps)
+        )
         scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
+        averaged = [_ema(m, train_cfg["ema"]) for m in [*trainable, *([extra] if extra is not None else [])]]
+        averages = [a for a in averaged if a is not None]
         self.trainings += 1
         for epoch in range(1, train_cfg["epochs"] + 1):
             for module in networks.values():
@@ -191,6 +219,9 @@ class Trainer:
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
+                scheduler.step()
+                for average in averages:
+                    average.update_parameters(average.module_of)
                 # parts may be numbers or tensors on another device (a plugin's constant, say)
                 parts = {k: torch.as_tensor(v).detach().to(loss.device) for k, v in parts.items()}
                 pending.append({"loss": loss.detach(), **parts})
@@ -199,6 +230,8 @@ class Trainer:
                     bar.set_postfix(loss=f"{totals['loss'] / step:.3f}")
                     pending = []
             self.history.append({"tag": tag, "epoch": epoch, **{k: v / len(steps) for k, v in totals.items()}})
+        for average in averages:  # the trained networks keep the averaged weights
+            average.module_of.load_state_dict(average.module.state_dict())
         for module in networks.values():
             module.eval()
 

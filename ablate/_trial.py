@@ -308,8 +308,19 @@ class TrialRun:
             if state.mask is None:
                 state = POSTPROCESSORS.create(DEFAULT_THRESHOLD["name"])(state, self)
         test = self.data.test
+        val = self.data.val
+        val_prob = self._cam_set("val", 1.0, False, None)[1] if val is not None else None
         with self.timed("metrics"):
-            ev = Evaluation(state.cams, state.mask, test.masks, test.labels, smoke_prob, test.cooccur_masks)
+            ev = Evaluation(
+                state.cams,
+                state.mask,
+                test.masks,
+                test.labels,
+                smoke_prob,
+                test.cooccur_masks,
+                val_labels=val.labels if val is not None else None,
+                val_smoke_prob=val_prob,
+            )
             names = self.config["metrics"] or METRICS.names()
             metrics = evaluate(ev, names)
             ious = per_image_iou(state.mask, test.masks)

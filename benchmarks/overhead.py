@@ -47,7 +47,7 @@ from ablate._trial import TrialRun, load_data
 
 SIZES: dict[str, dict[str, Any]] = {
     "tiny": {
-        "data": {"name": "synthetic-smoke", "image_size": 32, "n_train": 16, "n_test": 4},
+        "data": {"name": "synthetic-smoke", "image_size": 32, "n_train": 16, "n_val": 4, "n_test": 4},
         "train": {"epochs": 1, "batch_size": 8},
     },
     "default": {"data": {"name": "synthetic-smoke"}, "train": {"epochs": 3}},

@@ -27,7 +27,7 @@ TINY = {
     "configurations": 2,
     "seeds": 1,
     "overrides": {
-        "data": {"name": "synthetic-smoke", "image_size": 32, "n_train": 16, "n_test": 8},
+        "data": {"name": "synthetic-smoke", "image_size": 32, "n_train": 16, "n_val": 4, "n_test": 8},
         "train.epochs": 1,
         "train.batch_size": 8,
     },

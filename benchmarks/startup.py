@@ -39,7 +39,7 @@ from _common import (
 
 MARKER = b" epoch 1/"
 DATA = {
-    "tiny": {"name": "synthetic-smoke", "image_size": 32, "n_train": 16, "n_test": 4},
+    "tiny": {"name": "synthetic-smoke", "image_size": 32, "n_train": 16, "n_val": 4, "n_test": 4},
     "default": {"name": "synthetic-smoke"},
 }
 IMPORTS = """

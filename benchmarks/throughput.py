@@ -38,6 +38,9 @@ SKIP_TINY = {"clip": "ViT-B-16 per image", "sam": "SAM ViT-B per image"}
 # Images per call for steps whose cost per image is large and the same warm or cold (SAM ViT-B encodes every
 # image at 1024 px: about 25 s per image on 2 CPU cores).
 CAP = {"sam": 1}
+# Parameters other than the defaults: the paper's blocks (-5, -4, -2, -1 of 12) do not all exist in the default
+# 4-block student; fuse its last three blocks, as studies/postprocess.yaml does.
+PARAMS: dict[str, dict[str, Any]] = {"cam_fusion": {"layers": ["blocks.-3", "blocks.-2", "blocks.-1"]}}
 
 
 def context(size: int, images: int, threads: int | None, root: Path) -> TrialRun:
@@ -45,7 +48,7 @@ def context(size: int, images: int, threads: int | None, root: Path) -> TrialRun
     config = validate(
         {
             "paradigm": {"name": "single", "network": "student"},
-            "data": {"name": "synthetic-smoke", "image_size": size, "n_train": images, "n_test": images},
+            "data": {"name": "synthetic-smoke", "image_size": size, "n_train": images, "n_val": 0, "n_test": images},
             "train": {"epochs": 1, "batch_size": images},
             "device": device_name(),
             "threads": threads,
@@ -89,7 +92,7 @@ def measure(run: TrialRun, names: list[str], repeats: int) -> dict[str, dict[str
     for name in names:
         counts[name] = min(CAP.get(name, len(images)), len(images))
         state = PostState(images[: counts[name]], cams[: counts[name]])
-        calls[name] = partial(POSTPROCESSORS.create(name), state, run)
+        calls[name] = partial(POSTPROCESSORS.create(name, **PARAMS.get(name, {})), state, run)
         cold[name] = seconds(calls[name])
     warm = interleave({name: partial(seconds, call) for name, call in calls.items()}, repeats)
     per_image = {name: [s / counts[name] for s in times] for name, times in warm.items()}

@@ -39,7 +39,7 @@ NAME = "bench-workers"
 SIZES: dict[str, dict[str, Any]] = {
     "tiny": {
         "config": {
-            "data": {"name": "synthetic-smoke", "image_size": 32, "n_train": 16, "n_test": 4},
+            "data": {"name": "synthetic-smoke", "image_size": 32, "n_train": 16, "n_val": 4, "n_test": 4},
             "train": {"epochs": 1, "batch_size": 8},
         },
         "grid": {"train.lr": [1.0e-3, 2.0e-3]},

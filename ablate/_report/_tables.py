@@ -11,6 +11,11 @@ Choices:
   the seeds, images without smoke (NaN) dropped; Wilcoxon's signed-rank test (per-image IoUs are bounded and
   skewed, so no t-test). Zero differences are dropped by the test; all-zero differences give p = 1.
 * Marginal tables pool every completed trial with the axis value, i.e. average over the other axes and seeds.
+* Resolution: the smallest difference a comparison detects with probability :data:`POWER` at level
+  :data:`ALPHA` (two-sided), from the exact power of the t-test (noncentral t) with the observed standard
+  deviation: of the paired seed differences against the baseline, or the pooled seed std of the
+  configurations for two-sample comparisons between rows. With it, the seeds a difference of half that size
+  would need at the same spread.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
 from ablate._config import get_dotted, resolve
 from ablate._report._model import (
@@ -38,6 +43,9 @@ from ablate._report._model import (
 from ablate._results import METRIC_PREFIX
 
 CONFIDENCE = 0.95
+ALPHA = 0.05
+POWER = 0.8
+MAX_SEEDS = 10_000
 WILCOXON_FROM = 10
 MAX_SEED_COLUMNS = 6
 BLANK = "—"
@@ -142,6 +150,79 @@ def seed_test(diff: np.ndarray) -> tuple[str, float]:
     return "paired t", _signed_p(diff, lambda d: stats.ttest_1samp(d, 0.0))
 
 
+def _power(effect: float, n: int, paired: bool) -> float:
+    """Power of the two-sided t-test at level ALPHA for a standardised ``effect`` (difference / std) with
+    ``n`` paired differences, or ``n`` seeds in each of two independent groups."""
+    df, nc = (n - 1, effect * math.sqrt(n)) if paired else (2 * n - 2, effect * math.sqrt(n / 2))
+    critical = stats.t.ppf(1 - ALPHA / 2, df)
+    # the lower tail is negligible for a positive effect; scipy returns NaN for it at large nc and df 1
+    return float(stats.nct.sf(critical, df, nc) + np.nan_to_num(stats.nct.cdf(-critical, df, nc)))
+
+
+def detectable_difference(std: float, n: int, paired: bool = True) -> float:
+    """Smallest difference detected with probability POWER at level ALPHA by ``n`` seeds of spread ``std``.
+
+    NaN with fewer than two seeds or an undefined spread; 0 when the spread is 0.
+    """
+    if n < 2 or not math.isfinite(std):
+        return math.nan
+    if std == 0:
+        return 0.0
+    effect = 1.0
+    while _power(effect, n, paired) < POWER:  # bracket the root, then solve for the standardised effect
+        effect *= 2
+    return std * float(optimize.brentq(lambda d: _power(d, n, paired) - POWER, 0.0, effect, xtol=1e-6))
+
+
+def seeds_needed(difference: float, std: float, paired: bool = True) -> float:
+    """Fewest seeds (per configuration) detecting ``difference`` with probability POWER at level ALPHA.
+
+    NaN when undefined, inf beyond :data:`MAX_SEEDS`.
+    """
+    if not (math.isfinite(difference) and math.isfinite(std)) or difference <= 0:
+        return math.nan
+    if std == 0:
+        return 2.0
+    effect = difference / std
+    low, high = 2, 2
+    while _power(effect, high, paired) < POWER:
+        if high >= MAX_SEEDS:
+            return math.inf
+        low, high = high, min(2 * high, MAX_SEEDS)
+    while low < high:  # power grows with n: the first n that reaches it
+        middle = (low + high) // 2
+        low, high = (middle + 1, high) if _power(effect, middle, paired) < POWER else (low, middle)
+    return float(high)
+
+
+def resolution_note(std: float, n: int, paired: bool, what: str) -> str:
+    """One sentence: the smallest difference ``what`` resolves, and the seeds for half of it."""
+    mde = detectable_difference(std, n, paired)
+    if not math.isfinite(mde):
+        return ""
+    need = seeds_needed(mde / 2, std, paired)
+    return (
+        f" Resolution: with {n} seeds and seed std {std:.4f}, {what} detects a difference of {mde:.4f} "
+        f"(alpha {ALPHA}, power {POWER}); half of it, {mde / 2:.4f}, would need {_count(need)} seeds."
+    )
+
+
+def between_rows_note(table: pd.DataFrame, metric: str) -> str:
+    """:func:`resolution_note` for two rows of ``table`` (``<metric>.std`` and ``.n`` columns): the pooled
+    seed std of its rows and their median seed count, two-sample t-test."""
+    spread = table[[f"{metric}.std", f"{metric}.n"]].dropna()
+    if spread.empty:
+        return ""
+    n = int(spread[f"{metric}.n"].median())
+    return resolution_note(
+        float(np.sqrt((spread[f"{metric}.std"] ** 2).mean())), n, False, "a two-sample t-test between two rows"
+    )
+
+
+def _count(seeds: float) -> str:
+    return BLANK if math.isnan(seeds) else f"more than {MAX_SEEDS}" if math.isinf(seeds) else str(int(seeds))
+
+
 def image_pairs(images: dict[tuple[str, Any], Any], first: str, second: str, seeds: list[Any]) -> np.ndarray:
     """``second - first`` per-image IoU differences, paired by image index in each seed both have, pooled."""
     diffs = []
@@ -195,6 +276,8 @@ def comparisons(data: ReportData, summary: pd.DataFrame) -> pd.DataFrame:
         pair = by_seed[[base["config_id"], row["config_id"]]].dropna() if row["config_id"] in by_seed else None
         diff = (pair.iloc[:, 1] - pair.iloc[:, 0]).to_numpy() if pair is not None else np.empty(0)
         test, p_seeds = seed_test(diff)
+        std = float(np.std(diff, ddof=1)) if len(diff) >= 2 else math.nan
+        mde = detectable_difference(std, len(diff))
         per_image = image_pairs(images, base["config_id"], row["config_id"], list(by_seed.index))
         rows.append(
             {
@@ -204,6 +287,8 @@ def comparisons(data: ReportData, summary: pd.DataFrame) -> pd.DataFrame:
                 "seed_pairs": len(diff),
                 "seed_test": test,
                 "p_seeds": p_seeds,
+                "detectable": mde,
+                "seeds_for_half": seeds_needed(mde / 2, std),
                 "delta_image_iou": per_image.mean() if len(per_image) else math.nan,
                 "image_pairs": len(per_image),
                 "p_images": image_test(per_image),
@@ -258,7 +343,8 @@ def _summary_table(data: ReportData, summary: pd.DataFrame) -> Table:
         shown["95% CI"] = [interval(r, objective) for _, r in summary.iterrows()]
     for metric in (m for m in COOCCURRENCE if m in data.metrics and m != objective):
         shown[f"{metric} ({_direction(data, metric)})"] = [mean_pm(r, metric) for _, r in summary.iterrows()]
-    return Table("summary", title, STATS_NOTE, shown, summary, summary["baseline"].tolist())
+    note = STATS_NOTE + (between_rows_note(summary, objective) if objective else "")
+    return Table("summary", title, note, shown, summary, summary["baseline"].tolist())
 
 
 def _metrics_table(data: ReportData, summary: pd.DataFrame) -> Table:
@@ -278,13 +364,18 @@ def _comparison_table(data: ReportData, compared: pd.DataFrame) -> Table:
     shown["seeds"] = compared["seed_pairs"].astype(str)
     shown["test"] = compared["seed_test"].replace("", BLANK)
     shown["p (seeds)"] = compared["p_seeds"].map(p_value)
+    shown["detectable Δ"] = compared["detectable"].map(number)
+    shown["seeds for half"] = compared["seeds_for_half"].map(_count)
     shown["Δ IoU per image"] = compared["delta_image_iou"].map(lambda v: BLANK if pd.isna(v) else f"{v:+.4f}")
     shown["images"] = compared["image_pairs"].astype(str)
     shown["p (images)"] = compared["p_images"].map(p_value)
     note = (
         f"Difference from the baseline (configuration minus baseline). Seeds: {objective} of the seeds both "
         f"completed, paired t-test below {WILCOXON_FROM} pairs, else Wilcoxon signed-rank. Images: smoke IoU "
-        "per test image paired by image index within shared seeds, pooled, Wilcoxon signed-rank (two-sided)."
+        "per test image paired by image index within shared seeds, pooled, Wilcoxon signed-rank (two-sided). "
+        f"Detectable Δ: the smallest difference the paired seed t-test detects (alpha {ALPHA}, power {POWER}) "
+        "at the observed std of the seed differences; seeds for half: the seeds a difference of half that "
+        "size would need."
     )
     return Table("baseline", "Difference from the baseline", note, shown, compared)
 
@@ -349,6 +440,7 @@ def _transfer_table(data: ReportData) -> Table | None:
     _result_columns(shown, table, objective)
     if with_paper:
         shown["paper"] = table["paper"].map(number)
+    note += between_rows_note(table, objective)
     return Table("paper-transfer", "Knowledge-transfer ablation (paper layout)", note, shown, table)
 
 
@@ -376,6 +468,7 @@ def _lambda_table(data: ReportData) -> Table | None:
     } | ({"paper": table["paper"].map(number)} if with_paper else {})
     shown = pd.DataFrame([list(v) for v in rows.values()], columns=(table[axis.name] + table["mark"]).tolist())
     shown.insert(0, "λ", list(rows))
+    note += between_rows_note(table, objective)
     return Table("paper-lambda", "λ sweep (paper layout)", note, shown, table)
 
 
@@ -402,6 +495,7 @@ def _postprocess_table(data: ReportData) -> Table | None:
         table["paper_best_seed"], table["paper_worse_seed"] = paper.str[0], paper.str[1]
         shown["paper best seed"] = table["paper_best_seed"].map(number)
         shown["paper worse seed"] = table["paper_worse_seed"].map(number)
+    note += between_rows_note(table, objective)
     return Table("paper-postprocess", "Post-processing (paper layout)", note, shown, table)
 
 

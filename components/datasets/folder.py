@@ -3,6 +3,7 @@
 Layout under ``root``::
 
     train/<class>/<image>            one sub-folder per class (unless ``train_csv`` is given)
+    val/<class>/<image>              optional held-out images drawn like train (val_accuracy)
     test/images/<stem>.png|.jpg      test images
     test/masks/<stem>.png            smoke masks, nonzero = smoke, same size as the image
     test/cooccur/<stem>.png          optional co-occurring-object (chimney) masks
@@ -81,14 +82,14 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
 
 
-def _train_items(root: Path, train_csv: str | None, classes: tuple[str, ...]) -> list[tuple[Path, int]]:
-    """(image path, class index) for every train image, from the CSV or the class sub-folders."""
-    train = _require_dir(root / "train")
-    if train_csv is None:
+def _labelled_items(root: Path, split: str, csv_file: str | None, classes: tuple[str, ...]) -> list[tuple[Path, int]]:
+    """(image path, class index) for every image of ``split``, from the CSV or the class sub-folders."""
+    folder = _require_dir(root / split)
+    if csv_file is None:
         return [
-            (path, index) for index, name in enumerate(classes) for path in _image_files(_require_dir(train / name))
+            (path, index) for index, name in enumerate(classes) for path in _image_files(_require_dir(folder / name))
         ]
-    csv_path = Path(train_csv) if Path(train_csv).is_absolute() else root / train_csv
+    csv_path = Path(csv_file) if Path(csv_file).is_absolute() else root / csv_file
     if not csv_path.is_file():
         raise DatasetError(f"missing train CSV {csv_path}")
     allowed = {**{name: i for i, name in enumerate(classes)}, **{str(i): i for i in range(len(classes))}}
@@ -102,7 +103,7 @@ def _train_items(root: Path, train_csv: str | None, classes: tuple[str, ...]) ->
             if label not in allowed:
                 choices = ", ".join(allowed)
                 raise DatasetError(f"{csv_path} line {reader.line_num}: label {label!r} is not one of {choices}")
-            items.append((train / (row["image"] or "").strip(), allowed[label]))
+            items.append((folder / (row["image"] or "").strip(), allowed[label]))
     return items
 
 
@@ -184,14 +185,8 @@ def folder(
     classes = tuple(classes)
     root_path = _require_dir(Path(root))
 
-    train_items = _train_items(root_path, train_csv, classes)
-    if not train_items:
-        raise DatasetError(f"no train images in {root_path / 'train'}")
-    train = Split(
-        images=np.stack([_resize_image(_open(path, "image"), image_size) for path, _ in train_items]),
-        labels=np.array([label for _, label in train_items], dtype=np.int64),
-        names=[os.path.relpath(path, root_path) for path, _ in train_items],
-    )
+    train = _labelled_split(root_path, "train", train_csv, classes, image_size)
+    val = _labelled_split(root_path, "val", None, classes, image_size) if (root_path / "val").is_dir() else None
 
     test_dir = _require_dir(root_path / "test")
     image_dir, mask_dir = _require_dir(test_dir / "images"), _require_dir(test_dir / "masks")
@@ -238,4 +233,16 @@ def folder(
         cooccur_masks=np.stack(cooccurs) if cooccur_dir is not None else None,
         names=names,
     )
-    return Dataset(train=train, test=test)
+    return Dataset(train=train, test=test, val=val)
+
+
+def _labelled_split(root: Path, split: str, csv_file: str | None, classes: tuple[str, ...], size: int) -> Split:
+    """The images of ``root/split`` with their class labels, resized whole."""
+    items = _labelled_items(root, split, csv_file, classes)
+    if not items:
+        raise DatasetError(f"no {split} images in {root / split}")
+    return Split(
+        images=np.stack([_resize_image(_open(path, "image"), size) for path, _ in items]),
+        labels=np.array([label for _, label in items], dtype=np.int64),
+        names=[os.path.relpath(path, root) for path, _ in items],
+    )

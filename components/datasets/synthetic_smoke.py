@@ -23,10 +23,11 @@ from ablate._registries import DATASETS
 from components.datasets._scene import blend, rect_mask, smooth_noise, soft_blobs, to_uint8, vertical_gradient
 
 # Bump whenever the drawing or planning changes, so caches of the old data are not reused.
-_VERSION = 1
+_VERSION = 2
 # Plume opacity above which a pixel counts as smoke in the ground-truth mask.
 _SMOKE_ALPHA = 0.15
-_SPLITS = ("train", "test")
+# Split -> stream id of its generator (val came last, so train and test images kept their streams).
+_SPLITS = {"train": 0, "test": 1, "val": 2}
 _FIELDS = ("images", "labels", "masks", "cooccur", "clouds")
 _KEYS = tuple(f"{split}_{field}" for split in _SPLITS for field in _FIELDS)
 
@@ -157,6 +158,7 @@ def _plan(
 def _generate(
     image_size: int,
     n_train: int,
+    n_val: int,
     n_test: int,
     seed: int,
     smoke_fraction: float,
@@ -164,10 +166,13 @@ def _generate(
     train_chimney_without_smoke: float,
     cloud_rate: float,
 ) -> dict[str, np.ndarray]:
-    """All arrays of both splits, keyed like ``_KEYS``."""
+    """All arrays of every split, keyed like ``_KEYS`` (an empty val split when ``n_val`` is 0)."""
     arrays: dict[str, np.ndarray] = {}
-    rates = {"train": (train_chimney_with_smoke, train_chimney_without_smoke), "test": None}
-    for split_id, (split, n) in enumerate((("train", n_train), ("test", n_test))):
+    train_rates = (train_chimney_with_smoke, train_chimney_without_smoke)
+    rates = {"train": train_rates, "val": train_rates, "test": None}
+    counts = {"train": n_train, "val": n_val, "test": n_test}
+    for split, split_id in _SPLITS.items():
+        n = counts[split]
         plan_rng = _rng(seed, split_id, 0)
         labels, chimneys = _plan(plan_rng, n, smoke_fraction, rates[split])
         clouds = plan_rng.random(n) < cloud_rate
@@ -229,6 +234,7 @@ def _check_params(params: dict[str, float]) -> None:
     limits = {
         "image_size": (32, 512),
         "n_train": (2, None),
+        "n_val": (0, None),
         "n_test": (4, None),
         "seed": (0, None),
         "smoke_fraction": (0.0, 1.0),
@@ -241,8 +247,10 @@ def _check_params(params: dict[str, float]) -> None:
         if value < low or (high is not None and value > high):
             allowed = f"between {low} and {high}" if high is not None else f">= {low}"
             raise ValueError(f"synthetic-smoke: {name} must be {allowed}, got {value!r}")
-    for split in ("train", "test"):
+    for split in _SPLITS:
         n = params[f"n_{split}"]
+        if split == "val" and n == 0:
+            continue
         n_smoke = round(n * params["smoke_fraction"])
         if n_smoke == 0 or n_smoke == n:
             raise ValueError(
@@ -254,8 +262,9 @@ def _check_params(params: dict[str, float]) -> None:
 @DATASETS.register("synthetic-smoke")
 def synthetic_smoke(
     image_size: int = 64,
-    n_train: int = 320,
-    n_test: int = 96,
+    n_train: int = 1600,
+    n_val: int = 200,
+    n_test: int = 320,
     seed: int = 0,
     smoke_fraction: float = 0.5,
     train_chimney_with_smoke: float = 1.0,
@@ -272,6 +281,7 @@ def synthetic_smoke(
     Args:
         image_size: Side of the square images in pixels (32 to 512).
         n_train: Number of train images.
+        n_val: Number of val images, drawn like the train split (same chimney rates); 0 for none.
         n_test: Number of test images (about a quarter each of smoke+chimney, smoke only,
             chimney only and neither).
         seed: Seed of the generator; one seed gives byte-identical data.
@@ -284,6 +294,7 @@ def synthetic_smoke(
     params = {
         "image_size": image_size,
         "n_train": n_train,
+        "n_val": n_val,
         "n_test": n_test,
         "seed": seed,
         "smoke_fraction": smoke_fraction,
@@ -310,4 +321,4 @@ def synthetic_smoke(
         )
 
     # Dataset hashes the splits itself; the file fingerprint only guards the cache.
-    return Dataset(train=split("train"), test=split("test"))
+    return Dataset(train=split("train"), test=split("test"), val=split("val") if n_val else None)

@@ -1,7 +1,8 @@
-"""Co-occurrence measured directly: how much of the chimney the pseudo-masks claim.
+"""Co-occurrence measured directly: how much of the chimney the pseudo-masks claim, and how often
+a chimney alone makes the classifier say smoke.
 
 Chimney pixels that are also ground-truth smoke (smoke in front of the chimney) are rightly
-marked smoke, so both metrics count only chimney pixels outside the smoke mask.
+marked smoke, so the pixel metrics count only chimney pixels outside the smoke mask.
 """
 
 from __future__ import annotations
@@ -40,5 +41,19 @@ def chimney_per_tp(ev: Evaluation) -> float:
     return ratio(np.count_nonzero(chimney & ev.pred), np.count_nonzero(ev.pred & (ev.masks > 0)))
 
 
+@METRICS.register("chimney_only_fpr")
+def chimney_only_fpr(ev: Evaluation) -> float:
+    """Share of smoke-free test images showing a chimney that are classified smoke; lower is better.
+
+    A classifier that learned "chimney => smoke" calls these images smoke; compare with the same
+    network trained on data where chimneys do not predict smoke to measure the shortcut.
+    """
+    if ev.cooccur_masks is None:
+        return float("nan")
+    chimney_only = (ev.labels == 0) & ev.cooccur_masks.reshape(len(ev.labels), -1).any(axis=1)
+    return ratio(np.count_nonzero(ev.smoke_prob[chimney_only] >= 0.5), np.count_nonzero(chimney_only))
+
+
 chimney_claimed.lower_is_better = True
 chimney_per_tp.lower_is_better = True
+chimney_only_fpr.lower_is_better = True

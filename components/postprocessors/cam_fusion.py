@@ -31,7 +31,7 @@ class CamFusion:
 
     Recomputes CAMs from the network, so it replaces the incoming CAMs: put it first in a chain.
     Layers are module paths inside the backbone; negative block indices keep the defaults valid
-    for ViTs of any depth (-5, -4, -2, -1 are blocks 8, 9, 11, 12 of a 12-block ViT-B).
+    for ViTs of 5 blocks or more (-5, -4, -2, -1 are blocks 8, 9, 11, 12 of a 12-block ViT-B).
 
     Args:
         layers: Module paths of the layers whose Grad-CAMs are fused.

@@ -20,7 +20,7 @@ from ablate.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {
-    "data": {"name": "synthetic-smoke", "n_train": 32, "n_test": 8},
+    "data": {"name": "synthetic-smoke", "n_train": 32, "n_val": 8, "n_test": 8},
     "train": {"epochs": 1, "batch_size": 16},
     "threads": 1,
 }
@@ -78,7 +78,8 @@ def test_list_everything(capsys: pytest.CaptureFixture[str]) -> None:
     assert LEVELS_LISTING in out
     assert re.search(r"^  timm +Any timm model", out, re.M)
     assert (
-        "(model: str, pretrained: bool = False, checkpoint: str | None = None, model_args: dict | None = None)" in out
+        "(model: str, pretrained: bool = False, checkpoint: str | None = None, model_args: dict | None = None, "
+        "conv_stem: bool = False)" in out
     )
     assert re.search(r"^  single .*\n +\(network: str = 'student'\)$", out, re.M)
 

@@ -14,9 +14,26 @@ from ablate._config import CAM_NETWORKS, check, get_dotted, load_yaml, merge, re
 def test_resolve_without_config_is_the_defaults_in_normal_form() -> None:
     config = resolve()
     assert config["transfer"]["level"] == {"name": "global"}
-    assert config["student"]["backbone"] == {"name": "timm", "model": "test_vit", "model_args": {"patch_size": 8}}
+    assert config["student"]["backbone"] == {
+        "name": "timm",
+        "model": "test_vit",
+        "model_args": {"patch_size": 8, "img_size": 64, "depth": 4},
+        "conv_stem": True,
+    }
     assert config["postprocess"] == [] and config["plugins"] == []
     assert check(config) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("train.warmup", 1.0, "a number in [0, 1)"),
+        ("train.ema", -0.1, "a number in [0, 1)"),
+        ("train.schedule", "linear", "one of constant, cosine"),
+    ],
+)
+def test_training_schedule_settings_are_checked(field: str, value: object, expected: str) -> None:
+    assert check(resolve(None, {field: value})) == [f"{field}: expected {expected}, got {value!r}"]
 
 
 def test_resolve_does_not_modify_defaults_or_its_input() -> None:
@@ -51,7 +68,12 @@ def test_component_with_the_same_name_merges_params() -> None:
     }
     # no name: same component, only params change
     config = resolve({"student": {"backbone": {"model_args": {"patch_size": 16}}}})
-    assert config["student"]["backbone"] == {"name": "timm", "model": "test_vit", "model_args": {"patch_size": 16}}
+    assert config["student"]["backbone"] == {
+        "name": "timm",
+        "model": "test_vit",
+        "model_args": {"patch_size": 16, "img_size": 64, "depth": 4},
+        "conv_stem": True,
+    }
 
 
 def test_plain_sections_merge_deeply_and_lists_are_replaced() -> None:

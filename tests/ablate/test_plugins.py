@@ -17,7 +17,7 @@ import ablate._plugins as plugins
 from ablate._plugins import ENTRY_POINT_GROUP, PluginError
 
 TINY = {
-    "data": {"name": "synthetic-smoke", "n_train": 32, "n_test": 8},
+    "data": {"name": "synthetic-smoke", "n_train": 32, "n_val": 8, "n_test": 8},
     "train": {"epochs": 1, "batch_size": 16},
     "threads": 1,
 }

@@ -16,7 +16,10 @@ import yaml
 
 from ablate.cli import main
 
-TINY = {"data": {"name": "synthetic-smoke", "n_train": 32, "n_test": 8}, "train": {"epochs": 1, "batch_size": 16}}
+TINY = {
+    "data": {"name": "synthetic-smoke", "n_train": 32, "n_val": 8, "n_test": 8},
+    "train": {"epochs": 1, "batch_size": 16},
+}
 
 
 def write_study(folder: Path, name: str = "tiny", **search) -> Path:

@@ -10,7 +10,7 @@ import yaml
 from ablate import ConfigError
 from ablate._study import load_study
 
-TINY = {"data": {"name": "synthetic-smoke", "n_train": 32, "n_test": 8}, "train": {"epochs": 1}}
+TINY = {"data": {"name": "synthetic-smoke", "n_train": 32, "n_val": 8, "n_test": 8}, "train": {"epochs": 1}}
 
 
 def study_file(tmp_path: Path, text: str | dict, name: str = "s.yaml") -> Path:

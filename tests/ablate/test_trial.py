@@ -20,12 +20,14 @@ import ablate._plugins as plugins
 from ablate._trial import gallery_indices, map_images
 
 TINY: dict[str, Any] = {
-    "data": {"name": "synthetic-smoke", "n_train": 32, "n_test": 8},
+    "data": {"name": "synthetic-smoke", "n_train": 32, "n_val": 8, "n_test": 8},
     "train": {"epochs": 1, "batch_size": 16},
     "threads": 1,  # tiny models: thread hand-offs cost more than they save
 }
 # Ratios that are not shares of something, so not bounded by 1.
 UNBOUNDED = {"chimney_per_tp"}
+# Differences of two shares, in [-1, 1].
+SIGNED = {"accuracy_gap"}
 PARADIGMS = {
     "single_student": {"paradigm": {"name": "single", "network": "student"}},
     "single_teacher": {"paradigm": {"name": "single", "network": "teacher"}, "cam": {"network": "teacher"}},
@@ -60,7 +62,8 @@ def test_every_paradigm_level_and_distance_runs(
 
     assert set(result.metrics) == set(ablate.METRICS.names())
     for name, value in result.metrics.items():
-        assert math.isnan(value) or 0.0 <= value <= (math.inf if name in UNBOUNDED else 1.0), (name, value)
+        low, high = (-1.0 if name in SIGNED else 0.0), (math.inf if name in UNBOUNDED else 1.0)
+        assert math.isnan(value) or low <= value <= high, (name, value)
     assert len(result.per_image_iou) == len(result.image_names) == 8
     assert not result.oracle
     assert result.trainings <= 2

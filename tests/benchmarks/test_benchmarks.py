@@ -95,3 +95,13 @@ def test_startup(scripts, tmp_path):
         "run_vs_trial",
     }
     assert keys <= set(summary)
+
+
+def test_learning_signal(scripts, tmp_path):
+    record = run(scripts, "learning_signal", tmp_path)
+    assert set(record["summary"]) == set(scripts("learning_signal").CONFIGURATIONS)
+    for summary in record["summary"].values():
+        assert {"val_accuracy", "accuracy", "chimney_only_fpr", "smoke_iou_std", "detectable_smoke_iou"} <= set(summary)
+        assert summary["seeds"] == 1 and 0.0 <= summary["val_accuracy"] <= 1.0
+    assert record["decoupled_control"] == {"data.train_chimney_without_smoke": 1.0}
+    assert all(isinstance(c["holds"], bool) for c in record["criteria"])

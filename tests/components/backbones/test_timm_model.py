@@ -97,3 +97,21 @@ def test_cam_layer_path_must_name_a_module(vit8: TimmBackbone, path: str) -> Non
 def test_unknown_model_suggests_the_closest_name() -> None:
     with pytest.raises(ValueError, match=r"^'test_vitt' is not a timm model \(did you mean 'test_vit'\?\)"):
         BACKBONES.create("timm", model="test_vitt")
+
+
+def test_conv_stem_keeps_the_token_grid_and_replaces_patchify() -> None:
+    torch.manual_seed(0)
+    backbone = BACKBONES.create("timm", model="test_vit", model_args={"patch_size": 8}, conv_stem=True).eval()
+    stem = backbone.model.patch_embed.proj
+    strides = [m.stride[0] for m in stem if isinstance(m, torch.nn.Conv2d)]
+    assert strides == [2, 2, 2, 1] and stem[-1].out_channels == 64  # three 3x3 stride-2 convs, then 1x1
+    with torch.no_grad():
+        assert backbone(torch.randn(2, 3, 64, 64)).shape == (2, 64, 8, 8)
+    assert backbone.cam_layer(None) is backbone.model.blocks[-1].norm1
+
+
+def test_conv_stem_needs_a_vit_with_a_power_of_two_patch() -> None:
+    with pytest.raises(ValueError, match="conv_stem needs a ViT"):
+        BACKBONES.create("timm", model="test_resnet", conv_stem=True)
+    with pytest.raises(ValueError, match="power-of-two patch size"):
+        BACKBONES.create("timm", model="test_vit", model_args={"patch_size": 6}, conv_stem=True)

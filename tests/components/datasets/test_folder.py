@@ -79,6 +79,17 @@ def test_subfolder_labels_and_resizing(root: Path) -> None:
     assert data.train.masks is None
 
 
+def test_optional_val_split_from_class_folders(root: Path) -> None:
+    assert _create(root, image_size=16).val is None
+    _save(root / "val" / "smoke" / "v.png", _image(30, 40, 200))
+    _save(root / "val" / "no_smoke" / "w.png", _image(30, 40, 20))
+    data = _create(root, image_size=16)
+    assert data.val.labels.tolist() == [0, 1] and data.val.names == ["val/no_smoke/w.png", "val/smoke/v.png"]
+    (root / "val" / "no_smoke" / "w.png").unlink()
+    (root / "val" / "smoke" / "v.png").unlink()
+    assert _message(root) == f"folder dataset: no val images in {root / 'val'}"
+
+
 def test_custom_class_folders(root: Path) -> None:
     (root / "train" / "no_smoke").rename(root / "train" / "clear")
     (root / "train" / "smoke").rename(root / "train" / "plume")

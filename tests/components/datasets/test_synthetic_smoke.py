@@ -40,6 +40,7 @@ def test_registered_with_description_and_params() -> None:
     assert [p.name for p in entry.params] == [
         "image_size",
         "n_train",
+        "n_val",
         "n_test",
         "seed",
         "smoke_fraction",
@@ -51,7 +52,7 @@ def test_registered_with_description_and_params() -> None:
 
 def test_default_shapes_and_dtypes(default: tuple[Dataset, Path]) -> None:
     data, _ = default
-    for split, n in ((data.train, 320), (data.test, 96)):
+    for split, n in ((data.train, 1600), (data.val, 200), (data.test, 320)):
         assert split.images.shape == (n, 64, 64, 3) and split.images.dtype == np.uint8
         assert split.masks.shape == split.cooccur_masks.shape == (n, 64, 64)
         assert set(np.unique(split.masks)) <= {0, 1} and set(np.unique(split.cooccur_masks)) <= {0, 1}
@@ -69,7 +70,20 @@ def test_test_split_has_all_four_combinations(default: tuple[Dataset, Path]) -> 
     test = default[0].test
     chimney = test.cooccur_masks.reshape(len(test), -1).any(axis=1)
     counts = {(s, c): int(np.sum((test.labels == s) & (chimney == c))) for s in (0, 1) for c in (False, True)}
-    assert all(count == 24 for count in counts.values()), counts
+    assert all(count == 80 for count in counts.values()), counts
+
+
+def test_val_split_is_drawn_like_train(default: tuple[Dataset, Path]) -> None:
+    data, _ = default
+    assert _chimney_accuracy(data.val) >= 0.85
+    assert not np.array_equal(data.val.images[:10], data.train.images[:10])
+
+
+def test_val_size_leaves_train_and_test_unchanged(tmp_path: Path) -> None:
+    with_val, without = _create(tmp_path, **SMALL, n_val=8), _create(tmp_path, **SMALL, n_val=0)
+    assert without.val is None and len(with_val.val) == 8
+    np.testing.assert_array_equal(with_val.train.images, without.train.images)
+    np.testing.assert_array_equal(with_val.test.images, without.test.images)
 
 
 def test_every_train_plume_sits_on_a_chimney(default: tuple[Dataset, Path]) -> None:

@@ -54,6 +54,8 @@ def _split() -> Evaluation:
             ],
             dtype=np.uint8,
         ),
+        val_labels=np.array([1, 0, 0, 1]),
+        val_smoke_prob=np.array([0.7, 0.2, 0.6, 0.5]),
     )
 
 
@@ -69,6 +71,9 @@ EXPECTED = {
     "chimney_per_tp": 2 / 5,  # 2 claimed chimney pixels / TP=5
     "oracle_smoke_iou": (1 + 3 / 4) / 2,  # img0 1 at t=0.25, img1 3/4 at t=0.75 (see test below)
     "accuracy": 1 / 3,  # smoke_prob >= 0.5 -> [1, 0, 1] vs labels [1, 1, 0]: only img0 right
+    "val_accuracy": 3 / 4,  # val smoke_prob >= 0.5 -> [1, 0, 1, 1] vs [1, 0, 0, 1]
+    "accuracy_gap": 3 / 4 - 1 / 3,
+    "chimney_only_fpr": 1 / 1,  # img2 is the only smoke-free image with a chimney; prob 0.5 -> smoke
 }
 
 
@@ -88,7 +93,7 @@ def test_metric_has_one_line_description(name: str) -> None:
 
 
 def test_direction() -> None:
-    lower = {"false_activation", "chimney_claimed", "chimney_per_tp"}
+    lower = {"false_activation", "chimney_claimed", "chimney_per_tp", "chimney_only_fpr", "accuracy_gap"}
     assert {name for name in EXPECTED if lower_is_better(name)} == lower
 
 
@@ -135,7 +140,21 @@ def test_undefined_without_smoke_images(name: str) -> None:
     assert _nan(only_free, name)
 
 
-@pytest.mark.parametrize("name", ["chimney_claimed", "chimney_per_tp"])
+@pytest.mark.parametrize("name", ["val_accuracy", "accuracy_gap"])
+def test_val_metrics_undefined_without_a_val_split(name: str) -> None:
+    assert _nan(dataclasses.replace(_split(), val_labels=None, val_smoke_prob=None), name)
+
+
+def test_chimney_only_fpr_counts_smoke_free_images_with_a_chimney() -> None:
+    ev = _split()
+    assert evaluate(dataclasses.replace(ev, smoke_prob=np.array([0.9, 0.9, 0.49])), ["chimney_only_fpr"]) == {
+        "chimney_only_fpr": 0.0
+    }
+    ev.cooccur_masks[2] = 0  # no smoke-free image shows a chimney: undefined
+    assert _nan(ev, "chimney_only_fpr")
+
+
+@pytest.mark.parametrize("name", ["chimney_claimed", "chimney_per_tp", "chimney_only_fpr"])
 def test_chimney_metrics_undefined_without_cooccurrence_masks(name: str) -> None:
     assert _nan(dataclasses.replace(_split(), cooccur_masks=None), name)
 
