@@ -95,9 +95,11 @@ def load_yaml(path: str | Path) -> Any:
     """Safe-load ``path``; syntax errors name the file, line and column."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     try:
         return yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:

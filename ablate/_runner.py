@@ -1,10 +1,12 @@
 """Running a study on Optuna storage: enqueue, claim, run, record (trial path step: storage).
 
 Every (configuration, seed) pair is one Optuna trial with a stable ``identity``. Grid
-configurations are enqueued as WAITING trials and claimed with Optuna's atomic
-WAITING -> RUNNING transition, so parallel workers (processes or machines sharing a storage
-URL) never run one trial twice; a claimed trial whose identity already completed or is held
-by an earlier live claim is marked a duplicate and skipped. A trial left RUNNING by a killed
+configurations are enqueued as WAITING trials and claimed by one conditional update
+(``state = RUNNING where state = WAITING``, which exactly one process can win on any database),
+recording the claiming worker in the same transaction, so parallel workers (processes or machines
+sharing a storage URL) never run one trial twice and a lost race is a retry of the next trial; a
+claimed trial whose identity already completed or is held by an earlier live claim is marked a
+duplicate and skipped. A trial left RUNNING by a killed
 worker (dead pid on this host, or no heartbeat for :data:`STALE_AFTER` seconds) is failed and
 queued again with the same parameters.
 """
@@ -12,6 +14,7 @@ queued again with the same parameters.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import math
 import os
@@ -19,6 +22,7 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,7 @@ import numpy as np
 import optuna
 import sqlalchemy.exc
 from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages._rdb import models  # Optuna's own schema: the claim below is one update of its trials table
 from optuna.trial import FrozenTrial, TrialState
 
 from ablate._cache import StageCache, stable_hash
@@ -37,6 +42,8 @@ from ablate._trial import run_trial
 
 HEARTBEAT_EVERY = 15.0
 STALE_AFTER = 120.0
+# A queueing lock older than this was left by a killed process (queueing a grid takes seconds).
+LOCK_STALE_AFTER = 60.0
 POLL_EVERY = 2.0
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -75,19 +82,105 @@ def storage_url(study: Study, out: str | Path | None, storage: str | None) -> st
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """RDB storage; SQLite waits for locks instead of failing with "database is locked"."""
+    """RDB storage; SQLite waits for locks instead of failing with "database is locked".
+
+    Raises:
+        ConfigError: one line naming the storage (password masked) and why it cannot be opened.
+    """
 
     def connect() -> optuna.storages.BaseStorage:
         if url.startswith("sqlite"):
             return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
         return optuna.storages.get_storage(url)
 
-    for attempt in range(4):
+    try:
+        for attempt in range(3):
+            try:
+                return connect()
+            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):  # two processes create one schema
+                time.sleep(1 + attempt)
+        return connect()
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as exc:
+        raise ConfigError(f"storage {masked_url(url)}: cannot open it: {_cause(exc)}") from None
+
+
+def masked_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url.split("@")[-1] if "@" in url else url
+
+
+def _cause(exc: BaseException) -> str:
+    """The first line of the innermost error (a driver's own message rather than SQLAlchemy's wrapper)."""
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    return f"{type(inner).__name__}: {text[0]}" if text else type(inner).__name__
+
+
+def claim_waiting(storage: optuna.storages.BaseStorage, trial_id: int, worker: str) -> bool:
+    """Move trial ``trial_id`` from WAITING to RUNNING for ``worker``; False when another process got it first.
+
+    Optuna's ``set_trial_state_values`` reads the state and then writes it, which two processes on SQLite can
+    both pass. Here the transition is a single ``UPDATE ... WHERE state = 'WAITING'``: the database lets one
+    statement change the row, and the worker attribute is written in the same transaction, so a claimed trial
+    always names its worker. Storages without SQL (in-memory, journal) serialise their own updates.
+    """
+    rdb = getattr(storage, "_backend", storage)  # Optuna wraps RDB storages in a cache of finished trials
+    if not isinstance(rdb, optuna.storages.RDBStorage):
         try:
-            return connect()
-        except sqlalchemy.exc.SQLAlchemyError:  # two processes creating one new database race on its schema
-            time.sleep(1 + attempt)
-    return connect()
+            won = storage.set_trial_state_values(trial_id, TrialState.RUNNING)
+        except UpdateFinishedTrialError:
+            return False
+        if won:
+            storage.set_trial_user_attr(trial_id, "worker", worker)
+        return won
+    trials, attrs = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
+    with rdb.engine.begin() as connection:
+        update = (
+            trials.update()
+            .where(trials.c.trial_id == trial_id, trials.c.state == TrialState.WAITING)
+            .values(state=TrialState.RUNNING, datetime_start=datetime.datetime.now())
+        )
+        if connection.execute(update).rowcount != 1:
+            return False
+        connection.execute(attrs.insert().values(trial_id=trial_id, key="worker", value_json=json.dumps(worker)))
+    return True
+
+
+@contextlib.contextmanager
+def study_lock(storage: optuna.storages.BaseStorage, study_id: int, key: str = "ablate:queue-lock") -> Iterator[None]:
+    """Hold a lock on one study across processes and machines (so that two of them never queue one trial twice).
+
+    The lock is a study attribute row that only one process can insert (Optuna's schema makes (study, key)
+    unique); a row older than :data:`LOCK_STALE_AFTER` seconds belongs to a killed process and is taken over.
+    Storages without SQL run in one process or serialise their own writes: nothing to lock.
+    """
+    rdb = getattr(storage, "_backend", storage)
+    if not isinstance(rdb, optuna.storages.RDBStorage):
+        yield
+        return
+    table = models.StudySystemAttributeModel.__table__
+    row = (table.c.study_id == study_id) & (table.c.key == key)
+    mine = json.dumps({"worker": WORKER, "since": time.time()})
+    while True:
+        try:
+            with rdb.engine.begin() as connection:
+                connection.execute(table.insert().values(study_id=study_id, key=key, value_json=mine))
+            break
+        except sqlalchemy.exc.IntegrityError:
+            with rdb.engine.begin() as connection:
+                held = connection.execute(sqlalchemy.select(table.c.value_json).where(row)).scalar()
+                if held is not None and time.time() - json.loads(held)["since"] > LOCK_STALE_AFTER:
+                    connection.execute(table.delete().where(row & (table.c.value_json == held)))
+                    continue
+            time.sleep(0.1)
+    try:
+        yield
+    finally:
+        with rdb.engine.begin() as connection:
+            connection.execute(table.delete().where(row & (table.c.value_json == mine)))
 
 
 def _sampler(study: Study) -> optuna.samplers.BaseSampler:
@@ -192,13 +285,15 @@ class StudyRunner:
             if stored != signature:
                 raise ConfigError(
                     f"{self.study.path}: the search space (config, grid, tune, seeds or objective) changed since "
-                    f"study '{names[-1]}' in {self.url} was created; resuming would mix results. "
+                    f"study '{names[-1]}' in {masked_url(self.url)} was created; resuming would mix results. "
                     "Run with --new to start a new study beside it (the old trials are kept)"
                 )
             self.optuna_study = optuna_study
             return optuna_study
         if not create:
-            raise ConfigError(f"{self.study.path}: no study '{self.study.name}' in {self.url}; run it first")
+            raise ConfigError(
+                f"{self.study.path}: no study '{self.study.name}' in {masked_url(self.url)}; run it first"
+            )
         name = self.study.name if not names else f"{self.study.name}.{len(names) + 1}"
         optuna_study = optuna.create_study(
             study_name=name,
@@ -235,9 +330,14 @@ class StudyRunner:
         """Queue every (configuration, seed) with no completed, queued or running trial; returns how many.
 
         For a grid that is every pair not yet done (failed and interrupted ones included); when
-        tuning, configurations already sampled whose trials failed or were interrupted.
+        tuning, configurations already sampled whose trials failed or were interrupted. Processes
+        queueing at the same time take turns, so each pair is queued once.
         """
         self.recover_stale()
+        with study_lock(self.storage, self.optuna_study._study_id):
+            return self._enqueue_missing()
+
+    def _enqueue_missing(self) -> int:
         taken = {
             t.user_attrs.get("identity")
             for t in self.trials((TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING))
@@ -273,15 +373,12 @@ class StudyRunner:
         return recovered
 
     def _claim(self) -> optuna.Trial | None:
-        """Atomically take a WAITING trial (Optuna's own WAITING -> RUNNING transition)."""
+        """Atomically take a WAITING trial; one taken by another process first is skipped."""
         for frozen in self.optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            try:
-                # FrozenTrial._trial_id is the storage id; Optuna's own queue pops by it the same way
-                if self.storage.set_trial_state_values(frozen._trial_id, TrialState.RUNNING):
-                    self._held = optuna.Trial(self.optuna_study, frozen._trial_id)
-                    return self._held
-            except UpdateFinishedTrialError:
-                continue
+            # FrozenTrial._trial_id is the storage id; Optuna's own queue pops by it the same way
+            if claim_waiting(self.storage, frozen._trial_id, WORKER):
+                self._held = optuna.Trial(self.optuna_study, frozen._trial_id)
+                return self._held
         return None
 
     def _is_duplicate(self, trial: optuna.Trial, key: str) -> int | None:
@@ -319,6 +416,7 @@ class StudyRunner:
             trial = self._claim()
             if trial is None and self.study.is_tuning and not self._budget_spent():
                 trial = self._held = self.optuna_study.ask()
+                trial.set_user_attr("worker", WORKER)  # first, as a claim records it with the claim
                 params = self._suggest(trial)
                 seed = self.study.seeds[0]
                 for key, value in {
@@ -400,7 +498,6 @@ class StudyRunner:
         done, total = self.progress()
         label = ", ".join(f"{k}={v}" for k, v in params.items()) or "base config"
         self._log(f"[{done + 1}/{total or '?'}] trial {trial.number}: {label}, seed {seed}")
-        trial.set_user_attr("worker", WORKER)
         stop_beat = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(trial, stop_beat), daemon=True)
         beat.start()

@@ -260,6 +260,10 @@ def load_study(path: str | Path, check_configs: bool = True, check_files: bool =
         raise _fail(path, f"timeout: expected seconds > 0, got {timeout!r}")
     if tune and n_trials is None and timeout is None:
         raise _fail(path, "tune: needs a budget: n_trials and/or timeout")
+    if sampler == "grid":  # the grid sampler enumerates values: ranges need a step
+        for d in tune:
+            if not d.choices and d.step is None:
+                raise _fail(path, f"tune.{d.path}: sampler grid needs choices or a step")
 
     baseline = raw.get("baseline")
     if baseline is not None and not isinstance(baseline, dict):
@@ -284,6 +288,12 @@ def load_study(path: str | Path, check_configs: bool = True, check_files: bool =
     )
     if baseline is not None and not tune and not any(study.is_baseline(c) for c in study.configurations()):
         raise _fail(path, f"baseline: {json.dumps(baseline)} matches no grid configuration")
+    if not any(key in raw for key in ("config", "grid", "tune")):
+        raise _fail(
+            path,
+            "a study needs at least one of config, grid or tune; a minimal study is "
+            "'grid: {transfer.lambda: [0.5, 1.0]}' (every other setting takes the defaults)",
+        )
     if check_configs:
         _check_configs(study, check_files)
     return study

@@ -24,8 +24,27 @@ def _parse_sets(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"--set {pair!r}: expected key.path=value")
-        overrides[key] = yaml.safe_load(value)
+        try:
+            overrides[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ValueError(f"--set {pair!r}: the value is not valid YAML: {problem}") from None
     return overrides
+
+
+def _count(minimum: int) -> Any:
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def _format_value(value: float) -> str:
@@ -109,7 +128,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED if outcome.interrupted else 0
     queued = runner.enqueue_missing()
     done, total = runner.progress()
-    print(f"{runner.study.describe()}\nstorage: {runner.url}; {done}/{total or '?'} done, {queued} queued")
+    from ablate._runner import masked_url
+
+    print(f"{runner.study.describe()}\nstorage: {masked_url(runner.url)}; {done}/{total or '?'} done, {queued} queued")
     interrupted = _work(args, runner)
     return _finish(args, runner, interrupted)
 
@@ -268,10 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run (or resume) a study: every configuration x seed, then the report")
     _study_args(p)
-    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    p.add_argument("--workers", type=_count(1), default=1, help="worker processes on this machine")
     p.add_argument("--quiet", action="store_true", help="log lines only, no progress bars")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failed trial")
-    p.add_argument("--retries", type=int, default=0, help="re-run a failed trial up to this many times")
+    p.add_argument("--retries", type=_count(0), default=0, help="re-run a failed trial up to this many times")
     p.add_argument("--new", action="store_true", help="start a new study even if the search space changed")
     p.add_argument("--no-report", action="store_true", help="skip writing the report")
     p.add_argument("--threads", type=int, help=argparse.SUPPRESS)
@@ -313,6 +334,21 @@ def main(argv: list[str] | None = None) -> int:
     except Diverged as exc:
         print(f"ablate: trial failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except Exception as exc:  # anything unexpected: one line, the traceback in a file
+        log = _write_traceback()
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"ablate: failed: {type(exc).__name__}: {first} (traceback: {log})", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _write_traceback() -> Path:
+    import tempfile
+    import traceback
+
+    handle, name = tempfile.mkstemp(prefix="ablate-error-", suffix=".log")
+    with open(handle, "w") as log:
+        log.write(traceback.format_exc())
+    return Path(name)
 
 
 if __name__ == "__main__":

@@ -264,15 +264,12 @@ def comparisons(data: ReportData, summary: pd.DataFrame) -> pd.DataFrame:
     if objective is None or bases.empty:
         return pd.DataFrame()
     shared = [a.name for a in data.axes if a.path not in (data.study.baseline or {})]
-    base_of = {tuple(row[shared]): row for _, row in bases.iterrows()}
     done = data.completed
     by_seed = done.pivot_table(index="seed", columns="config_id", values=METRIC_PREFIX + objective)
     images = {(r.config_id, r.seed): r.per_image_iou for r in done.itertuples() if r.per_image_iou is not None}
     rows = []
     for _, row in summary[~summary["baseline"]].iterrows():
-        base = base_of.get(tuple(row[shared]))
-        if base is None:
-            continue
+        base = _matching_baseline(bases, row, shared)
         pair = by_seed[[base["config_id"], row["config_id"]]].dropna() if row["config_id"] in by_seed else None
         diff = (pair.iloc[:, 1] - pair.iloc[:, 0]).to_numpy() if pair is not None else np.empty(0)
         test, p_seeds = seed_test(diff)
@@ -295,6 +292,19 @@ def comparisons(data: ReportData, summary: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _matching_baseline(bases: pd.DataFrame, row: pd.Series, shared: list[str]) -> pd.Series:
+    """The baseline configuration ``row`` is compared with: the one sharing most of its values on the other
+    axes. An axis a configuration leaves unset (another grid of a union) matches any value, so every
+    configuration has a baseline."""
+
+    def agreement(base: pd.Series) -> tuple[int, int]:
+        equal = sum(base[a] == row[a] for a in shared)
+        conflicting = sum(base[a] != row[a] and MISSING not in (base[a], row[a]) for a in shared)
+        return -conflicting, equal
+
+    return max((base for _, base in bases.iterrows()), key=agreement)
 
 
 def marginal(data: ReportData, axis: Axis) -> pd.DataFrame:
@@ -357,9 +367,7 @@ def _metrics_table(data: ReportData, summary: pd.DataFrame) -> Table:
 
 def _comparison_table(data: ReportData, compared: pd.DataFrame) -> Table:
     objective = data.objective
-    shown = pd.DataFrame({"configuration": compared["configuration"]})
-    if compared["baseline"].nunique() > 1:
-        shown["baseline"] = compared["baseline"]
+    shown = pd.DataFrame({"configuration": compared["configuration"], "baseline": compared["baseline"]})
     shown[f"Δ {objective}"] = compared["delta"].map(lambda v: BLANK if pd.isna(v) else f"{v:+.4f}")
     shown["seeds"] = compared["seed_pairs"].astype(str)
     shown["test"] = compared["seed_test"].replace("", BLANK)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import socket
 from pathlib import Path
 
@@ -46,6 +47,8 @@ class TimmBackbone(nn.Module):
         if checkpoint is not None and not Path(checkpoint).is_file():
             raise FileNotFoundError(f"backbone '{model}': checkpoint {checkpoint} does not exist")
         on_meta = torch.empty(0).device.type == "meta"  # validation builds on meta: shapes only, no weights
+        if on_meta and checkpoint is not None:
+            _check_loads(model, checkpoint)
         if on_meta and pretrained and checkpoint is None and not _pretrained_reachable(model):
             raise ValueError(_offline_message(model))
         load = not on_meta and (pretrained or checkpoint is not None)
@@ -68,7 +71,7 @@ class TimmBackbone(nn.Module):
                 return timm.create_model(model, pretrained=load, dynamic_img_size=True, **kwargs)
             except TypeError:
                 return timm.create_model(model, pretrained=load, **kwargs)
-        except (OSError, RuntimeError, ValueError) as exc:
+        except (OSError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError) as exc:
             if "pretrained_cfg_overlay" in kwargs:
                 detail = " ".join(str(exc).split())[:200]
                 raise ValueError(f"backbone '{model}': cannot load checkpoint: {detail}") from None
@@ -101,6 +104,20 @@ class TimmBackbone(nn.Module):
         if self.is_vit:
             return self.model.blocks[-1].norm1  # the paper's layer
         return self  # CNN: the final feature map
+
+
+def _check_loads(model: str, checkpoint: str) -> None:
+    """Raise ``ValueError`` naming ``checkpoint`` unless it is a torch file of tensors (a state dict)."""
+    try:
+        with torch.device("cpu"):
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
+        detail = " ".join(str(exc).split())[:160]
+        raise ValueError(f"backbone '{model}': checkpoint {checkpoint} is not a torch weights file: {detail}") from None
+    if not isinstance(state, dict):
+        raise ValueError(
+            f"backbone '{model}': checkpoint {checkpoint} holds a {type(state).__name__}, not a state dict"
+        )
 
 
 def _conv_stem(patchify: nn.Conv2d) -> nn.Sequential:

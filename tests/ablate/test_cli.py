@@ -195,3 +195,55 @@ def test_status_and_report_of_a_study_never_run(tmp_path: Path, capsys: pytest.C
     study = _write(tmp_path / "never.yaml", yaml.safe_dump({"config": TINY}))
     assert main(["status", str(study), "--out", str(tmp_path / "out")]) == 2
     assert "no study 'never'" in _error_line(capsys)
+
+
+def _malformed_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
+    """(argv, text the one-line error must contain) for bad input of every kind."""
+    study = _write(tmp_path / "study.yaml", yaml.safe_dump({"config": TINY, "grid": {"transfer.lambda": [0.5]}}))
+    text = _write(tmp_path / "weights.pt", "not a checkpoint\n")
+    grid_range = {"config": TINY, "tune": {"train.lr": {"low": 1e-4, "high": 1e-2}}, "sampler": "grid", "n_trials": 2}
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("description: caf\xe9\ngrid: {transfer.lambda: [0.5]}\n".encode("latin-1"))
+    return [
+        (["run", str(study), "--storage", "bogus://x"], "storage bogus://x: cannot open it"),
+        (
+            ["run", str(study), "--storage", "sqlite:////nonexistent_dir/x.db"],
+            "storage sqlite:////nonexistent_dir/x.db",
+        ),
+        (["run", str(study), "--storage", "postgresql://u:secret@127.0.0.1:1/db"], "postgresql://u:***@127.0.0.1:1/db"),
+        (["trial", "--set", "train.epochs=[1,"], "--set 'train.epochs=[1,': the value is not valid YAML"),
+        (["trial", "--set", f"student.backbone.checkpoint={text}"], f"checkpoint {text} is not a torch weights file"),
+        (["validate", str(_write(tmp_path / "grid.yaml", yaml.safe_dump(grid_range)))], "sampler grid needs"),
+        (["validate", str(latin1)], f"{latin1}: not UTF-8 text"),
+        (["validate", str(_write(tmp_path / "empty.yaml", ""))], "a study needs at least one of config, grid or tune"),
+    ]
+
+
+def test_malformed_input_gives_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, expected in _malformed_inputs(tmp_path):
+        assert main(argv) == 2, argv
+        line = _error_line(capsys)
+        assert line.startswith("ablate: error: ") and expected in line, (argv, line)
+        assert "secret" not in line and "Traceback" not in line
+
+
+@pytest.mark.parametrize("option", [["--workers", "0"], ["--workers", "-3"], ["--retries", "-1"]])
+def test_counts_below_their_minimum_are_refused(option: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", "study.yaml", *option])
+    assert info.value.code == 2
+    assert f"argument {option[0]}: expected an integer >=" in capsys.readouterr().err
+
+
+def test_an_unexpected_error_is_one_line_with_the_traceback_in_a_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(args: object) -> int:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr("ablate.cli.cmd_list", broken)
+    assert main(["list"]) == 1
+    line = _error_line(capsys)
+    assert line.startswith("ablate: failed: ZeroDivisionError: division by zero (traceback: ")
+    log = Path(line.rsplit("traceback: ", 1)[1].rstrip(")"))
+    assert "Traceback" in log.read_text() and "broken" in log.read_text()

@@ -106,10 +106,14 @@ def _spawn(study: Path, out: Path, *extra: str) -> subprocess.Popen:
 
 
 def _wait_for_running(out: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Until ``proc`` runs a trial of its own (not one a killed process left RUNNING)."""
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         try:
-            if any(t.state.name == "RUNNING" for t in trials(out)):
+            if any(
+                t.state.name == "RUNNING" and t.user_attrs.get("worker", "").endswith(f":{proc.pid}")
+                for t in trials(out)
+            ):
                 return
         except Exception:  # storage not created yet
             pass
@@ -117,11 +121,11 @@ def _wait_for_running(out: Path, proc: subprocess.Popen, timeout: float = 120) -
 
 
 def test_sigkill_at_any_moment_loses_at_most_the_trial_in_progress(tmp_path):
-    study = write_study(
-        tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"train.lr": [1e-3, 2e-3, 3e-3]}, seeds=1
-    )
+    # trials of a few seconds (80 steps), so the second kill lands inside one
+    config = {**TINY, "paradigm": {"name": "single"}, "train": {"epochs": 20, "batch_size": 8}}
+    study = write_study(tmp_path, config=config, grid={"train.lr": [1e-3, 2e-3, 3e-3]}, seeds=1)
     out = tmp_path / "out"
-    for delay in (0.0, 1.5):  # kill while a trial runs, at two different points of it
+    for delay in (0.0, 0.5):  # kill while a trial of the new process runs, at two different points of it
         proc = _spawn(study, out)
         _wait_for_running(out, proc)
         time.sleep(delay)
@@ -196,3 +200,90 @@ def test_postprocessing_only_study_trains_once_per_seed(tmp_path):
     done = [t for t in trials(out) if t.state.name == "COMPLETE"]
     assert len(done) == 6
     assert sum(t.user_attrs["trainings"] for t in done) == 2
+
+
+def _waiting_study(tmp_path: Path, n: int) -> tuple[str, optuna.Study]:
+    url = f"sqlite:///{tmp_path}/claims.db"
+    study = optuna.create_study(study_name="claims", storage=url)
+    for i in range(n):
+        study.enqueue_trial({}, user_attrs={"i": i}, skip_if_exists=False)
+    return url, study
+
+
+def test_a_waiting_trial_is_claimed_once_and_names_its_worker(tmp_path):
+    from ablate._runner import claim_waiting, open_storage
+
+    url, study = _waiting_study(tmp_path, 1)
+    storage = open_storage(url)
+    (trial,) = study.get_trials()
+    assert claim_waiting(storage, trial._trial_id, "host:1")
+    assert not claim_waiting(storage, trial._trial_id, "host:2")  # already RUNNING: the second loses
+    (claimed,) = study.get_trials()
+    assert claimed.state.name == "RUNNING" and claimed.user_attrs["worker"] == "host:1"
+    assert claimed.datetime_start is not None
+
+
+CLAIMER = """
+import json, sys, time
+from pathlib import Path
+import optuna
+from ablate._runner import claim_waiting, open_storage
+url, go, worker = sys.argv[1:]
+storage = open_storage(url)
+study = optuna.load_study(study_name="claims", storage=storage)
+ids = [t._trial_id for t in study.get_trials()]
+while not Path(go).exists():
+    time.sleep(0.01)
+print(json.dumps([i for i in ids if claim_waiting(storage, i, worker)]))
+"""
+
+
+def test_processes_racing_for_the_same_trials_claim_each_exactly_once(tmp_path):
+    """The race Optuna's read-then-write transition loses on SQLite: 4 processes claim 60 trials at once."""
+    url, study = _waiting_study(tmp_path, 60)
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", CLAIMER, url, str(go), f"w{k}"], stdout=subprocess.PIPE, text=True)
+        for k in range(4)
+    ]
+    time.sleep(8)  # every process has imported and listed the trials (they wait for "go" otherwise)
+    go.touch()
+    won = [yaml.safe_load(proc.communicate(timeout=120)[0]) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs)
+    claimed = [i for ids in won for i in ids]
+    assert sorted(claimed) == sorted(t._trial_id for t in study.get_trials())  # each exactly once
+    workers = {t._trial_id: t.user_attrs["worker"] for t in study.get_trials()}
+    assert all(workers[i] == f"w{k}" for k, ids in enumerate(won) for i in ids)
+
+
+QUEUER = """
+import sys, time
+from pathlib import Path
+from ablate._runner import StudyRunner
+from ablate._study import load_study
+path, out, go = sys.argv[1:]
+runner = StudyRunner(load_study(path, check_configs=False), out=out)
+runner.open()
+while not Path(go).exists():
+    time.sleep(0.01)
+print(runner.enqueue_missing())
+"""
+
+
+def test_processes_queueing_one_grid_at_once_queue_each_pair_once(tmp_path):
+    study = write_study(tmp_path, grid={"transfer.lambda": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}, seeds=2)
+    out, go = tmp_path / "out", tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", QUEUER, str(study), str(out), str(go)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    time.sleep(8)  # every process has opened the study and waits for "go"
+    go.touch()
+    queued = [int(proc.communicate(timeout=120)[0].split()[-1]) for proc in procs]
+    assert sum(queued) == 16 and len(trials(out)) == 16
+    assert len({t.user_attrs["identity"] for t in trials(out)}) == 16
+    assert all(t.state.name == "WAITING" for t in trials(out))
+    stored = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out}/study.db")
+    assert "ablate:queue-lock" not in stored._storage.get_study_system_attrs(stored._study_id)  # released

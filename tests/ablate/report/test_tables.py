@@ -1,5 +1,6 @@
 """Numbers in the report tables against the stored trials and scipy called directly."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -192,3 +193,25 @@ def test_markdown_and_latex_hold_every_row(known):
     assert markdown.count("\n| ") == 1 + len(table.shown)  # header + rows
     assert "lambda=1 (baseline)" in markdown
     assert r"\begin{tabular}" in latex and r"smoke\_iou" in latex and latex.count(r" \\") == 1 + len(table.shown)
+
+
+def test_every_configuration_of_a_union_grid_is_compared_with_the_baseline(synthetic, tmp_path):
+    """The lambda study's shape: lambdas in one grid, the single-network baselines in another."""
+    student = {"name": "single", "network": "student"}
+    teacher = {"name": "single", "network": "teacher"}
+    grid = [{"transfer.lambda": [0.5, 1.0]}, {"paradigm": [teacher, student]}]
+    study = dataclasses.replace(synthetic.study(tmp_path, None, seeds=2, baseline={"paradigm": student}), grid=grid)
+    specs = [
+        synthetic.Spec(params, seed, metrics=_metrics(0.1 * (i + 1) + 0.01 * seed))
+        for i, params in enumerate(
+            [{"transfer.lambda": 0.5}, {"transfer.lambda": 1.0}, {"paradigm": teacher}, {"paradigm": student}]
+        )
+        for seed in range(2)
+    ]
+    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    compared = next(t for t in build_tables(data, configurations(data)) if t.name == "baseline")
+    assert len(compared.data) == 3  # both lambdas and the teacher alone
+    assert compared.shown["baseline"].nunique() == 1  # the table names the student-alone baseline on every row
+    # lambda 0.5 (0.1, 0.11) against the student alone (0.4, 0.41): -0.3 over both seeds
+    row = compared.data.set_index("configuration").loc["lambda=0.5"]
+    assert row["delta"] == pytest.approx(-0.3)
