@@ -111,11 +111,25 @@ class StageCache:
                 rows.append((stage_dir.name, entry, size, self._valid(entry)))
         return rows
 
-    def prune(self, stage: str | None = None, corrupt_only: bool = False) -> int:
-        """Delete entries (of one stage, or only corrupt ones); returns how many were removed."""
+    @staticmethod
+    def outdated(entry: Path) -> list[str]:
+        """The modules whose code changed since ``entry`` was made (empty when it is current or unreadable)."""
+        from ablate._code import outdated
+
+        try:
+            return outdated(json.loads((entry / META).read_text()).get("inputs"))
+        except (OSError, ValueError):
+            return []
+
+    def prune(self, stage: str | None = None, corrupt_only: bool = False, outdated_only: bool = False) -> int:
+        """Delete entries (of one stage; or only corrupt ones, or only those made by changed code); returns how
+        many were removed."""
         removed = 0
         for entry_stage, entry, _, intact in self.entries():
-            if (stage is None or entry_stage == stage) and not (corrupt_only and intact):
-                shutil.rmtree(entry, ignore_errors=True)
-                removed += 1
+            if stage is not None and entry_stage != stage:
+                continue
+            if (corrupt_only and intact) or (outdated_only and not self.outdated(entry)):
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
         return removed

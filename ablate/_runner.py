@@ -183,16 +183,18 @@ def study_lock(storage: optuna.storages.BaseStorage, study_id: int, key: str = "
             connection.execute(table.delete().where(row & (table.c.value_json == mine)))
 
 
-def _sampler(study: Study) -> optuna.samplers.BaseSampler:
+def _sampler(study: Study, seed: int = 0) -> optuna.samplers.BaseSampler:
+    """The study's sampler; ``seed`` is the number of trials already stored, so that a resumed or joining
+    process continues the random stream instead of replaying the first samples (reproducible all the same)."""
     if study.sampler in ("grid", "bruteforce"):
         if study.sampler == "bruteforce":
-            return optuna.samplers.BruteForceSampler(seed=0)
+            return optuna.samplers.BruteForceSampler(seed=seed)
         space = {d.path: [encode(c) for c in d.choices] or _steps(d) for d in study.tune}
-        return optuna.samplers.GridSampler(space, seed=0)
+        return optuna.samplers.GridSampler(space, seed=seed)
     return {
-        "tpe": lambda: optuna.samplers.TPESampler(seed=0, multivariate=True),
-        "random": lambda: optuna.samplers.RandomSampler(seed=0),
-        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=0, warn_independent_sampling=False),
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
     }[study.sampler]()
 
 
@@ -288,6 +290,7 @@ class StudyRunner:
                     f"study '{names[-1]}' in {masked_url(self.url)} was created; resuming would mix results. "
                     "Run with --new to start a new study beside it (the old trials are kept)"
                 )
+            optuna_study.sampler = _sampler(self.study, seed=len(optuna_study.get_trials(deepcopy=False)))
             self.optuna_study = optuna_study
             return optuna_study
         if not create:
@@ -427,6 +430,11 @@ class StudyRunner:
                     "primary": True,
                 }.items():
                     trial.set_user_attr(key, value)
+                duplicate = self._is_duplicate(trial, identity(params, seed))
+                if duplicate is not None:  # the sampler proposed a configuration already run: ask again
+                    trial.set_user_attr("duplicate_of", duplicate)
+                    self.optuna_study.tell(trial, state=TrialState.PRUNED)
+                    continue
                 for other in self.study.seeds[1:]:
                     self._enqueue(params, other, primary=False)
                 return trial, params, seed

@@ -20,7 +20,7 @@ from ablate._config import ConfigError, load_yaml, merge, resolve, set_dotted
 from ablate._metrics import lower_is_better
 from ablate._plugins import load_components
 from ablate._registries import METRICS
-from ablate._trial import load_data, validate
+from ablate._trial import load_data, trial_identity, validate
 
 STUDY_KEYS = {
     "name": "study name (default: the file name)",
@@ -236,10 +236,12 @@ def load_study(path: str | Path, check_configs: bool = True, check_files: bool =
         for key, values in grid.items():
             if not isinstance(values, list) or not values:
                 raise _fail(path, f"grid.{key}: expected a non-empty list of values, got {values!r}")
+        _refuse_overlaps(path, "grid", list(grid))
     tune_raw = raw.get("tune") or {}
     if not isinstance(tune_raw, dict):
         raise _fail(path, "tune: expected a mapping of dotted path -> distribution")
     tune = [_distribution(path, k, v) for k, v in tune_raw.items()]
+    _refuse_overlaps(path, "tune", list(tune_raw))
     if tune and grids:
         raise _fail(path, "grid and tune cannot be combined in one study; use sampler: grid to tune over a grid")
 
@@ -299,13 +301,32 @@ def load_study(path: str | Path, check_configs: bool = True, check_files: bool =
     return study
 
 
+def _refuse_overlaps(path: Path, section: str, keys: list[str]) -> None:
+    """Refuse two dotted paths of one grid (or of tune) where one lies inside the other: the inner value would
+    silently replace part of the outer one, or be dropped by it."""
+    for outer in keys:
+        for inner in keys:
+            if inner.startswith(f"{outer}."):
+                raise _fail(path, f"{section}: '{inner}' lies inside '{outer}'; set one of them, not both")
+
+
 def _check_configs(study: Study, check_files: bool) -> None:
     samples = study.configurations()
     if study.tune:  # both ends of every range and every choice must form a valid config
         samples = [{d.path: v} for d in study.tune for v in (d.choices or (d.low, d.high))]
     checked_data: list[Any] = []
+    same_as: dict[str, dict[str, Any]] = {}
     for params in samples:
         label = f" (configuration {json.dumps(params, default=str)})" if params else ""
+        if not study.tune:  # two grid configurations that run one trial config would count it twice
+            key = trial_identity(resolve(study.trial_config(params, study.seeds[0])))
+            if key in same_as:
+                raise _fail(
+                    study.path,
+                    f"grid: configurations {json.dumps(same_as[key], default=str)} and "
+                    f"{json.dumps(params, default=str)} give the same trial config",
+                )
+            same_as[key] = params
         try:
             resolved = validate(study.trial_config(params, study.seeds[0]), check_files=check_files)
             if check_files and resolved["data"] not in checked_data:

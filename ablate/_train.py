@@ -16,9 +16,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ablate._cache import StageCache
+from ablate._code import TRAINING_MODULES, code_fingerprint
 from ablate._data import Dataset
 from ablate._models import Network, build_network
 from ablate._paradigm import classification_loss
+from ablate._registries import BACKBONES, DATASETS, DISTANCES, HEADS, LEVELS, PARADIGMS, PROJECTIONS
 from ablate._transfer import TransferLoss
 
 # Losses are read back (a host sync, which stalls a GPU's queue) once per this many steps, not every step
@@ -131,8 +133,17 @@ class Trainer:
         return TransferLoss(self.config["transfer"], student.aligned_channels, teacher.aligned_channels).to(self.device)
 
     def model_inputs(self, roles: tuple[str, ...], extra: Any = None) -> dict[str, Any]:
-        """Everything a trained model depends on; ``extra`` is the paradigm's own part."""
+        """Everything a trained model depends on, its code included; ``extra`` is the paradigm's own part."""
+        config = self.config
+        components = [(DATASETS, config["data"]["name"]), (PARADIGMS, config["paradigm"]["name"])]
+        for role in roles:
+            components += [(BACKBONES, config[role]["backbone"]["name"]), (HEADS, config[role]["head"]["name"])]
+        if isinstance(extra, dict) and extra.get("transfer"):
+            transfer = config["transfer"]
+            components += [(LEVELS, transfer["level"]["name"]), (DISTANCES, transfer["distance"]["name"])]
+            components += [(PROJECTIONS, transfer["projection"]["name"])]
         return {
+            "code": code_fingerprint(TRAINING_MODULES, components),
             "data": self.config["data"],
             "data_fingerprint": self.data.fingerprint,
             "networks": {role: self.config[role] for role in roles},

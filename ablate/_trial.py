@@ -22,6 +22,7 @@ import torch
 
 from ablate._cache import StageCache, stable_hash
 from ablate._cams import compute_cams
+from ablate._code import CAM_MODULES, POSTPROCESS_MODULES, code_fingerprint
 from ablate._config import ConfigError, check, component_params, resolve
 from ablate._data import Dataset
 from ablate._evaluation import Evaluation
@@ -29,7 +30,7 @@ from ablate._metrics import evaluate, per_image_iou
 from ablate._models import build_network
 from ablate._plugins import load_components
 from ablate._postprocess import PostState
-from ablate._registries import DATASETS, METRICS, PARADIGMS, POSTPROCESSORS
+from ablate._registries import CAMS, DATASETS, METRICS, PARADIGMS, POSTPROCESSORS
 from ablate._train import Diverged, Trainer, to_tensor
 from ablate._transfer import TransferLoss
 
@@ -218,6 +219,7 @@ class TrialRun:
         self.seed = config["seed"]
         self.device = select_device(config["device"])
         self.timings: dict[str, float] = {}
+        self._step: str | None = None  # the post-processing step running now (its code keys its cached values)
         with self.timed("data"):
             self.data = load_data(config, cache)
         self.paradigm = PARADIGMS.create(config["paradigm"]["name"], **component_params(config["paradigm"]))
@@ -244,6 +246,7 @@ class TrialRun:
         inputs = {
             "model": self.model_inputs,
             "cam": self.config["cam"],
+            "code": code_fingerprint(CAM_MODULES, [(CAMS, self.config["cam"]["name"])]),
             "split": split,
             "scale": scale,
             "flip": flip,
@@ -284,7 +287,9 @@ class TrialRun:
         return self.data.train.images, self.data.train.labels, self._cam_set("train", 1.0, False, None)[0]
 
     def cached(self, name: str, params: dict[str, Any], build: Callable[[], T]) -> T:
-        inputs = {"model": self.model_inputs, "cam": self.config["cam"], "name": name, "params": params}
+        # the running step's module: it decides what ``build`` computes, whatever it names its entry
+        code = code_fingerprint(POSTPROCESS_MODULES, [(POSTPROCESSORS, self._step)] if self._step else [])
+        inputs = {"model": self.model_inputs, "cam": self.config["cam"], "code": code, "name": name, "params": params}
         entry = self.cache.get_or_build("post", inputs, lambda folder: torch.save(build(), folder / "value.pt"))
         return torch.load(entry / "value.pt", weights_only=False)
 
@@ -302,6 +307,7 @@ class TrialRun:
         with self.timed("postprocess"):
             steps = self.config["postprocess"]
             for spec in steps:
+                self._step = spec["name"]
                 step = POSTPROCESSORS.create(spec["name"], **component_params(spec))
                 oracle |= bool(getattr(step, "uses_ground_truth", False))
                 state = step(state, self)

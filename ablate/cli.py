@@ -236,23 +236,31 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
+    from ablate import load_components
     from ablate._cache import StageCache
 
+    load_components()  # the component modules whose code the entries recorded
     cache = StageCache(args.dir)
-    if args.prune or args.prune_corrupt:
-        removed = cache.prune(stage=args.stage, corrupt_only=args.prune_corrupt)
+    if args.prune or args.prune_corrupt or args.prune_outdated:
+        removed = cache.prune(stage=args.stage, corrupt_only=args.prune_corrupt, outdated_only=args.prune_outdated)
         print(f"removed {removed} entries from {cache.root}")
         return 0
     totals: dict[str, list[int]] = {}
-    for stage, _, size, intact in cache.entries():
-        entry = totals.setdefault(stage, [0, 0, 0])
+    changed: set[str] = set()
+    for stage, folder, size, intact in cache.entries():
+        entry = totals.setdefault(stage, [0, 0, 0, 0])
+        modules = cache.outdated(folder)
+        changed |= set(modules)
         entry[0] += 1
         entry[1] += size
         entry[2] += 0 if intact else 1
+        entry[3] += 1 if modules else 0
     print(f"stage cache: {cache.root}")
-    for stage, (count, size, corrupt) in totals.items():
-        extra = f", {corrupt} corrupt" if corrupt else ""
+    for stage, (count, size, corrupt, stale) in totals.items():
+        extra = (f", {corrupt} corrupt" if corrupt else "") + (f", {stale} made by code that changed" if stale else "")
         print(f"  {stage:<10} {count:>5} entries {size / 2**20:>9.1f} MiB{extra}")
+    if changed:
+        print(f"  changed since: {', '.join(sorted(changed))} (never served again; --prune-outdated removes them)")
     if not totals:
         print("  (empty)")
     return 0
@@ -311,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", help="cache folder (default $ABLATE_CACHE or ~/.cache/ablate)")
     p.add_argument("--prune", action="store_true", help="delete entries (all, or of --stage)")
     p.add_argument("--prune-corrupt", action="store_true", help="delete only corrupt entries")
+    p.add_argument("--prune-outdated", action="store_true", help="delete only entries made by code that changed")
     p.add_argument("--stage", help="with --prune: only this stage (model, cams, ...)")
     p.set_defaults(func=cmd_cache)
     return parser

@@ -31,7 +31,7 @@ PRETTY = {
     "oracle_threshold": "oracle threshold",
 }
 #: Co-occurrence metrics shown beside the objective wherever there is room.
-COOCCURRENCE = ("chimney_claimed", "false_activation")
+COOCCURRENCE = ("chimney_claimed", "chimney_only_fpr", "false_activation")
 #: A numeric axis with more distinct values is treated as continuous (no table row or colour per value).
 MAX_LEVELS = 12
 MISSING = "(base)"
@@ -84,10 +84,21 @@ def elide(label: str) -> str:
     return "".join(out)
 
 
+MARKS = (" (baseline)", " [oracle]", " [incl. oracle]")
+
+
+def _unmarked(label: str) -> str:
+    for mark in MARKS:
+        label = label.replace(mark, "")
+    return label
+
+
 def short_labels(labels: list[str]) -> list[str]:
-    """Labels for figures: long ones elided, unless that would make two of them equal."""
+    """Labels for figures: long ones elided, unless that would make two of them read alike (marks such as
+    "(baseline)" do not count: ``single(…)`` and ``single(…) (baseline)`` say nothing of which is which)."""
     short = [elide(label) if len(label) > SHORT else label for label in labels]
-    return short if len(set(short)) == len(set(labels)) else labels
+    distinct = len({_unmarked(label) for label in short}) == len({_unmarked(label) for label in labels})
+    return short if distinct else labels
 
 
 def oracle_suffix(flags: pd.Series) -> str:

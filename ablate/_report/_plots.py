@@ -19,9 +19,9 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from scipy import ndimage
 
-from ablate._report._model import COOCCURRENCE, Axis, ReportData, minimize, short_labels
+from ablate._report._model import COOCCURRENCE, MISSING, Axis, ReportData, minimize, short_labels
 from ablate._report._pdf import page, wrap
-from ablate._report._tables import grouped, marginal
+from ablate._report._tables import friedman, grouped, marginal
 from ablate._results import METRIC_PREFIX
 
 MAX_CONFIGS = 20  # configurations per figure: more leave no legible labels
@@ -171,12 +171,17 @@ def heatmap_figures(data: ReportData) -> list[Plot]:
     plots = []
     for first, second in itertools.islice(itertools.combinations(discrete, 2), MAX_HEATMAPS):
         table = grouped(data.scored, [first.column, second.column], [objective])[f"{objective}.mean"]
+        # values left at the base config ("(base)") belong to another grid of a union: not a crossing
         grid = (
             table.unstack()
-            .reindex(index=first.labels, columns=second.labels)
+            .reindex(
+                index=[v for v in first.labels if v != MISSING], columns=[v for v in second.labels if v != MISSING]
+            )
             .dropna(how="all")
             .dropna(axis=1, how="all")
         )
+        if min(grid.shape) < 2:  # the two axes are not crossed (or one of them barely): nothing to map
+            continue
         further = " and the other axes" if len(data.axes) > 2 else ""
         caption = f"Mean {objective} over seeds{further} for each pair of {first.path} and {second.path} values."
         fig = page(f"Heat map: {first.name} × {second.name}", caption)
@@ -417,11 +422,68 @@ def gallery_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
     return Plot("gallery", fig)
 
 
+def _p(value: float) -> str:
+    return "< 0.001" if value < 0.001 else f"= {value:.3f}"
+
+
+def critical_difference_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
+    """Demsar's critical-difference diagram: average ranks on a line, groups not told apart joined by a bar."""
+    test = friedman(data, summary)
+    if test is None:
+        return None
+    ranks, cd, k = test.ranks, test.critical_difference, len(test.ranks)
+    caption = (
+        f"Average rank of per-image smoke IoU over {test.blocks} (seed, test image) blocks, 1 = best. Friedman "
+        f"chi2 = {test.statistic:.2f}, p {_p(test.p)}. Bars join configurations whose average ranks differ by "
+        f"less than the critical difference CD = {cd:.3f} (Nemenyi, alpha 0.05): those the test cannot tell apart."
+    )
+    fig = page("Critical-difference diagram", caption)
+    ax = fig.subplots()
+    ax.set_xlim(0.8, k + 0.2)
+    ax.invert_xaxis()  # best (rank 1) on the right, as in Demsar's figures
+    ax.set_ylim(-(k + 2), 2)
+    ax.hlines(0, 1, k, color="black", linewidth=1)
+    ax.set_xticks(range(1, k + 1))
+    ax.xaxis.set_ticks_position("top")
+    ax.tick_params(axis="y", left=False, labelleft=False)
+    for spine in ("left", "right", "bottom"):
+        ax.spines[spine].set_visible(False)
+    ax.plot([k, k - cd], [1.2, 1.2], color="black", linewidth=2)
+    ax.text(k - cd / 2, 1.4, "CD", ha="center", va="bottom", fontsize=8)
+    labels = short_labels(list(ranks.index))
+    for i, (label, rank) in enumerate(zip(labels, ranks, strict=True)):
+        y = -(i + 1)
+        right = i < (k + 1) // 2  # the better half labelled on the right, the rest on the left
+        end = 0.8 if right else k + 0.2
+        ax.plot([rank, rank, end], [0, y, y], color=data.colour("", ranks.index[i]), linewidth=1)
+        ax.text(
+            end,
+            y,
+            f" {wrap(label, 40, lines=1)} ({rank:.2f}) ",
+            va="center",
+            ha="left" if right else "right",
+            fontsize=7,
+        )
+    cliques = [
+        (start, end)
+        for start in range(k)
+        for end in range(start + 1, k)
+        if ranks.iloc[end] - ranks.iloc[start] < cd
+        and (start == 0 or ranks.iloc[end] - ranks.iloc[start - 1] >= cd)  # maximal: not inside a longer one
+        and (end == k - 1 or ranks.iloc[end + 1] - ranks.iloc[start] >= cd)
+    ]
+    for row, (start, end) in enumerate(cliques):
+        y = -0.3 - 0.25 * row
+        ax.plot([ranks.iloc[start] - 0.03, ranks.iloc[end] + 0.03], [y, y], color="black", linewidth=3)
+    return Plot("critical-difference", fig)
+
+
 def build_plots(data: ReportData, summary: pd.DataFrame, optuna_study: optuna.Study | None) -> list[Plot]:
     """Every figure the study's shape and stored trials allow, in report order."""
     plots = [configurations_figure(data, summary)]
     plots += [axis_figure(data, a) for a in data.axes]
     plots += heatmap_figures(data)
-    plots += [per_image_figure(data, summary), gallery_figure(data, summary)]
+    plots += [per_image_figure(data, summary), critical_difference_figure(data, summary)]
+    plots += [gallery_figure(data, summary)]
     plots += [importance_figure(data, optuna_study), history_figure(data)]
     return [p for p in plots if p is not None]

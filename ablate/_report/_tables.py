@@ -223,6 +223,24 @@ def _count(seeds: float) -> str:
     return BLANK if math.isnan(seeds) else f"more than {MAX_SEEDS}" if math.isinf(seeds) else str(int(seeds))
 
 
+def holm(p_values: Any) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (NaN entries are not part of the family).
+
+    The i-th smallest of m p-values becomes ``max over j <= i of min(1, (m - j + 1) * p_(j))``: it controls the
+    chance of any false "difference" among all comparisons of a table at the nominal level.
+    """
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    defined = np.flatnonzero(np.isfinite(p))
+    order = defined[np.argsort(p[defined], kind="stable")]
+    m = len(order)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        out[index] = running
+    return out
+
+
 def image_pairs(images: dict[tuple[str, Any], Any], first: str, second: str, seeds: list[Any]) -> np.ndarray:
     """``second - first`` per-image IoU differences, paired by image index in each seed both have, pooled."""
     diffs = []
@@ -274,6 +292,7 @@ def comparisons(data: ReportData, summary: pd.DataFrame) -> pd.DataFrame:
         diff = (pair.iloc[:, 1] - pair.iloc[:, 0]).to_numpy() if pair is not None else np.empty(0)
         test, p_seeds = seed_test(diff)
         std = float(np.std(diff, ddof=1)) if len(diff) >= 2 else math.nan
+        effect = diff.mean() / std if std and math.isfinite(std) else math.nan  # Cohen's d of paired differences
         mde = detectable_difference(std, len(diff))
         per_image = image_pairs(images, base["config_id"], row["config_id"], list(by_seed.index))
         rows.append(
@@ -284,6 +303,7 @@ def comparisons(data: ReportData, summary: pd.DataFrame) -> pd.DataFrame:
                 "seed_pairs": len(diff),
                 "seed_test": test,
                 "p_seeds": p_seeds,
+                "effect_dz": effect,
                 "detectable": mde,
                 "seeds_for_half": seeds_needed(mde / 2, std),
                 "delta_image_iou": per_image.mean() if len(per_image) else math.nan,
@@ -291,7 +311,11 @@ def comparisons(data: ReportData, summary: pd.DataFrame) -> pd.DataFrame:
                 "p_images": image_test(per_image),
             }
         )
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if not out.empty:
+        out["p_seeds_holm"] = holm(out["p_seeds"])
+        out["p_images_holm"] = holm(out["p_images"])
+    return out
 
 
 def _matching_baseline(bases: pd.DataFrame, row: pd.Series, shared: list[str]) -> pd.Series:
@@ -305,6 +329,79 @@ def _matching_baseline(bases: pd.DataFrame, row: pd.Series, shared: list[str]) -
         return -conflicting, equal
 
     return max((base for _, base in bases.iterrows()), key=agreement)
+
+
+@dataclass(frozen=True)
+class Friedman:
+    """Friedman's test over blocks of (seed, test image), with the Nemenyi critical difference (Demsar 2006).
+
+    Attributes:
+        ranks: configuration label -> average rank of its per-image smoke IoU (1 = best), best first.
+        statistic: Friedman's chi-square.
+        p: its p-value.
+        blocks: the (seed, image) blocks every configuration has an IoU for.
+        critical_difference: average ranks further apart than this differ at level ALPHA (Nemenyi).
+    """
+
+    ranks: pd.Series
+    statistic: float
+    p: float
+    blocks: int
+    critical_difference: float
+
+
+def friedman(data: ReportData, summary: pd.DataFrame) -> Friedman | None:
+    """The test for studies of three or more configurations with per-image IoUs; None otherwise."""
+    done = data.completed
+    if len(summary) < 3 or done.empty:
+        return None
+    labels = dict(zip(summary["config_id"], summary["configuration"], strict=True))
+    images = {(r.config_id, r.seed): r.per_image_iou for r in done.itertuples() if r.per_image_iou is not None}
+    configs = [c for c in labels if any(key[0] == c for key in images)]
+    seeds = [s for s in sorted(done["seed"].unique()) if all((c, s) in images for c in configs)]
+    blocks = []
+    for seed in seeds:
+        table = np.array([np.asarray(images[(c, seed)], dtype=float) for c in configs])  # [k, images]
+        if len({len(row) for row in table}) != 1:
+            continue
+        blocks.append(table[:, np.isfinite(table).all(axis=0)].T)
+    blocks_array = np.concatenate(blocks) if blocks else np.empty((0, len(configs)))
+    k, n = len(configs), len(blocks_array)
+    if k < 3 or n < 2:
+        return None
+    ranks = stats.rankdata(-blocks_array, axis=1).mean(axis=0)  # ties share their mean rank
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.friedmanchisquare(*blocks_array.T)
+    q = stats.studentized_range.ppf(1 - ALPHA, k, np.inf) / math.sqrt(2)
+    order = np.argsort(ranks, kind="stable")
+    return Friedman(
+        ranks=pd.Series(ranks[order], index=[labels[configs[i]] for i in order]),
+        statistic=float(result.statistic),
+        p=float(result.pvalue),
+        blocks=n,
+        critical_difference=float(q * math.sqrt(k * (k + 1) / (6 * n))),
+    )
+
+
+def _friedman_table(test: Friedman) -> Table:
+    data = pd.DataFrame({"configuration": test.ranks.index, "average_rank": test.ranks.to_numpy()})
+    shown = pd.DataFrame({"configuration": data["configuration"], "average rank": data["average_rank"].map(number)})
+    note = (
+        f"Friedman test over {test.blocks} blocks (seed, test image) of per-image smoke IoU: chi2 = "
+        f"{test.statistic:.2f}, p = {p_value(test.p)}. Rank 1 is the best IoU in a block; two configurations whose "
+        f"average ranks differ by more than the critical difference {test.critical_difference:.3f} differ at "
+        f"alpha {ALPHA} (Nemenyi; Demsar, JMLR 2006). Blocks share images across seeds, so they are not independent."
+    )
+    return Table(
+        "friedman",
+        "Ranks over seeds and test images (Friedman)",
+        note,
+        shown,
+        data.assign(
+            statistic=test.statistic, p=test.p, blocks=test.blocks, critical_difference=test.critical_difference
+        ),
+    )
 
 
 def marginal(data: ReportData, axis: Axis) -> pd.DataFrame:
@@ -372,15 +469,20 @@ def _comparison_table(data: ReportData, compared: pd.DataFrame) -> Table:
     shown["seeds"] = compared["seed_pairs"].astype(str)
     shown["test"] = compared["seed_test"].replace("", BLANK)
     shown["p (seeds)"] = compared["p_seeds"].map(p_value)
+    shown["p Holm"] = compared["p_seeds_holm"].map(p_value)
+    shown["d_z"] = compared["effect_dz"].map(lambda v: number(v, 2))
     shown["detectable Δ"] = compared["detectable"].map(number)
     shown["seeds for half"] = compared["seeds_for_half"].map(_count)
     shown["Δ IoU per image"] = compared["delta_image_iou"].map(lambda v: BLANK if pd.isna(v) else f"{v:+.4f}")
     shown["images"] = compared["image_pairs"].astype(str)
     shown["p (images)"] = compared["p_images"].map(p_value)
+    shown["p Holm (images)"] = compared["p_images_holm"].map(p_value)
     note = (
         f"Difference from the baseline (configuration minus baseline). Seeds: {objective} of the seeds both "
         f"completed, paired t-test below {WILCOXON_FROM} pairs, else Wilcoxon signed-rank. Images: smoke IoU "
         "per test image paired by image index within shared seeds, pooled, Wilcoxon signed-rank (two-sided). "
+        "p Holm: Holm's adjustment over all rows of the table (many configurations against one baseline). "
+        "d_z: effect size, mean over standard deviation of the paired seed differences. "
         f"Detectable Δ: the smallest difference the paired seed t-test detects (alpha {ALPHA}, power {POWER}) "
         "at the observed std of the seed differences; seeds for half: the seeds a difference of half that "
         "size would need."
@@ -542,6 +644,9 @@ def build_tables(data: ReportData, summary: pd.DataFrame) -> list[Table]:
     compared = comparisons(data, summary)
     if not compared.empty:
         tables.append(_comparison_table(data, compared))
+    test = friedman(data, summary)
+    if test is not None:
+        tables.append(_friedman_table(test))
     if len(data.axes) > 1:  # with one axis the marginal table repeats the summary
         tables += [_marginal_table(data, a, marginal(data, a)) for a in data.axes if a.discrete]
     tables += [t for t in (_transfer_table(data), _lambda_table(data), _postprocess_table(data)) if t is not None]

@@ -1,4 +1,4 @@
-"""L2 distance."""
+"""L2 distance: the Euclidean norm of the difference, as in the method."""
 
 import torch
 
@@ -7,9 +7,9 @@ from ablate._registries import DISTANCES
 
 @DISTANCES.register("l2")
 def l2():
-    """Mean squared difference per vector (unnormalised: co-training can collapse, as in the paper)."""
+    """Euclidean norm of the difference per vector, ||a - b||_2 (unnormalised: co-training can collapse)."""
 
     def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return (a - b).pow(2).mean(dim=-1)
+        return torch.linalg.vector_norm(a - b, dim=-1)  # its gradient at a == b is 0, not NaN
 
     return distance

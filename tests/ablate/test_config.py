@@ -223,3 +223,12 @@ def test_check_component_params_name_the_slot() -> None:
 def test_check_lists_every_problem() -> None:
     problems = _problems({"train": {"lr": 0, "epochs": 0}, "transfer": {"distance": "l3"}})
     assert [p.split(":")[0] for p in problems] == ["train.epochs", "train.lr", "transfer.distance.name"]
+
+
+def test_duplicate_yaml_keys_are_refused_with_file_line_and_column(tmp_path) -> None:
+    path = tmp_path / "trial.yaml"
+    path.write_text("train:\n  epochs: 1\n  epochs: 5\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:3:3: invalid YAML: duplicate key 'epochs'"):
+        load_yaml(path)
+    path.write_text("train: {epochs: 1}\nseed: 2\n")
+    assert load_yaml(path) == {"train": {"epochs": 1}, "seed": 2}

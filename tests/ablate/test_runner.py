@@ -287,3 +287,16 @@ def test_processes_queueing_one_grid_at_once_queue_each_pair_once(tmp_path):
     assert all(t.state.name == "WAITING" for t in trials(out))
     stored = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out}/study.db")
     assert "ablate:queue-lock" not in stored._storage.get_study_system_attrs(stored._study_id)  # released
+
+
+def test_resumed_tuning_with_a_larger_budget_never_repeats_a_configuration(tmp_path, capsys):
+    tune = {"train.lr": {"low": 1e-4, "high": 1e-2, "log": True}}
+    config = {**TINY, "paradigm": {"name": "single"}}
+    out = tmp_path / "out"
+    for n_trials in (2, 3):
+        study = write_study(tmp_path, config=config, tune=tune, sampler="random", n_trials=n_trials)
+        assert run_cli(str(study), "--out", str(out)) == 0
+    done = [t for t in trials(out) if t.state.name == "COMPLETE"]
+    assert len(done) == 3 and len({t.params["train.lr"] for t in done}) == 3
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert [line.split()[0] for line in lines] == ["[1/2]", "[2/2]", "[3/3]"]

@@ -62,6 +62,18 @@ def test_extends_merges_the_parent_config(tmp_path):
         ("grid: {transfer.lambda: [1.0]}\nbaseline: {transfer.lambda: 2.0}\n", "matches no grid configuration"),
         ("plugins: [no_such_module_xyz]\n", "cannot import plugin module 'no_such_module_xyz'"),
         ("grid: {postprocess: [[{name: crf, iterations: -1}]]}\n", "postprocess[0] (crf)"),
+        (
+            "grid: {postprocess: [[{name: threshold, value: 0.3}]], postprocess.0.value: [0.3, 1.5]}\n",
+            "grid: 'postprocess.0.value' lies inside 'postprocess'; set one of them, not both",
+        ),
+        (
+            "tune: {train: {choices: [{lr: 0.1}]}, train.lr: {low: 0.1, high: 0.2}}\nn_trials: 2\n",
+            "tune: 'train.lr' lies inside 'train'",
+        ),
+        (
+            "grid: {transfer.level: [global, {name: global}]}\n",
+            'configurations {"transfer.level": "global"} and {"transfer.level": {"name": "global"}} give the same',
+        ),
     ],
 )
 def test_invalid_study_names_file_and_field(tmp_path, text, message):

@@ -336,3 +336,41 @@ def test_map_images_recovers_from_a_killed_pool_worker(tmp_path: Path, monkeypat
     for pid in list(image_pool(2)._processes):  # what an out-of-memory kill does to a worker
         os.kill(pid, signal.SIGKILL)
     assert map_images(torch_job_module.torch_job, rows, workers=2) == [float(r.sum() * 64) for r in rows]
+
+
+SCALED = '''
+from ablate import DISTANCES
+
+
+@DISTANCES.register("scaled_l1")
+def scaled_l1():
+    """L1 times a constant."""
+    return lambda a, b: (a - b).abs().mean(dim=-1) * {factor}
+'''
+
+
+def test_editing_a_component_retrains_exactly_what_it_produced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    for registry in ablate.REGISTRIES.values():
+        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+    monkeypatch.setattr(plugins, "_loaded", set(plugins._loaded))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    source = tmp_path / "trial_test_scaled.py"
+    source.write_text(SCALED.format(factor=1.0))
+    cache = ablate.StageCache(tmp_path / "cache")
+    config = _config(plugins=["trial_test_scaled"], transfer={"distance": "scaled_l1"})
+    try:
+        first = ablate.run_trial(config, cache=cache, progress=False)
+        assert first.trainings == 2 and ablate.run_trial(config, cache=cache, progress=False).trainings == 0
+        source.write_text(SCALED.format(factor=0.0))  # the loss no longer transfers anything
+        del ablate.DISTANCES._entries["scaled_l1"]
+        importlib.reload(sys.modules["trial_test_scaled"])
+        stale = [entry for _, entry, _, _ in cache.entries() if cache.outdated(entry)]
+        assert stale and all(cache.outdated(entry) == ["trial_test_scaled"] for entry in stale)
+        edited = ablate.run_trial(config, cache=cache, progress=False)
+        assert edited.trainings == 1  # the student again; the teacher never used the distance
+        assert edited.checkpoints[0] == first.checkpoints[0] and edited.checkpoints[1] != first.checkpoints[1]
+        assert cache.prune(outdated_only=True) == len(stale)
+    finally:
+        sys.modules.pop("trial_test_scaled", None)

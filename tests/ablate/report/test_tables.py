@@ -15,6 +15,8 @@ from ablate._report._tables import (
     configurations,
     describe,
     detectable_difference,
+    friedman,
+    holm,
     marginal,
     seed_test,
     seeds_needed,
@@ -215,3 +217,45 @@ def test_every_configuration_of_a_union_grid_is_compared_with_the_baseline(synth
     # lambda 0.5 (0.1, 0.11) against the student alone (0.4, 0.41): -0.3 over both seeds
     row = compared.data.set_index("configuration").loc["lambda=0.5"]
     assert row["delta"] == pytest.approx(-0.3)
+    np.testing.assert_allclose(compared.data["p_seeds_holm"], holm(compared.data["p_seeds"]))
+    assert {"p Holm", "d_z", "p Holm (images)"} <= set(compared.shown.columns)
+
+
+def test_holm_adjustment_by_hand():
+    # sorted 0.01 (x3), 0.03 (x2), 0.04 (x1, but never below the previous): 0.03, 0.06, 0.06; NaN stays out
+    np.testing.assert_allclose(holm([0.01, 0.04, math.nan, 0.03]), [0.03, 0.06, math.nan, 0.06])
+    assert holm([0.6, 0.7]).tolist() == [1.0, 1.0]
+
+
+def test_friedman_ranks_and_critical_difference_match_scipy_and_demsar(synthetic, tmp_path):
+    rng = np.random.default_rng(3)
+    lambdas = [0.5, 1.0, 1.5]
+    images = {(lam, seed): list(rng.uniform(0, 1, 6) + lam / 4) for lam in lambdas for seed in range(2)}
+    images[(0.5, 0)][2] = None  # an image without smoke in one configuration: its block is left out
+    specs = [
+        synthetic.Spec({"transfer.lambda": lam}, seed, metrics=_metrics(0.5), per_image=images[(lam, seed)])
+        for lam in lambdas
+        for seed in range(2)
+    ]
+    data = _prepared(synthetic, tmp_path, specs)
+    test = friedman(data, configurations(data))
+    blocks = np.array(
+        [[images[(lam, s)][i] for lam in lambdas] for s in range(2) for i in range(6) if (s, i) != (0, 2)], dtype=float
+    )
+    assert test.blocks == len(blocks) == 11
+    expected = stats.friedmanchisquare(*blocks.T)
+    assert test.statistic == pytest.approx(expected.statistic) and test.p == pytest.approx(expected.pvalue)
+    ranks = stats.rankdata(-blocks, axis=1).mean(axis=0)
+    assert dict(test.ranks) == pytest.approx({f"lambda={lam:g}": r for lam, r in zip(lambdas, ranks, strict=True)})
+    # Demsar (2006), table 5: q_0.05 = 2.343 for three classifiers; CD = q * sqrt(k (k + 1) / (6 N))
+    assert test.critical_difference == pytest.approx(2.343 * math.sqrt(3 * 4 / (6 * 11)), rel=1e-3)
+    assert list(test.ranks) == sorted(test.ranks)
+
+
+def test_figure_labels_stay_distinct_apart_from_their_marks():
+    from ablate._report._model import short_labels
+
+    both = ["paradigm=single(network=teacher)", "paradigm=single(network=student) (baseline)"]
+    assert short_labels(both) == both  # elided, the two would read "paradigm=single(…)" with and without a mark
+    chains = ["postprocess=CRF(sxy=3, srgb=5, compat=10) + SAM", "postprocess=none"]
+    assert short_labels(chains) == ["postprocess=CRF(…) + SAM", "postprocess=none"]

@@ -19,6 +19,8 @@ TITLES = (
     "λ sweep (paper layout)",
     "Heat map",
     "Per-image IoU",
+    "Critical-difference diagram",
+    "Ranks over seeds and test images (Friedman)",
     "Qualitative gallery",
     "Parameter importance",
 )
@@ -51,7 +53,8 @@ def test_grid_report_files(grid_report):
     summary = pd.read_csv(runner.folder / "summary.csv")
     assert len(summary) == 4 and {"smoke_iou.mean", "smoke_iou.ci_low", "smoke_iou.n", "rank"} <= set(summary)
     tables = {p.stem for p in (runner.folder / "tables").glob("*.csv")}
-    expected = {"summary", "metrics", "baseline", "marginal-lambda", "marginal-level", "paper-lambda", "paper-transfer"}
+    expected = {"summary", "metrics", "baseline", "friedman", "marginal-lambda", "marginal-level", "paper-lambda"}
+    expected |= {"paper-transfer"}
     assert tables == expected | {"failures"}
     figures = {p.stem for p in (runner.folder / "figures").glob("*.png")}
     assert {
@@ -60,6 +63,7 @@ def test_grid_report_files(grid_report):
         "axis-level",
         "heatmap-lambda-level",
         "per-image-iou",
+        "critical-difference",
         "gallery",
     } <= figures
     assert (runner.folder / "summary.tex").read_text().count(r"\begin{tabular}") == len(tables)
@@ -144,3 +148,18 @@ def test_tuning_study_with_200_trials(synthetic, tmp_path):
         assert _count(pages, title) == 1, title
     assert _count(pages, "Shown: the first 60 of 200 rows") >= 1  # long tables are cut in the PDF only
     assert len(pd.read_csv(tmp_path / "summary.csv")) == 200
+
+
+def test_union_grid_axes_get_no_heat_map(synthetic, tmp_path):
+    """The lambda study's shape: lambda in one grid, the paradigm in another; the two are never crossed."""
+    import dataclasses
+
+    from ablate._report._plots import heatmap_figures
+
+    teacher, student = {"name": "single", "network": "teacher"}, {"name": "single", "network": "student"}
+    grid = [{"transfer.lambda": [0.5, 1.0]}, {"paradigm": [teacher, student]}]
+    study = dataclasses.replace(synthetic.study(tmp_path, None, seeds=2, baseline={"paradigm": student}), grid=grid)
+    params = [{"transfer.lambda": 0.5}, {"transfer.lambda": 1.0}, {"paradigm": teacher}, {"paradigm": student}]
+    specs = [synthetic.Spec(p, seed, metrics={"smoke_iou": 0.1 * seed + 0.2}) for p in params for seed in range(2)]
+    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    assert len(data.axes) == 2 and heatmap_figures(data) == []

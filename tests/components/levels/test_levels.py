@@ -39,10 +39,19 @@ def test_levels_differ_with_cosine() -> None:
 
 
 @pytest.mark.parametrize("level", ["global", "spatial", "channel"])
-def test_l1_and_l2_are_the_mean_over_all_values_at_every_level(level: str) -> None:
+def test_l1_and_mse_are_the_mean_over_all_values_at_every_level(level: str) -> None:
     # differences teacher - student: [1, 0, 1, 0]; equal-sized groups, so every level gives the overall mean
     assert _loss(level, "l1") == pytest.approx(0.5)
-    assert _loss(level, "l2") == pytest.approx(0.5)
+    assert _loss(level, "mse") == pytest.approx(0.5)
+
+
+# differences per channel c0 = [1, 0], c1 = [1, 0]; per location l0 = [1, 1], l1 = [0, 0]
+L2 = {"global": math.sqrt(2), "spatial": (math.sqrt(2) + 0) / 2, "channel": (1 + 1) / 2}
+
+
+@pytest.mark.parametrize("level", ["global", "spatial", "channel"])
+def test_l2_levels_by_hand(level: str) -> None:
+    assert _loss(level, "l2") == pytest.approx(L2[level])
 
 
 def test_levels_average_over_images_without_mixing_them() -> None:

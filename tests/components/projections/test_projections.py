@@ -44,8 +44,9 @@ def test_transfer_loss_rejects_none_with_mismatched_channels() -> None:
 def test_transfer_loss_resamples_the_student_grid_to_the_teacher_grid() -> None:
     loss = TransferLoss(_transfer("none"), student_channels=1, teacher_channels=1)
     assert loss.projection is None
-    # a constant student map stays constant when upsampled: l2 against a constant teacher is (1 - 3)^2
-    assert loss(torch.ones(2, 1, 2, 2), torch.full((2, 1, 4, 4), 3.0)).item() == pytest.approx(4.0)
+    # a constant student map stays constant when upsampled: global l2 against a constant teacher is the norm
+    # of sixteen differences of 2, sqrt(16 * 2^2)
+    assert loss(torch.ones(2, 1, 2, 2), torch.full((2, 1, 4, 4), 3.0)).item() == pytest.approx(8.0)
 
     seen = []
     loss.level = lambda s, t, d: seen.append((s, t)) or torch.zeros(())

@@ -1,0 +1,89 @@
+"""Code fingerprints for stage-cache keys: an entry made by code that has since changed is never served.
+
+A stage's key holds, beside the configuration, the hash of the source files that compute the stage: the
+harness modules it runs and the defining module of every component it uses, with the private helper
+modules (``components/<kind>/_*.py``) that module takes names from. Editing a post-processor thus
+invalidates only post-processing entries, editing a loss only the models trained with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import sys
+import types
+from pathlib import Path
+
+from ablate._registry import Registry
+
+#: Harness modules whose code decides a trained model, and CAMs or post-processing on top of it.
+TRAINING_MODULES = ("ablate._data", "ablate._models", "ablate._paradigm", "ablate._train", "ablate._transfer")
+CAM_MODULES = ("ablate._cams", "ablate._trial")
+POSTPROCESS_MODULES = ("ablate._postprocess", "ablate._trial")
+
+
+# module name -> (the module's spec when hashed, hash): the code this process runs, read once per import
+_HASHES: dict[str, tuple[object, str]] = {}
+
+
+def module_hash(name: str) -> str:
+    """Hash of the source of the imported module ``name`` as this process loaded it.
+
+    Read once per import (``importlib.reload`` gives the module a new spec, and a new hash): a file edited
+    while a study runs does not relabel the results of the code already running.
+    """
+    module = sys.modules.get(name)
+    spec = getattr(module, "__spec__", None)
+    if name in _HASHES and _HASHES[name][0] is spec:
+        return _HASHES[name][1]
+    path = getattr(module, "__file__", None)
+    if not path or not Path(path).is_file():
+        return f"unknown:{name}"  # built in or not a file: only its name can be recorded
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    _HASHES[name] = (spec, digest)
+    return digest
+
+
+def _helpers(name: str) -> set[str]:
+    """Modules (other than ``name``) in ``name``'s top-level package that ``name`` imports or takes names from."""
+    module = sys.modules.get(name)
+    package = name.split(".")[0]
+    found = set()
+    for value in vars(module).values() if module else ():
+        origin = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+        if isinstance(origin, str) and origin.split(".")[0] == package and origin != name:
+            found.add(origin)
+    return found
+
+
+def outdated(inputs: object) -> list[str]:
+    """Modules recorded in the ``code`` fingerprints anywhere inside a cache entry's ``inputs`` whose source
+    differs now (or that no longer import): the entry was made by code that no longer exists."""
+    changed: list[str] = []
+    if isinstance(inputs, dict):
+        for key, value in inputs.items():
+            if key == "code" and isinstance(value, dict):
+                changed += [name for name, digest in value.items() if _current(name) != digest]
+            else:
+                changed += outdated(value)
+    elif isinstance(inputs, list):
+        for value in inputs:
+            changed += outdated(value)
+    return sorted(set(changed))
+
+
+def _current(name: str) -> str | None:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return None
+    return module_hash(name)
+
+
+def code_fingerprint(harness: tuple[str, ...], components: list[tuple[Registry, str]]) -> dict[str, str]:
+    """Module name -> source hash for the ``harness`` modules and the modules of the named ``components``."""
+    names = set(harness)
+    for registry, component in components:
+        module = registry.get(component).module
+        names |= {module, *_helpers(module)}
+    return {name: module_hash(name) for name in sorted(names)}
