@@ -259,3 +259,25 @@ def test_figure_labels_stay_distinct_apart_from_their_marks():
     assert short_labels(both) == both  # elided, the two would read "paradigm=single(…)" with and without a mark
     chains = ["postprocess=CRF(sxy=3, srgb=5, compat=10) + SAM", "postprocess=none"]
     assert short_labels(chains) == ["postprocess=CRF(…) + SAM", "postprocess=none"]
+
+
+def test_hierarchical_bootstrap_stays_in_range_and_matches_a_direct_resampling():
+    from ablate._report._tables import hierarchical_bootstrap
+
+    rng = np.random.default_rng(5)
+    seeds = [np.append(rng.uniform(0, 0.2, 40), np.nan), rng.uniform(0.6, 0.8, 40), rng.uniform(0.3, 0.4, 40)]
+    low, high = hierarchical_bootstrap(seeds)
+    assert 0.0 <= low < np.mean([np.nanmean(s) for s in seeds]) < high <= 1.0
+    # the spread comes mostly from the seeds: far wider than resampling the 120 images alone would give
+    pooled = np.concatenate([s[np.isfinite(s)] for s in seeds])
+    image_only = np.quantile([rng.choice(pooled, pooled.size).mean() for _ in range(2000)], [0.025, 0.975])
+    assert high - low > 3 * (image_only[1] - image_only[0])
+    assert hierarchical_bootstrap([np.full(5, 0.3), np.full(7, 0.3)]) == pytest.approx((0.3, 0.3))
+    assert all(math.isnan(v) for v in hierarchical_bootstrap([np.array([0.5, np.nan])]))
+
+
+def test_summary_shows_the_bootstrap_interval_of_smoke_iou(known):
+    summary = configurations(known)
+    table = next(t for t in build_tables(known, summary) if t.name == "summary")
+    assert {"95% t-CI (seeds)", "95% CI (bootstrap)"} <= set(table.shown.columns)
+    assert (summary["image_iou.boot_low"] >= 0).all() and (summary["image_iou.boot_high"] <= 1).all()
