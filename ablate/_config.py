@@ -23,7 +23,7 @@ DEFAULTS: dict[str, Any] = {
     # tiny timm test models sized for CPU runs at 64 px: a dilated ResNet (8x8 maps) and a ViT with
     # 8 px patches (8x8 tokens), so both CAMs have a usable resolution; the ViT, trained from scratch
     # on 1600 images, gets a convolutional stem and 4 of test_vit's 6 blocks so that it learns within
-    # the default budget (measured by benchmarks/signal.py)
+    # the default budget (measured by benchmarks/learning_signal.py)
     "teacher": {
         "backbone": {"name": "timm", "model": "test_resnet", "model_args": {"output_stride": 8}},
         "head": {"name": "pcm"},

@@ -119,6 +119,12 @@ def _cause(exc: BaseException) -> str:
     return f"{type(inner).__name__}: {text[0]}" if text else type(inner).__name__
 
 
+def _sql(storage: optuna.storages.BaseStorage) -> optuna.storages.RDBStorage | None:
+    """The SQL storage behind ``storage`` (Optuna wraps RDB storages in a cache of finished trials), or None."""
+    rdb = getattr(storage, "_backend", storage)
+    return rdb if isinstance(rdb, optuna.storages.RDBStorage) else None
+
+
 def claim_waiting(storage: optuna.storages.BaseStorage, trial_id: int, worker: str) -> bool:
     """Move trial ``trial_id`` from WAITING to RUNNING for ``worker``; False when another process got it first.
 
@@ -127,8 +133,8 @@ def claim_waiting(storage: optuna.storages.BaseStorage, trial_id: int, worker: s
     statement change the row, and the worker attribute is written in the same transaction, so a claimed trial
     always names its worker. Storages without SQL (in-memory, journal) serialise their own updates.
     """
-    rdb = getattr(storage, "_backend", storage)  # Optuna wraps RDB storages in a cache of finished trials
-    if not isinstance(rdb, optuna.storages.RDBStorage):
+    rdb = _sql(storage)
+    if rdb is None:
         try:
             won = storage.set_trial_state_values(trial_id, TrialState.RUNNING)
         except UpdateFinishedTrialError:
@@ -157,8 +163,8 @@ def study_lock(storage: optuna.storages.BaseStorage, study_id: int, key: str = "
     unique); a row older than :data:`LOCK_STALE_AFTER` seconds belongs to a killed process and is taken over.
     Storages without SQL run in one process or serialise their own writes: nothing to lock.
     """
-    rdb = getattr(storage, "_backend", storage)
-    if not isinstance(rdb, optuna.storages.RDBStorage):
+    rdb = _sql(storage)
+    if rdb is None:
         yield
         return
     table = models.StudySystemAttributeModel.__table__
@@ -199,8 +205,7 @@ def _sampler(study: Study, seed: int = 0) -> optuna.samplers.BaseSampler:
 
 
 def _steps(d: Any) -> list[float]:
-    if d.step is None:
-        raise ConfigError(f"tune.{d.path}: sampler grid needs choices or a step")
+    """The values of a range with a step (``load_study`` refuses grid ranges without one)."""
     return [float(v) for v in np.arange(d.low, d.high + d.step / 2, d.step)]
 
 

@@ -318,15 +318,6 @@ def _check_configs(study: Study, check_files: bool) -> None:
     same_as: dict[str, dict[str, Any]] = {}
     for params in samples:
         label = f" (configuration {json.dumps(params, default=str)})" if params else ""
-        if not study.tune:  # two grid configurations that run one trial config would count it twice
-            key = trial_identity(resolve(study.trial_config(params, study.seeds[0])))
-            if key in same_as:
-                raise _fail(
-                    study.path,
-                    f"grid: configurations {json.dumps(same_as[key], default=str)} and "
-                    f"{json.dumps(params, default=str)} give the same trial config",
-                )
-            same_as[key] = params
         try:
             resolved = validate(study.trial_config(params, study.seeds[0]), check_files=check_files)
             if check_files and resolved["data"] not in checked_data:
@@ -334,3 +325,12 @@ def _check_configs(study: Study, check_files: bool) -> None:
                 load_data(resolved, StageCache())
         except ConfigError as exc:
             raise _fail(study.path, f"{exc}{label}") from None
+        if not study.tune:  # two grid configurations that run one trial config would count it twice
+            key = trial_identity(resolved)
+            if key in same_as:
+                raise _fail(
+                    study.path,
+                    f"grid: configurations {json.dumps(same_as[key], default=str)} and "
+                    f"{json.dumps(params, default=str)} give the same trial config",
+                )
+            same_as[key] = params

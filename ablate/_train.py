@@ -90,11 +90,9 @@ def _ema(module: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel
     """An exponential moving average of ``module``'s weights and buffers (None when ``decay`` is 0)."""
     if not decay:
         return None
-    average = torch.optim.swa_utils.AveragedModel(
+    return torch.optim.swa_utils.AveragedModel(
         module, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True
     )
-    average.module_of = module
-    return average
 
 
 class Trainer:
@@ -206,8 +204,8 @@ class Trainer:
             optimizer, functools.partial(lr_factor, train_cfg["warmup"], train_cfg["schedule"], total_steps)
         )
         scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
-        averaged = [_ema(m, train_cfg["ema"]) for m in [*trainable, *([extra] if extra is not None else [])]]
-        averages = [a for a in averaged if a is not None]
+        averaged = [(m, _ema(m, train_cfg["ema"])) for m in [*trainable, *([extra] if extra is not None else [])]]
+        averages = [(module, average) for module, average in averaged if average is not None]
         self.trainings += 1
         for epoch in range(1, train_cfg["epochs"] + 1):
             for module in networks.values():
@@ -231,8 +229,8 @@ class Trainer:
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()
-                for average in averages:
-                    average.update_parameters(average.module_of)
+                for module, average in averages:
+                    average.update_parameters(module)
                 # parts may be numbers or tensors on another device (a plugin's constant, say)
                 parts = {k: torch.as_tensor(v).detach().to(loss.device) for k, v in parts.items()}
                 pending.append({"loss": loss.detach(), **parts})
@@ -241,8 +239,8 @@ class Trainer:
                     bar.set_postfix(loss=f"{totals['loss'] / step:.3f}")
                     pending = []
             self.history.append({"tag": tag, "epoch": epoch, **{k: v / len(steps) for k, v in totals.items()}})
-        for average in averages:  # the trained networks keep the averaged weights
-            average.module_of.load_state_dict(average.module.state_dict())
+        for module, average in averages:  # the trained networks keep the averaged weights
+            module.load_state_dict(average.module.state_dict())
         for module in networks.values():
             module.eval()
 

@@ -247,6 +247,11 @@ def holm(p_values: Any) -> np.ndarray:
     return out
 
 
+def trial_images(done: pd.DataFrame) -> dict[tuple[str, Any], Any]:
+    """(configuration id, seed) -> that trial's per-image IoUs, for the completed trials that stored them."""
+    return {(r.config_id, r.seed): r.per_image_iou for r in done.itertuples() if r.per_image_iou is not None}
+
+
 def image_pairs(images: dict[tuple[str, Any], Any], first: str, second: str, seeds: list[Any]) -> np.ndarray:
     """``second - first`` per-image IoU differences, paired by image index in each seed both have, pooled."""
     diffs = []
@@ -316,7 +321,7 @@ def comparisons(data: ReportData, summary: pd.DataFrame) -> pd.DataFrame:
     shared = [a.name for a in data.axes if a.path not in (data.study.baseline or {})]
     done = data.completed
     by_seed = done.pivot_table(index="seed", columns="config_id", values=METRIC_PREFIX + objective)
-    images = {(r.config_id, r.seed): r.per_image_iou for r in done.itertuples() if r.per_image_iou is not None}
+    images = trial_images(done)
     rows = []
     for _, row in summary[~summary["baseline"]].iterrows():
         base = _matching_baseline(bases, row, shared)
@@ -388,7 +393,7 @@ def friedman(data: ReportData, summary: pd.DataFrame) -> Friedman | None:
     if len(summary) < 3 or done.empty:
         return None
     labels = dict(zip(summary["config_id"], summary["configuration"], strict=True))
-    images = {(r.config_id, r.seed): r.per_image_iou for r in done.itertuples() if r.per_image_iou is not None}
+    images = trial_images(done)
     configs = [c for c in labels if any(key[0] == c for key in images)]
     seeds = [s for s in sorted(done["seed"].unique()) if all((c, s) in images for c in configs)]
     blocks = []
