@@ -48,10 +48,15 @@ class StageCache:
 
     Args:
         root: cache folder (created on demand).
+
+    Raises:
+        NotADirectoryError: ``root`` exists and is not a folder.
     """
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
+        if self.root.exists() and not self.root.is_dir():
+            raise NotADirectoryError(f"stage cache {self.root} is a file, not a folder (set --dir or $ABLATE_CACHE)")
         self.builds: dict[str, int] = {}  # stage -> entries built by this process (tests count trainings)
 
     def path(self, stage: str, inputs: Any) -> Path:

@@ -197,34 +197,21 @@ def test_status_and_report_of_a_study_never_run(tmp_path: Path, capsys: pytest.C
     assert "no study 'never'" in _error_line(capsys)
 
 
-def _malformed_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
-    """(argv, text the one-line error must contain) for bad input of every kind."""
-    study = _write(tmp_path / "study.yaml", yaml.safe_dump({"config": TINY, "grid": {"transfer.lambda": [0.5]}}))
+def _malformed_overrides(tmp_path: Path) -> list[tuple[list[str], str]]:
+    """(argv, text the one-line error must contain) for bad ``--set`` values of ``ablate trial``."""
     text = _write(tmp_path / "weights.pt", "not a checkpoint\n")
-    grid_range = {"config": TINY, "tune": {"train.lr": {"low": 1e-4, "high": 1e-2}}, "sampler": "grid", "n_trials": 2}
-    latin1 = tmp_path / "latin1.yaml"
-    latin1.write_bytes("description: caf\xe9\ngrid: {transfer.lambda: [0.5]}\n".encode("latin-1"))
     return [
-        (["run", str(study), "--storage", "bogus://x"], "storage bogus://x: cannot open it"),
-        (
-            ["run", str(study), "--storage", "sqlite:////nonexistent_dir/x.db"],
-            "storage sqlite:////nonexistent_dir/x.db",
-        ),
-        (["run", str(study), "--storage", "postgresql://u:secret@127.0.0.1:1/db"], "postgresql://u:***@127.0.0.1:1/db"),
         (["trial", "--set", "train.epochs=[1,"], "--set 'train.epochs=[1,': the value is not valid YAML"),
         (["trial", "--set", f"student.backbone.checkpoint={text}"], f"checkpoint {text} is not a torch weights file"),
-        (["validate", str(_write(tmp_path / "grid.yaml", yaml.safe_dump(grid_range)))], "sampler grid needs"),
-        (["validate", str(latin1)], f"{latin1}: not UTF-8 text"),
-        (["validate", str(_write(tmp_path / "empty.yaml", ""))], "a study needs at least one of config, grid or tune"),
     ]
 
 
-def test_malformed_input_gives_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for argv, expected in _malformed_inputs(tmp_path):
+def test_malformed_overrides_give_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, expected in _malformed_overrides(tmp_path):
         assert main(argv) == 2, argv
         line = _error_line(capsys)
         assert line.startswith("ablate: error: ") and expected in line, (argv, line)
-        assert "secret" not in line and "Traceback" not in line
+        assert "Traceback" not in line
 
 
 @pytest.mark.parametrize("option", [["--workers", "0"], ["--workers", "-3"], ["--retries", "-1"]])
@@ -247,3 +234,89 @@ def test_an_unexpected_error_is_one_line_with_the_traceback_in_a_file(
     assert line.startswith("ablate: failed: ZeroDivisionError: division by zero (traceback: ")
     log = Path(line.rsplit("traceback: ", 1)[1].rstrip(")"))
     assert "Traceback" in log.read_text() and "broken" in log.read_text()
+
+
+def _bad_study_files(folder: Path) -> dict[str, tuple[Path, str]]:
+    """Study files with one defect each -> (file, text its one-line error must contain)."""
+    good = {"config": TINY, "grid": {"transfer.lambda": [0.5]}}
+    grid_range = {"config": TINY, "tune": {"train.lr": {"low": 1e-4, "high": 1e-2}}, "sampler": "grid", "n_trials": 2}
+    latin1 = folder / "latin1.yaml"
+    latin1.write_bytes("description: caf\xe9\ngrid: {transfer.lambda: [0.5]}\n".encode("latin-1"))
+    texts = {
+        "broken yaml": ("grid: {transfer.lambda: [0.5\n", "invalid YAML"),
+        "duplicate key": ("grid: {transfer.lambda: [0.5]}\ngrid: {}\n", "duplicate key 'grid'"),
+        "empty": ("", "a study needs at least one of config, grid or tune"),
+        "list at top": ("- 1\n", "mapping"),
+        "unknown field": (yaml.safe_dump({**good, "seedz": 2}), "seedz"),
+        "unknown component": (yaml.safe_dump({**good, "grid": {"transfer.distance.name": ["cosin"]}}), "cosin"),
+        "overlapping paths": (
+            yaml.safe_dump({**good, "grid": {"postprocess": [[{"name": "threshold"}]], "postprocess.0.value": [0.3]}}),
+            "lies inside",
+        ),
+        "grid sampler without step": (
+            yaml.safe_dump(grid_range),
+            "sampler grid needs",
+        ),
+    }
+    files = {
+        kind: (_write(folder / f"{i}.yaml", text), expected) for i, (kind, (text, expected)) in enumerate(texts.items())
+    }
+    files["not utf-8"] = (latin1, f"{latin1}: not UTF-8 text")
+    files["missing"] = (folder / "missing.yaml", "missing.yaml")
+    return files
+
+
+@pytest.mark.parametrize("command", ["validate", "run", "status", "report"])
+def test_every_study_command_refuses_every_bad_study_file_in_one_line(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for kind, (path, expected) in _bad_study_files(tmp_path).items():
+        extra = ["--out", str(tmp_path / "out")] if command != "validate" else []
+        assert main([command, str(path), *extra]) == 2, kind
+        line = _error_line(capsys)
+        assert line.startswith("ablate: error: ") and expected in line, (kind, line)
+        assert path.name in line, (kind, line)
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+@pytest.mark.parametrize("command", ["run", "status", "report"])
+@pytest.mark.parametrize(
+    "url", ["bogus://x", "sqlite:////nonexistent_dir/x.db", "postgresql://u:secret@127.0.0.1:1/db"]
+)
+def test_every_stored_study_command_refuses_a_bad_storage_in_one_line(
+    command: str, url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study = _write(tmp_path / "study.yaml", yaml.safe_dump({"config": TINY, "grid": {"transfer.lambda": [0.5]}}))
+    assert main([command, str(study), "--storage", url]) == 2
+    line = _error_line(capsys)
+    assert line.startswith("ablate: error: storage ") and "secret" not in line, line
+    assert url.replace("secret", "***") in line  # the URL, password masked
+
+
+def test_trial_refuses_every_bad_config_file_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("train: {epochs: 1}\n# caf\xe9\n".encode("latin-1"))
+    cases = {
+        "broken yaml": (_write(tmp_path / "a.yaml", "train: {epochs: [1\n"), "invalid YAML"),
+        "duplicate key": (_write(tmp_path / "b.yaml", "train: {epochs: 1, epochs: 5}\n"), "duplicate key 'epochs'"),
+        "unknown field": (_write(tmp_path / "c.yaml", "trian: {epochs: 1}\n"), "trian"),
+        "bad value": (_write(tmp_path / "d.yaml", "train: {epochs: -1}\n"), "train.epochs"),
+        "not utf-8": (latin1, "not UTF-8 text"),
+        "missing": (tmp_path / "missing.yaml", "missing.yaml"),
+    }
+    for kind, (path, expected) in cases.items():
+        assert main(["trial", str(path), "--quiet"]) == 2, kind
+        line = _error_line(capsys)
+        assert line.startswith("ablate: error: ") and expected in line, (kind, line)
+
+
+def test_list_and_cache_refuse_bad_input_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cases = [
+        (["list", "--plugin", "no_such_plugin_module"], "no_such_plugin_module"),
+        (["list", "levelz"], "levelz"),
+        (["cache", "--dir", str(_write(tmp_path / "file", "x"))], "file"),
+    ]
+    for argv, expected in cases:
+        assert main(argv) == 2, argv
+        line = _error_line(capsys)
+        assert line.startswith("ablate: error: ") and expected in line, (argv, line)
