@@ -3,12 +3,23 @@
 The path of one trial: config -> data -> train -> CAMs -> post-processing -> metrics ->
 storage -> report. Component variants live in the ``components`` package and register
 themselves in the registries re-exported here.
+
+Everything a component (built-in or plugin) needs is a public name of this module: the
+registries, the contracts each kind's objects are passed or return (:class:`Dataset` and
+:class:`Split`, :class:`Network` and :class:`NetworkOutput`, :class:`Trainer`,
+:class:`PostState` and :class:`PostContext`, :class:`Evaluation`) and the helpers the built-in
+variants share (metric arithmetic, the classification loss, layer lookup, array fingerprints).
+A component imports nothing from the private ``ablate._*`` modules, so those may change freely.
 """
 
 from ablate._cache import StageCache
+from ablate._cams import minmax
 from ablate._config import DEFAULTS, ConfigError
-from ablate._data import CLASSES, Dataset, Split
+from ablate._data import CLASSES, Dataset, Split, fingerprint_arrays
 from ablate._evaluation import Evaluation
+from ablate._metrics import ORACLE_THRESHOLDS, confusion_matrix, iou_at_thresholds, mean_defined, per_image_iou, ratio
+from ablate._models import Network, NetworkOutput, resolve_module
+from ablate._paradigm import classification_loss
 from ablate._plugins import load_components
 from ablate._postprocess import PostContext, PostState
 from ablate._registries import (
@@ -26,7 +37,7 @@ from ablate._registries import (
     POSTPROCESSORS,
     PROJECTIONS,
 )
-from ablate._registry import Registry, RegistryError
+from ablate._registry import Registry, RegistryError, did_you_mean
 from ablate._train import Diverged, Trainer
 from ablate._trial import TrialResult, run_trial, validate
 
@@ -36,6 +47,7 @@ __all__ = [
     "BACKBONES",
     "CAMS",
     "CLASSES",
+    "ORACLE_THRESHOLDS",
     "DEFAULTS",
     "DATASETS",
     "DISTANCES",
@@ -50,6 +62,8 @@ __all__ = [
     "Dataset",
     "Diverged",
     "Evaluation",
+    "Network",
+    "NetworkOutput",
     "PostContext",
     "PostState",
     "Registry",
@@ -59,7 +73,17 @@ __all__ = [
     "Trainer",
     "TrialResult",
     "__version__",
+    "classification_loss",
+    "confusion_matrix",
+    "did_you_mean",
+    "fingerprint_arrays",
+    "iou_at_thresholds",
     "load_components",
+    "mean_defined",
+    "minmax",
+    "per_image_iou",
+    "ratio",
+    "resolve_module",
     "run_trial",
     "validate",
 ]

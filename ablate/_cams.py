@@ -8,17 +8,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ablate._config import HARNESS_KEYS, component_params
 from ablate._registries import CAMS
 from ablate._train import to_tensor
 
 
-def normalise(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def minmax(maps: np.ndarray) -> np.ndarray:
+    """Min-max normalise each ``[..., H, W]`` map to [0, 1] (a constant map becomes 0), as float32."""
+    low = maps.min(axis=(-2, -1), keepdims=True)
+    span = maps.max(axis=(-2, -1), keepdims=True) - low
+    return ((maps - low) / np.maximum(span, 1e-12)).astype(np.float32)
+
+
+def normalise(maps: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     """ReLU, bilinear upsampling to ``size`` and min-max to [0, 1] per image (all-zero maps stay 0)."""
     maps = F.interpolate(F.relu(maps.float()).unsqueeze(1), size=size, mode="bilinear", align_corners=False)[:, 0]
-    low = maps.flatten(1).min(dim=1).values.view(-1, 1, 1)
-    high = maps.flatten(1).max(dim=1).values.view(-1, 1, 1)
-    return (maps - low) / (high - low).clamp_min(1e-8)
+    return minmax(maps.detach().cpu().numpy())
 
 
 def compute_cams(
@@ -42,7 +46,7 @@ def compute_cams(
         flip: run on horizontally flipped inputs and flip the maps back.
         layer: overrides ``cam_config['layer']``.
     """
-    method = CAMS.create(cam_config["name"], **component_params(cam_config, HARNESS_KEYS["cam"]))
+    method = CAMS.build(cam_config)
     chosen = cam_config["network"]
     roles = list(networks) if chosen == "both" else [chosen]
     layer = layer if layer is not None else cam_config.get("layer")
@@ -58,9 +62,9 @@ def compute_cams(
         for role in roles:
             network = networks[role]
             maps = normalise(method(network, x, layer), size)
-            batch_cams.append(maps.flip(-1) if flip else maps)
+            batch_cams.append(maps[..., ::-1] if flip else maps)
             with torch.no_grad():
                 batch_probs.append(network(x).logits.float().softmax(dim=1)[:, 1])
-        cams.append(torch.stack(batch_cams).mean(0).cpu())
+        cams.append(np.mean(batch_cams, axis=0))
         probs.append(torch.stack(batch_probs).mean(0).cpu())
-    return torch.cat(cams).numpy().astype(np.float32), torch.cat(probs).numpy().astype(np.float32)
+    return np.concatenate(cams).astype(np.float32), torch.cat(probs).numpy().astype(np.float32)

@@ -8,11 +8,12 @@ string is shorthand for ``{"name": ...}``); which registry each slot draws from 
 from __future__ import annotations
 
 import copy
-import difflib
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ablate._registry import did_you_mean
 
 DEFAULTS: dict[str, Any] = {
     "name": "trial",
@@ -79,8 +80,6 @@ COMPONENT_SLOTS: dict[str, str] = {
     "transfer.projection": "projections",
     "cam": "cams",
 }
-#: Keys of a component slot that the harness reads itself rather than passing to the factory.
-HARNESS_KEYS: dict[str, tuple[str, ...]] = {"cam": ("network", "layer")}
 ROLES = ("teacher", "student")
 ALIGN_CHOICES = ("class_map", "features")
 CAM_NETWORKS = ("auto", "student", "teacher", "both")
@@ -224,9 +223,7 @@ def _unknown_keys(section: dict[str, Any], allowed: dict[str, Any], where: str) 
     problems = []
     for key in section:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), list(allowed), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            problems.append(f"{where}{key}: unknown key{hint}")
+            problems.append(f"{where}{key}: unknown key{did_you_mean(key, allowed)}")
     return problems
 
 
@@ -251,7 +248,7 @@ def check(config: dict[str, Any]) -> list[str]:
             spec = get_dotted(config, slot)
         except KeyError:
             continue
-        problems += _check_component(spec, slot, ALL[kind], HARNESS_KEYS.get(slot, ()))
+        problems += _check_component(spec, slot, ALL[kind])
     cam = config.get("cam", {})
     if isinstance(cam, dict) and cam.get("network", "auto") not in CAM_NETWORKS:
         problems.append(f"cam.network: expected one of {', '.join(CAM_NETWORKS)}, got {cam.get('network')!r}")
@@ -260,7 +257,7 @@ def check(config: dict[str, Any]) -> list[str]:
         problems.append(f"postprocess: expected a list of steps, got {steps!r}")
     else:
         for i, step in enumerate(steps):
-            problems += _check_component(step, f"postprocess[{i}]", ALL["postprocessors"], ())
+            problems += _check_component(step, f"postprocess[{i}]", ALL["postprocessors"])
     metrics = config.get("metrics")
     if metrics is not None:
         if not isinstance(metrics, list):
@@ -304,15 +301,9 @@ def _check_numbers(config: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _check_component(spec: Any, field: str, registry: Any, harness_keys: tuple[str, ...]) -> list[str]:
+def _check_component(spec: Any, field: str, registry: Any) -> list[str]:
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         return [f"{field}: expected a component name or a mapping with 'name', got {spec!r}"]
     if spec["name"] not in registry:
         return [f"{field}.name: {registry.unknown_message(spec['name'])}"]
-    params = component_params(spec, harness_keys)
-    return [f"{field}: {p}" for p in registry.check_params(spec["name"], params)]
-
-
-def component_params(spec: dict[str, Any], harness_keys: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The factory parameters of a component spec (everything but ``name`` and harness keys)."""
-    return {k: v for k, v in spec.items() if k != "name" and k not in harness_keys}
+    return [f"{field}: {p}" for p in registry.check_params(spec["name"], registry.spec_params(spec))]

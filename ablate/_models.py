@@ -8,10 +8,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ablate._config import HARNESS_KEYS, component_params
+from ablate._data import CLASSES
 from ablate._registries import BACKBONES, HEADS
 
-NUM_CLASSES = 2  # background, smoke: the paper trains a binary classifier
+NUM_CLASSES = len(CLASSES)  # the paper trains a binary classifier
 
 
 @dataclass
@@ -48,12 +48,8 @@ class Network(nn.Module):
 
 def build_network(role_config: dict[str, Any]) -> Network:
     """Build a network from a config's ``teacher``/``student`` section."""
-    spec = role_config["backbone"]
-    backbone = BACKBONES.create(spec["name"], **component_params(spec, HARNESS_KEYS.get("backbone", ())))
-    head_spec = role_config["head"]
-    head = HEADS.create(
-        head_spec["name"], in_channels=backbone.out_channels, num_classes=NUM_CLASSES, **component_params(head_spec)
-    )
+    backbone = BACKBONES.build(role_config["backbone"])
+    head = HEADS.build(role_config["head"], in_channels=backbone.out_channels, num_classes=NUM_CLASSES)
     return Network(backbone, head, role_config["align"])
 
 

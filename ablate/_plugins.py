@@ -9,7 +9,9 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import pkgutil
+import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 ENTRY_POINT_GROUP = "ablate.plugins"
 _loaded: set[str] = set()
@@ -19,23 +21,36 @@ class PluginError(ImportError):
     """A plugin module or entry point could not be imported."""
 
 
-def _import(module: str, origin: str) -> None:
+def _import(module: str, origin: str, folder: Path | None = None) -> None:
     if module in _loaded:
         return
     try:
         importlib.import_module(module)
     except Exception as exc:  # any import-time failure is the plugin's, report it as such
-        raise PluginError(f"{origin}: cannot import plugin module '{module}': {type(exc).__name__}: {exc}") from exc
+        where = f"{folder}, " if folder is not None else ""
+        searched = f" (searched {where}the current folder, PYTHONPATH and installed packages)"
+        missing = isinstance(exc, ModuleNotFoundError) and exc.name is not None and module.startswith(exc.name)
+        raise PluginError(
+            f"{origin}: cannot import plugin module '{module}': {type(exc).__name__}: {exc}"
+            + (searched if missing else "")
+        ) from exc
     _loaded.add(module)
 
 
-def load_components(plugins: Iterable[str] = (), origin: str = "plugins") -> None:
+def load_components(plugins: Iterable[str] = (), origin: str = "plugins", folder: str | Path | None = None) -> None:
     """Import the built-in ``components`` package, installed entry points and ``plugins``.
 
     Args:
         plugins: Dotted module names (e.g. from a config's ``plugins:`` list).
         origin: Where ``plugins`` came from, for error messages (e.g. the study file).
+        folder: Where the file that names ``plugins`` lies: its modules are importable from there, as a
+            script's neighbours are (``my_level.py`` beside ``study.yaml`` is ``plugins: [my_level]``).
     """
+    plugins = list(plugins)
+    if folder is not None and plugins:
+        folder = Path(folder).resolve()
+        if str(folder) not in sys.path:  # kept: worker processes unpickle plugin functions by module name
+            sys.path.insert(0, str(folder))
     if "components" not in _loaded:
         import components
 
@@ -45,4 +60,4 @@ def load_components(plugins: Iterable[str] = (), origin: str = "plugins") -> Non
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             _import(ep.value.split(":")[0], f"entry point '{ep.name}'")
     for module in plugins:
-        _import(module, origin)
+        _import(module, origin, folder)

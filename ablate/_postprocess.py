@@ -1,7 +1,7 @@
 """The post-processing contract and chain runner (trial path step: post-processing).
 
 A post-processor is called with the current :class:`PostState` and a :class:`PostContext`
-and returns a new state. Steps that produce a mask (thresholds, CRF, SAM) set ``mask``; if
+and returns a new state. Steps that produce a mask (thresholds, CRF, SAM) return ``state.with_(mask=...)``; if
 the chain ends without one, the default fixed threshold is applied. A step class may set ``uses_ground_truth = True``
 (oracle steps); the harness then labels the trial's metrics as oracle.
 
@@ -63,6 +63,3 @@ class PostContext(Protocol):
 
     def map_images(self, fn: Callable[..., T], *arrays: np.ndarray) -> list[T]:
         """``[fn(a[i], b[i], ...) for i]`` spread over the machine's cores."""
-
-
-PostProcessor = Callable[[PostState, PostContext], PostState]

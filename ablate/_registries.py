@@ -76,13 +76,15 @@ PROJECTIONS = Registry(
 CAMS = Registry(
     "cams",
     "factory(**params) -> callable(network: ablate.Network, images [B,3,H,W], layer: str | None) "
-    "-> raw class-1 maps [B, h, w] (the harness applies ReLU, min-max and upsampling)",
+    "-> raw class-1 maps [B, h, w] (the harness applies ReLU, min-max and upsampling); "
+    "the spec keys `network` and `layer` are the harness's",
     check=_is_callable,
+    harness_keys=("network", "layer"),
 )
 POSTPROCESSORS = Registry(
     "postprocessors",
     "factory(**params) -> callable(state: ablate.PostState, ctx: ablate.PostContext) -> PostState; "
-    "steps that decide pixels set state.mask",
+    "steps that decide pixels return state.with_(mask=...)",
     check=_is_callable,
 )
 METRICS = Registry(

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 _MISSING = inspect.Parameter.empty
+
+
+def did_you_mean(name: object, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the choice closest to ``name`` (ignoring case), or "" when none is close."""
+    by_lower = {str(c).lower(): str(c) for c in choices}
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1)
+    return f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
 
 
 class RegistryError(KeyError):
@@ -64,6 +71,8 @@ class Registry:
         contract: What a factory accepts and what the object it returns must do.
         check: Optional callable that raises ``TypeError`` if a created object breaks the contract.
         injected: Keyword arguments the harness supplies itself (not user parameters).
+        harness_keys: Keys of a config spec that the harness reads itself and never passes to the factory
+            (e.g. which network a CAM method runs on).
     """
 
     def __init__(
@@ -72,11 +81,13 @@ class Registry:
         contract: str,
         check: Callable[[Any], None] | None = None,
         injected: tuple[str, ...] = (),
+        harness_keys: tuple[str, ...] = (),
     ) -> None:
         self.kind = kind
         self.contract = contract
         self._check = check
         self._injected = injected
+        self.harness_keys = harness_keys
         self._entries: dict[str, Entry] = {}
 
     def register(self, name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -133,11 +144,8 @@ class Registry:
             raise RegistryError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: object) -> str:
-        by_lower = {n.lower(): n for n in self.names()}
-        close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1)
-        hint = f" Did you mean '{by_lower[close[0]]}'?" if close else ""
         return (
-            f"'{name}' is not in the {self.kind} registry.{hint} "
+            f"'{name}' is not in the {self.kind} registry{did_you_mean(name, self.names())}. "
             f"Available: {', '.join(self.names()) or '(none)'}. "
             "Third-party variants must be listed under 'plugins:' or installed with an "
             "'ablate.plugins' entry point."
@@ -151,10 +159,10 @@ class Registry:
         for key, value in params.items():
             param = known.get(key)
             if param is None:
-                close = difflib.get_close_matches(key, list(known), n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
                 choices = ", ".join(known) or "none"
-                problems.append(f"unknown parameter '{key}' for {self.kind} '{name}'{hint}; it takes: {choices}")
+                problems.append(
+                    f"unknown parameter '{key}' for {self.kind} '{name}'{did_you_mean(key, known)}; it takes: {choices}"
+                )
             elif (err := _type_error(param, value)) is not None:
                 problems.append(f"parameter '{key}' of {self.kind} '{name}': {err}")
         problems += [
@@ -163,6 +171,23 @@ class Registry:
             if p.required and p.name not in params
         ]
         return problems
+
+    def spec_params(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """The factory parameters of a config spec: everything but ``name`` and the harness keys."""
+        return {k: v for k, v in spec.items() if k != "name" and k not in self.harness_keys}
+
+    def build(self, spec: dict[str, Any], /, **injected: Any) -> Any:
+        """Build the component a config spec ``{"name": ..., **params}`` describes (as mmengine's ``build``).
+
+        Args:
+            spec: the component's mapping from the config.
+            **injected: the arguments the harness supplies (see the registry's contract).
+
+        Raises:
+            RegistryError: unknown name, unknown or missing parameters, wrong simple types.
+            TypeError: the built object breaks the registry's contract.
+        """
+        return self.create(spec["name"], **self.spec_params(spec), **injected)
 
     def create(self, name: str, /, **kwargs: Any) -> Any:
         """Build entry ``name`` with ``kwargs`` (user parameters plus injected ones)."""

@@ -56,6 +56,7 @@ def encode(value: Any) -> Any:
 
 
 def decode(value: Any) -> Any:
+    """A stored parameter value: the JSON text :func:`encode` makes of lists and mappings decoded."""
     if isinstance(value, str) and value[:1] in "[{":
         return json.loads(value)
     return value

@@ -8,7 +8,6 @@ combinations. Only safe YAML loading is used; nothing is imported but the listed
 from __future__ import annotations
 
 import copy
-import difflib
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -20,7 +19,8 @@ from ablate._config import ConfigError, load_yaml, merge, resolve, set_dotted
 from ablate._metrics import lower_is_better
 from ablate._plugins import load_components
 from ablate._registries import METRICS
-from ablate._trial import load_data, trial_identity, validate
+from ablate._registry import did_you_mean
+from ablate._trial import load_data, validate
 
 STUDY_KEYS = {
     "name": "study name (default: the file name)",
@@ -147,8 +147,7 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise _fail(path, "expected a mapping at the top level")
     for key in raw:
         if key not in STUDY_KEYS:
-            close = difflib.get_close_matches(str(key), list(STUDY_KEYS), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = did_you_mean(key, STUDY_KEYS)
             raise _fail(path, f"{key}: unknown study key{hint}; study keys: {', '.join(STUDY_KEYS)}")
     parent = raw.pop("extends", None)
     if parent is None:
@@ -222,7 +221,7 @@ def load_study(path: str | Path, check_configs: bool = True, check_files: bool =
     plugins = raw.get("plugins") or []
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise _fail(path, "plugins: expected a list of module names")
-    load_components(plugins, origin=f"{path}: plugins")
+    load_components(plugins, origin=f"{path}: plugins", folder=Path(path).parent)
     config = raw.get("config") or {}
     if not isinstance(config, dict):
         raise _fail(path, "config: expected a mapping")
@@ -326,7 +325,7 @@ def _check_configs(study: Study, check_files: bool) -> None:
         except ConfigError as exc:
             raise _fail(study.path, f"{exc}{label}") from None
         if not study.tune:  # two grid configurations that run one trial config would count it twice
-            key = trial_identity(resolved)
+            key = stable_hash({k: v for k, v in resolved.items() if k not in ("name", "threads", "device")})
             if key in same_as:
                 raise _fail(
                     study.path,

@@ -6,7 +6,7 @@ import contextlib
 import functools
 import hashlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from ablate._cache import StageCache
 from ablate._code import TRAINING_MODULES, code_fingerprint
+from ablate._config import ROLES
 from ablate._data import Dataset
 from ablate._models import Network, build_network
 from ablate._paradigm import classification_loss
@@ -25,6 +26,9 @@ from ablate._transfer import TransferLoss
 
 # Losses are read back (a host sync, which stalls a GPU's queue) once per this many steps, not every step
 SYNC_EVERY = 20
+# a network's initial weights are seeded with trial seed * ROLE_SEEDS + its role's index, so the teacher and
+# the student of one trial start from different streams and no two (seed, role) pairs below 1000 seeds share one
+ROLE_SEEDS = 1000
 
 
 class Diverged(RuntimeError):
@@ -124,7 +128,7 @@ class Trainer:
 
     def build(self, role: str) -> Network:
         """A fresh network for ``role`` with weights seeded from the trial seed and role."""
-        torch.manual_seed(self.config["seed"] * 1000 + ("teacher", "student").index(role))
+        torch.manual_seed(self.config["seed"] * ROLE_SEEDS + ROLES.index(role))
         return build_network(self.config[role]).to(self.device)
 
     def transfer(self, student: Network, teacher: Network) -> TransferLoss:
@@ -266,15 +270,3 @@ class Trainer:
             return module(images)
         with torch.no_grad():
             return module(images)
-
-
-@contextlib.contextmanager
-def frozen(network: nn.Module) -> Iterator[nn.Module]:
-    """Freeze ``network``'s parameters for the duration of the block."""
-    flags = [p.requires_grad for p in network.parameters()]
-    network.requires_grad_(False)
-    try:
-        yield network
-    finally:
-        for p, flag in zip(network.parameters(), flags, strict=True):
-            p.requires_grad_(flag)

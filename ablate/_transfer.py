@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ablate._config import component_params
 from ablate._registries import DISTANCES, LEVELS, PROJECTIONS
 
 
@@ -23,17 +22,15 @@ class TransferLoss(nn.Module):
     def __init__(self, transfer: dict[str, Any], student_channels: int, teacher_channels: int) -> None:
         super().__init__()
         spec = transfer["projection"]
-        self.projection = PROJECTIONS.create(
-            spec["name"], in_channels=student_channels, out_channels=teacher_channels, **component_params(spec)
-        )
+        self.projection = PROJECTIONS.build(spec, in_channels=student_channels, out_channels=teacher_channels)
         if self.projection is None and student_channels != teacher_channels:
             raise ValueError(
                 f"transfer.projection: '{spec['name']}' learns no mapping, but the student's aligned map has "
                 f"{student_channels} channels and the teacher's {teacher_channels}; use a projection such as "
                 "'conv' or align maps of equal width"
             )
-        self.level = LEVELS.create(transfer["level"]["name"], **component_params(transfer["level"]))
-        self.distance = DISTANCES.create(transfer["distance"]["name"], **component_params(transfer["distance"]))
+        self.level = LEVELS.build(transfer["level"])
+        self.distance = DISTANCES.build(transfer["distance"])
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         if self.projection is not None:

@@ -20,10 +20,10 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from ablate._cache import StageCache, stable_hash
+from ablate._cache import StageCache
 from ablate._cams import compute_cams
 from ablate._code import CAM_MODULES, POSTPROCESS_MODULES, code_fingerprint
-from ablate._config import ConfigError, check, component_params, resolve
+from ablate._config import ConfigError, check, resolve
 from ablate._data import Dataset
 from ablate._evaluation import Evaluation
 from ablate._metrics import evaluate, per_image_iou
@@ -110,12 +110,12 @@ def _check_combination(config: dict[str, Any], check_files: bool) -> list[str]:
     Also fills in ``cam.network: auto`` with the paradigm's last-trained network.
     """
     try:
-        paradigm = PARADIGMS.create(config["paradigm"]["name"], **component_params(config["paradigm"]))
+        paradigm = PARADIGMS.build(config["paradigm"])
     except (ValueError, TypeError) as exc:
         return [f"paradigm: {exc}"]
     for i, step in enumerate(config["postprocess"]):
         try:
-            POSTPROCESSORS.create(step["name"], **component_params(step))
+            POSTPROCESSORS.build(step)
         except (ValueError, TypeError) as exc:
             return [f"postprocess[{i}] ({step['name']}): {exc}"]
     if config["cam"].get("network", "auto") == "auto":  # the network the paradigm trains last
@@ -169,7 +169,7 @@ def load_data(config: dict[str, Any], cache: StageCache) -> Dataset:
     """The config's dataset (generated or checked before any training starts)."""
     spec = config["data"]
     try:
-        return DATASETS.create(spec["name"], cache_dir=cache.root, **component_params(spec))
+        return DATASETS.build(spec, cache_dir=cache.root)
     except (ValueError, OSError) as exc:
         raise ConfigError(f"data ({spec['name']}): {exc}") from None
 
@@ -222,7 +222,7 @@ class TrialRun:
         self._step: str | None = None  # the post-processing step running now (its code keys its cached values)
         with self.timed("data"):
             self.data = load_data(config, cache)
-        self.paradigm = PARADIGMS.create(config["paradigm"]["name"], **component_params(config["paradigm"]))
+        self.paradigm = PARADIGMS.build(config["paradigm"])
         self.trainer = Trainer(config, self.data, self.device, cache, progress)
 
     @contextmanager
@@ -308,7 +308,7 @@ class TrialRun:
             steps = self.config["postprocess"]
             for spec in steps:
                 self._step = spec["name"]
-                step = POSTPROCESSORS.create(spec["name"], **component_params(spec))
+                step = POSTPROCESSORS.build(spec)
                 oracle |= bool(getattr(step, "uses_ground_truth", False))
                 state = step(state, self)
             if state.mask is None:
@@ -380,9 +380,4 @@ def run_trial(
     return TrialRun(resolved, cache or StageCache(), progress).run()
 
 
-def trial_identity(config: dict[str, Any]) -> str:
-    """A stable hash of what affects a resolved config's result."""
-    return stable_hash({k: v for k, v in config.items() if k not in ("name", "threads", "device")})
-
-
-__all__ = ["Diverged", "TrialResult", "TrialRun", "run_trial", "trial_identity", "validate"]
+__all__ = ["Diverged", "TrialResult", "TrialRun", "run_trial", "validate"]

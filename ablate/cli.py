@@ -81,9 +81,12 @@ def _load_config(path: str | None, sets: list[str]) -> tuple[dict[str, Any], dic
 
 
 def cmd_trial(args: argparse.Namespace) -> int:
-    from ablate import run_trial
+    from ablate import load_components, run_trial
 
     config, overrides = _load_config(args.config, args.set)
+    plugins = config.get("plugins")
+    if args.config and isinstance(plugins, list) and all(isinstance(p, str) for p in plugins):
+        load_components(plugins, origin=f"{args.config}: plugins", folder=Path(args.config).parent)
     result = run_trial(config, overrides, progress=not args.quiet)
     label = " (oracle: a step used the ground truth)" if result.oracle else ""
     print(f"metrics on the test split{label}:")

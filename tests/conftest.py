@@ -20,3 +20,15 @@ ablate.load_components()
 def shared_cache(tmp_path_factory) -> ablate.StageCache:
     """One stage cache for the whole session, so the default data is generated once."""
     return ablate.StageCache(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture
+def plugin_folder(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """``tmp_path`` on ``sys.path`` for plugin modules; every registration and plugin import is undone afterwards."""
+    import ablate._plugins as plugins
+
+    for registry in ablate.REGISTRIES.values():
+        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+    monkeypatch.setattr(plugins, "_loaded", set(plugins._loaded))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path

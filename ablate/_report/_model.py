@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ import seaborn as sns
 from ablate._metrics import lower_is_better
 from ablate._registry import RegistryError
 from ablate._results import METRIC_PREFIX, latest_per_identity
+from ablate._runner import decode
 from ablate._study import Objective, Study
 
 #: Component and step names as the paper writes them, so labels match its tables.
@@ -39,20 +39,13 @@ SHORT = 28  # characters of a figure label before component parameters are elide
 BASELINE_COLOUR = (0.35, 0.35, 0.35)
 
 
-def parse(value: Any) -> Any:
-    """A stored parameter value: JSON text (how the trial table keeps lists and mappings) decoded."""
-    if isinstance(value, str) and value[:1] in "[{":
-        return json.loads(value)
-    return value
-
-
 def is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def value_label(value: Any) -> str:
     """A short readable label: post-processing chains as ``CRF + SAM``, components by name plus parameters."""
-    value = parse(value)
+    value = decode(value)
     if is_missing(value):
         return MISSING  # a grid of the union kind left this path at the base config's value
     if isinstance(value, list):
@@ -150,7 +143,7 @@ def _axes(frame: pd.DataFrame, study: Study) -> list[Axis]:
     names = _short_names(paths)
     axes = []
     for path in paths:
-        values = [parse(v) for v in frame.sort_values("number")[path]]
+        values = [decode(v) for v in frame.sort_values("number")[path]]
         numbers = [v for v in values if not is_missing(v)]
         numeric = bool(numbers) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers)
         ordered = (sorted(set(numbers)) + [None] * (len(numbers) < len(values))) if numeric else values

@@ -49,20 +49,19 @@ def wrap(text: str, width: int = WRAP, lines: int | None = None) -> str:
     return "\n".join(wrapped)
 
 
-def page(title: str, caption: str = "", compress: bool = False) -> Figure:
+def page(title: str, caption: str = "") -> Figure:
     """A landscape page with a title and a caption; its axes are laid out between them.
 
     Args:
         title: the page title.
         caption: what the page shows (wrapped below the axes).
-        compress: close the gaps between fixed-aspect axes (image grids).
     """
     caption = wrap(caption)
     lines = caption.count("\n") + 1 if caption else 0
     bottom = 0.05 + lines * 13 * PT / PAGE[1]
     fig = Figure(
         figsize=PAGE,
-        layout=ConstrainedLayoutEngine(rect=(LEFT - 0.02, bottom, 0.96, BODY_TOP - bottom), compress=compress),
+        layout=ConstrainedLayoutEngine(rect=(LEFT - 0.02, bottom, 0.96, BODY_TOP - bottom)),
     )
     fig.text(LEFT, TITLE_Y, title, fontsize=14, weight="bold", va="top")
     if caption:

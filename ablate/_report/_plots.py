@@ -19,6 +19,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from scipy import ndimage
 
+from ablate._metrics import per_image_iou
 from ablate._report._model import COOCCURRENCE, MISSING, Axis, ReportData, minimize, short_labels
 from ablate._report._pdf import page, wrap
 from ablate._report._tables import friedman, grouped, marginal
@@ -384,7 +385,7 @@ def gallery_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
             shaded = np.where(mosaic.fit(pred)[..., None], 0.45 * image + 0.55 * np.array(PRED), image)
             mosaic.put(r, 3 + 2 * p, mosaic.outlines(shaded, mask, outline))
             if mask.any():
-                iou = np.count_nonzero(pred & (mask > 0)) / np.count_nonzero(pred | (mask > 0))
+                iou = per_image_iou(pred[None], mask[None])[0]
                 scores.append((*mosaic.origin(r, 3 + 2 * p), f"{iou:.2f}"))
     caption = (
         "Fixed test images (the first of each case). Ground truth: smoke outlined green, chimney dashed cyan. Per "

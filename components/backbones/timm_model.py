@@ -11,7 +11,7 @@ import timm
 import torch
 from torch import nn
 
-from ablate._registries import BACKBONES
+from ablate import BACKBONES, did_you_mean, resolve_module
 
 
 @BACKBONES.register("timm")
@@ -39,10 +39,7 @@ class TimmBackbone(nn.Module):
     ) -> None:
         super().__init__()
         if model not in timm.list_models():
-            from difflib import get_close_matches
-
-            close = get_close_matches(model, timm.list_models(), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = did_you_mean(model, timm.list_models())
             raise ValueError(f"'{model}' is not a timm model{hint}; `timm.list_models()` lists them")
         if checkpoint is not None and not Path(checkpoint).is_file():
             raise FileNotFoundError(f"backbone '{model}': checkpoint {checkpoint} does not exist")
@@ -97,8 +94,6 @@ class TimmBackbone(nn.Module):
 
     def cam_layer(self, path: str | None) -> nn.Module:
         """The module Grad-CAM hooks: ``path`` inside the timm model, or its last block/stage."""
-        from ablate._models import resolve_module
-
         if path is not None:
             return resolve_module(self.model, path)
         if self.is_vit:

@@ -2,7 +2,7 @@
 
 import torch
 
-from ablate._registries import CAMS
+from ablate import CAMS
 
 
 @CAMS.register("class_map")

@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ablate._data import Dataset, Split
-from ablate._registries import DATASETS
+from ablate import DATASETS, Dataset, Split
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ablate._data import Dataset, Split, fingerprint_arrays
-from ablate._registries import DATASETS
+from ablate import DATASETS, Dataset, Split, fingerprint_arrays
 from components.datasets._scene import blend, rect_mask, smooth_noise, soft_blobs, to_uint8, vertical_gradient
 
 # Bump whenever the drawing or planning changes, so caches of the old data are not reused.

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from ablate._registries import DISTANCES
+from ablate import DISTANCES
 
 
 @DISTANCES.register("cosine")

@@ -2,7 +2,7 @@
 
 import torch
 
-from ablate._registries import DISTANCES
+from ablate import DISTANCES
 
 
 @DISTANCES.register("l2")

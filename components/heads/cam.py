@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ablate._registries import HEADS
+from ablate import HEADS
 
 
 @HEADS.register("cam")

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ablate._registries import HEADS
+from ablate import HEADS
 
 
 @HEADS.register("pcm")

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import torch
 
-from ablate._registries import LEVELS
+from ablate import LEVELS
 
 
 @LEVELS.register("global")

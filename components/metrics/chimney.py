@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ablate import METRICS, Evaluation
-from ablate._metrics import ratio
+from ablate import METRICS, Evaluation, ratio
 
 
 def _chimney_only(ev: Evaluation) -> np.ndarray | None:

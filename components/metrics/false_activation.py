@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ablate import METRICS, Evaluation
-from ablate._metrics import ratio
+from ablate import METRICS, Evaluation, ratio
 
 
 @METRICS.register("false_activation")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ablate import METRICS, Evaluation
-from ablate._metrics import confusion_matrix, mean_defined
+from ablate import METRICS, Evaluation, confusion_matrix, mean_defined
 
 
 @METRICS.register("miou")

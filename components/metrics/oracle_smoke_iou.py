@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ablate import METRICS, Evaluation
-from ablate._metrics import ORACLE_THRESHOLDS, iou_at_thresholds, mean_defined
+from ablate import METRICS, ORACLE_THRESHOLDS, Evaluation, iou_at_thresholds, mean_defined
 
 
 @METRICS.register("oracle_smoke_iou")

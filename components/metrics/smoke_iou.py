@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ablate import METRICS, Evaluation
-from ablate._metrics import mean_defined, per_image_iou
+from ablate import METRICS, Evaluation, mean_defined, per_image_iou
 
 
 @METRICS.register("smoke_iou")

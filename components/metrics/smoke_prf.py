@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ablate import METRICS, Evaluation
-from ablate._metrics import confusion_matrix, ratio
+from ablate import METRICS, Evaluation, confusion_matrix, ratio
 
 
 def _tp_fp_fn(ev: Evaluation) -> tuple[int, int, int]:

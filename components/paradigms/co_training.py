@@ -1,7 +1,6 @@
 """Co-training of both networks."""
 
-from ablate._paradigm import classification_loss
-from ablate._registries import PARADIGMS
+from ablate import PARADIGMS, classification_loss
 
 
 @PARADIGMS.register("co_training")

@@ -1,6 +1,6 @@
 """Single-network baseline."""
 
-from ablate._registries import PARADIGMS
+from ablate import PARADIGMS
 
 
 @PARADIGMS.register("single")

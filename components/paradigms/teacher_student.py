@@ -1,7 +1,6 @@
 """Teacher-student knowledge transfer (the paper's best paradigm)."""
 
-from ablate._paradigm import classification_loss
-from ablate._registries import PARADIGMS
+from ablate import PARADIGMS, classification_loss
 
 
 @PARADIGMS.register("teacher_student")

@@ -7,13 +7,6 @@ import torch
 import torch.nn.functional as F
 
 
-def minmax(maps: np.ndarray) -> np.ndarray:
-    """Min-max normalise each ``[..., H, W]`` map to [0, 1] (a constant map becomes 0), as float32."""
-    low = maps.min(axis=(-2, -1), keepdims=True)
-    span = maps.max(axis=(-2, -1), keepdims=True) - low
-    return ((maps - low) / np.maximum(span, 1e-12)).astype(np.float32)
-
-
 def resize(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize ``[N, C, h, w]`` or ``[N, h, w]`` float maps to ``size``: area-averaging when shrinking, else bilinear."""
     tensor = torch.from_numpy(np.asarray(maps, dtype=np.float32))

@@ -6,8 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ablate import POSTPROCESSORS, PostContext, PostState
-from components.postprocessors._maps import minmax
+from ablate import POSTPROCESSORS, PostContext, PostState, minmax
 
 _COMBINE = {"mean": np.add, "max": np.maximum}
 

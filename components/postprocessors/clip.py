@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import logging
 from pathlib import Path
 from typing import Any
@@ -10,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ablate import POSTPROCESSORS, PostContext, PostState
-from components.postprocessors._maps import minmax, resize
+from ablate import POSTPROCESSORS, PostContext, PostState, did_you_mean, minmax
+from components.postprocessors._maps import resize
 
 # open_clip is imported inside functions: it adds seconds to every start of `ablate`, which imports all components.
 log = logging.getLogger(__name__)
@@ -116,9 +115,8 @@ class Clip:
     ) -> None:
         if not is_supported(model):
             supported = supported_models()
-            close = difflib.get_close_matches(model, supported, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ValueError(f"clip: model '{model}' is not a supported open_clip ViT.{hint} Supported: {supported}")
+            hint = did_you_mean(model, supported)
+            raise ValueError(f"clip: model '{model}' is not a supported open_clip ViT{hint}; supported: {supported}")
         if checkpoint is not None and not Path(checkpoint).is_file():
             raise ValueError(f"clip: checkpoint '{checkpoint}' does not exist or is not a file")
         # Negatives are required too: without them the softmax over prompts is 1 everywhere.

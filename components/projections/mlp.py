@@ -2,7 +2,7 @@
 
 from torch import nn
 
-from ablate._registries import PROJECTIONS
+from ablate import PROJECTIONS
 
 
 @PROJECTIONS.register("mlp")

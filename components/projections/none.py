@@ -1,6 +1,6 @@
 """No projection."""
 
-from ablate._registries import PROJECTIONS
+from ablate import PROJECTIONS
 
 
 @PROJECTIONS.register("none")

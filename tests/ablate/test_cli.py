@@ -110,8 +110,8 @@ def test_trial_with_unknown_component(tmp_path: Path, capsys: pytest.CaptureFixt
     path = _write(tmp_path / "trial.yaml", yaml.safe_dump({**TINY, "transfer": {"level": "globl"}}))
     assert main(["trial", str(path), "--quiet"]) == 2
     line = _error_line(capsys)
-    assert line.startswith("ablate: error: transfer.level.name: 'globl' is not in the levels registry.")
-    assert "Did you mean 'global'?" in line and "Available: channel, global, spatial." in line
+    assert line.startswith("ablate: error: transfer.level.name: 'globl' is not in the levels registry (")
+    assert "(did you mean 'global'?). Available: channel, global, spatial." in line
 
 
 def test_trial_with_bad_set_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

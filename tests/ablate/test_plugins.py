@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import math
+import os
+import re
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -11,11 +14,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 import ablate
 import ablate._plugins as plugins
 from ablate._plugins import ENTRY_POINT_GROUP, PluginError
 
+ROOT = Path(__file__).resolve().parents[2]
 TINY = {
     "data": {"name": "synthetic-smoke", "n_train": 32, "n_val": 8, "n_test": 8},
     "train": {"epochs": 1, "batch_size": 16},
@@ -43,15 +48,11 @@ def centroid(scale: float = 1.0):
 
 
 @pytest.fixture
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    """tmp_path on sys.path; registrations and loaded plugin modules are undone afterwards."""
-    for registry in ablate.REGISTRIES.values():
-        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
-    monkeypatch.setattr(plugins, "_loaded", set(plugins._loaded))
-    monkeypatch.syspath_prepend(str(tmp_path))
+def isolated(plugin_folder: Path) -> Iterator[Path]:
+    """The plugin folder; also restores torch's threads and forgets the test's plugin modules."""
     threads = torch.get_num_threads()
     before = set(sys.modules)
-    yield tmp_path
+    yield plugin_folder
     torch.set_num_threads(threads)
     for name in set(sys.modules) - before:
         if name.startswith("plugin_test_"):
@@ -99,6 +100,51 @@ def test_plugin_that_fails_to_import_names_the_module(isolated: Path) -> None:
 def test_missing_plugin_module_names_the_module_and_origin(isolated: Path) -> None:
     with pytest.raises(PluginError, match="^study.yaml: cannot import plugin module 'plugin_test_nothing_here': "):
         ablate.load_components(["plugin_test_nothing_here"], origin="study.yaml")
+
+
+def test_missing_plugin_says_where_it_was_searched(isolated: Path) -> None:
+    with pytest.raises(PluginError, match=r"searched .*sub, the current folder, PYTHONPATH and installed packages\)$"):
+        ablate.load_components(["plugin_test_nothing_here"], origin="study.yaml", folder=isolated / "sub")
+
+
+def test_plugin_beside_the_study_file_is_found_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_cache: ablate.StageCache
+) -> None:
+    """``my_level.py`` next to ``study.yaml`` is ``plugins: [my_level]``, run from elsewhere, not on sys.path."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    _write(folder, "plugin_test_beside", CENTROID)
+    study = {
+        "name": "beside",
+        "plugins": ["plugin_test_beside"],
+        "config": TINY,
+        "grid": {"transfer.level": ["centroid"]},
+    }
+    (folder / "study.yaml").write_text(yaml.safe_dump(study))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "ABLATE_CACHE": str(shared_cache.root), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ablate", "run", str(folder / "study.yaml"), "--out", "out", "--quiet", "--no-report"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "beside: 1/1 trials completed" in proc.stdout
+
+
+def test_components_import_only_public_names_of_ablate() -> None:
+    """A plugin written by copying a built-in must not depend on private modules."""
+    private = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sorted((ROOT / "components").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\bablate\._", line)
+    ]
+    assert private == []
 
 
 class _FakeEntryPoints:

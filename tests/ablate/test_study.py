@@ -52,10 +52,10 @@ def test_extends_merges_the_parent_config(tmp_path):
     [
         ("config: {train: {epochs: 1}\n", "s.yaml:2:1: invalid YAML"),
         ("grids: {}\n", "grids: unknown study key (did you mean 'grid'?)"),
-        ("grid: {transfer.level: [global, glob]}\n", "'glob' is not in the levels registry. Did you mean 'global'?"),
+        ("grid: {transfer.level: [global, glob]}\n", "'glob' is not in the levels registry (did you mean 'global'?)."),
         ("grid: {transfer.projection: [none]}\n", "transfer.projection: 'none' learns no mapping"),
         ("grid: {train.epochs: [0]}\n", "train.epochs: expected an integer >= 1, got 0 (configuration"),
-        ("objective: mIoU\n", "objective: 'mIoU' is not in the metrics registry. Did you mean 'miou'?"),
+        ("objective: mIoU\n", "objective: 'mIoU' is not in the metrics registry (did you mean 'miou'?)."),
         ("tune: {transfer.lambda: {low: 2, high: 1}}\nn_trials: 3\n", "tune.transfer.lambda: needs numbers low < high"),
         ("tune: {transfer.lambda: {low: 0.1, high: 1.0}}\n", "tune: needs a budget"),
         ("seeds: [1, 1]\n", "seeds: duplicates"),

@@ -16,7 +16,6 @@ import timm
 import torch
 
 import ablate
-import ablate._plugins as plugins
 from ablate._trial import gallery_indices, map_images
 
 TINY: dict[str, Any] = {
@@ -155,13 +154,9 @@ def test_bad_cam_layer_is_rejected() -> None:
 
 
 @pytest.fixture
-def nan_plugin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+def nan_plugin(plugin_folder: Path) -> Iterator[str]:
     """A plugin module registering the distance ``nan`` (undone afterwards)."""
-    for registry in ablate.REGISTRIES.values():
-        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
-    monkeypatch.setattr(plugins, "_loaded", set(plugins._loaded))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    (tmp_path / "trial_test_nan.py").write_text(
+    (plugin_folder / "trial_test_nan.py").write_text(
         textwrap.dedent(
             '''
             from ablate import DISTANCES
@@ -349,13 +344,9 @@ def scaled_l1():
 '''
 
 
-def test_editing_a_component_retrains_exactly_what_it_produced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_editing_a_component_retrains_exactly_what_it_produced(tmp_path: Path, plugin_folder: Path) -> None:
     import importlib
 
-    for registry in ablate.REGISTRIES.values():
-        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
-    monkeypatch.setattr(plugins, "_loaded", set(plugins._loaded))
-    monkeypatch.syspath_prepend(str(tmp_path))
     source = tmp_path / "trial_test_scaled.py"
     source.write_text(SCALED.format(factor=1.0))
     cache = ablate.StageCache(tmp_path / "cache")

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ablate import POSTPROCESSORS, PostState
-from components.postprocessors._maps import minmax
+from ablate import POSTPROCESSORS, PostState, minmax
 from components.postprocessors.clip import Clip, combine
 
 MODEL = "ViT-S-32"
@@ -117,7 +116,7 @@ def test_mismatched_shapes_fail_naming_the_path(clip, state, fake_context, tmp_p
     ("params", "message"),
     [
         ({"combine": "max"}, "combine must be one of multiply, average, gate"),
-        ({"model": "ViT-B-61"}, "not a supported open_clip ViT. Did you mean 'ViT-B-16'"),
+        ({"model": "ViT-B-61"}, r"not a supported open_clip ViT \(did you mean 'ViT-B-16'\?\)"),
         ({"model": "RN50"}, "'RN50' is not a supported open_clip ViT"),
         ({"negative_prompts": []}, "negative_prompts must be a non-empty list"),
         ({"gate_threshold": 1.5}, "gate_threshold must be in"),
