@@ -15,57 +15,8 @@ import yaml
 
 from ablate._registry import did_you_mean
 
-DEFAULTS: dict[str, Any] = {
-    "name": "trial",
-    "seed": 0,
-    "device": "auto",
-    "threads": None,
-    "data": {"name": "synthetic-smoke"},
-    # tiny timm test models sized for CPU runs at 64 px: a dilated ResNet (8x8 maps) and a ViT with
-    # 8 px patches (8x8 tokens), so both CAMs have a usable resolution; the ViT, trained from scratch
-    # on 1600 images, gets a convolutional stem and 4 of test_vit's 6 blocks so that it learns within
-    # the default budget (measured by benchmarks/learning_signal.py)
-    "teacher": {
-        "backbone": {"name": "timm", "model": "test_resnet", "model_args": {"output_stride": 8}},
-        "head": {"name": "pcm"},
-        "align": "class_map",
-    },
-    "student": {
-        "backbone": {
-            "name": "timm",
-            "model": "test_vit",
-            "model_args": {"patch_size": 8, "img_size": 64, "depth": 4},
-            "conv_stem": True,
-        },
-        "head": {"name": "cam"},
-        "align": "features",
-    },
-    "paradigm": {"name": "teacher_student"},
-    "transfer": {
-        "lambda": 1.0,
-        "level": {"name": "global"},
-        "distance": {"name": "cosine"},
-        "projection": {"name": "conv"},
-    },
-    "train": {
-        "epochs": 10,
-        "batch_size": 32,
-        "lr": 2e-3,
-        "weight_decay": 0.05,
-        "augment": True,
-        # share of the steps with a linear learning-rate ramp from 0 (ViTs trained from scratch need it),
-        # then the schedule: constant or cosine decay to 0
-        "warmup": 0.1,
-        "schedule": "cosine",
-        # decay of an exponential moving average of the trained weights, which the trained network keeps
-        # (less seed-to-seed noise in the final weights); 0 turns it off
-        "ema": 0.0,
-    },
-    "cam": {"name": "gradcam", "network": "auto", "layer": None},
-    "postprocess": [],
-    "metrics": None,
-    "plugins": [],
-}
+#: The default trial config, read from ``defaults.yaml`` beside this module (data: the harness names no component).
+DEFAULTS: dict[str, Any] = yaml.safe_load((Path(__file__).with_name("defaults.yaml")).read_text(encoding="utf-8"))
 
 #: Dotted path of every component slot -> registry kind it is looked up in.
 COMPONENT_SLOTS: dict[str, str] = {

@@ -84,13 +84,17 @@ CAMS = Registry(
 POSTPROCESSORS = Registry(
     "postprocessors",
     "factory(**params) -> callable(state: ablate.PostState, ctx: ablate.PostContext) -> PostState; "
-    "steps that decide pixels return state.with_(mask=...)",
+    "steps that decide pixels return state.with_(mask=...); the one registered with `default=True` ends every "
+    "chain that produced no mask",
     check=_is_callable,
 )
 METRICS = Registry(
     "metrics",
     "function(ev: ablate.Evaluation) -> float (NaN when undefined for this split); "
-    "higher is better unless the function has attribute `lower_is_better = True`",
+    "higher is better unless the function has attribute `lower_is_better = True`; registered with "
+    "`cooccurrence=True` it is shown beside the objective, with `default_objective=True` it is the objective of "
+    "studies that name none, with `per_image_iou_mean=True` it is the mean of the stored per-image smoke IoU "
+    "(its report interval then also resamples test images)",
     injected=("ev",),
 )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 _MISSING = inspect.Parameter.empty
@@ -51,13 +51,20 @@ class Param:
 
 @dataclass(frozen=True)
 class Entry:
-    """A registered component: its factory, a one-line description and its parameters."""
+    """A registered component: its factory, a one-line description, its parameters and metadata.
+
+    Attributes:
+        label: how reports write the name (``"CRF"`` for ``crf``); the name itself when not given.
+        meta: further registration metadata the harness reads by key (documented with each registry).
+    """
 
     name: str
     factory: Callable[..., Any]
     description: str
     params: tuple[Param, ...]
     module: str
+    label: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -90,11 +97,18 @@ class Registry:
         self.harness_keys = harness_keys
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(
+        self, name: str | None = None, *, label: str | None = None, **meta: Any
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator registering a class or factory function under ``name``.
 
         The first line of its docstring becomes the description shown by ``ablate list``;
         its keyword parameters (with defaults) become the component's config parameters.
+
+        Args:
+            name: the config name (default: the factory's ``__name__``).
+            label: how reports write it, e.g. ``"CRF"`` (default: ``name``).
+            **meta: metadata the harness reads by key, e.g. ``cooccurrence=True`` for a metric.
         """
 
         def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
@@ -109,6 +123,8 @@ class Registry:
                 description=doc.splitlines()[0] if doc else "",
                 params=self._params_of(factory),
                 module=getattr(factory, "__module__", "?"),
+                label=label or key,
+                meta=meta,
             )
             return factory
 
@@ -131,6 +147,10 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def tagged(self, key: str) -> list[str]:
+        """Sorted names of the entries registered with a true ``meta[key]``."""
+        return [e.name for e in self if e.meta.get(key)]
 
     def names(self) -> list[str]:
         """Sorted names of every registered entry."""

@@ -18,6 +18,7 @@ from ablate._cache import StageCache, stable_hash
 from ablate._config import ConfigError, load_yaml, merge, resolve, set_dotted
 from ablate._metrics import lower_is_better
 from ablate._plugins import load_components
+from ablate._reference import Reference, load_reference
 from ablate._registries import METRICS
 from ablate._registry import did_you_mean
 from ablate._trial import load_data, validate
@@ -36,6 +37,7 @@ STUDY_KEYS = {
     "objective": "metric name, {metric, direction}, or a list of them",
     "baseline": "dotted path -> value identifying the baseline configuration",
     "plugins": "modules to import for third-party components",
+    "reference": "a file of published numbers shown beside the results (relative to the study file)",
 }
 SAMPLERS = ("tpe", "random", "cmaes", "grid", "bruteforce")
 
@@ -76,6 +78,7 @@ class Study:
     objectives: list[Objective]
     baseline: dict[str, Any] | None
     plugins: list[str] = field(default_factory=list)
+    reference: Reference | None = None  # published numbers for the paper-layout tables
 
     @property
     def is_tuning(self) -> bool:
@@ -162,8 +165,24 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return merged
 
 
+def _reference(path: Path, raw: Any) -> Reference | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise _fail(path, f"reference: expected the path of a reference file, got {raw!r}")
+    target = path.parent / raw
+    if not target.is_file():
+        raise _fail(path, f"reference: {target} does not exist")
+    return load_reference(target)
+
+
 def _objectives(path: Path, raw: Any) -> list[Objective]:
-    items = raw if isinstance(raw, list) else [raw if raw is not None else "smoke_iou"]
+    if raw is None:  # the metric registered as the default objective
+        raw = METRICS.tagged("default_objective")
+        if len(raw) != 1:
+            found = ", ".join(raw) or "none"
+            raise _fail(path, f"objective: not set, and no single metric is registered as default (found: {found})")
+    items = raw if isinstance(raw, list) else [raw]
     objectives = []
     for item in items:
         spec = {"metric": item} if isinstance(item, str) else item
@@ -286,6 +305,7 @@ def load_study(path: str | Path, check_configs: bool = True, check_files: bool =
         objectives=_objectives(path, raw.get("objective")),
         baseline=baseline,
         plugins=plugins,
+        reference=_reference(path, raw.get("reference")),
     )
     if baseline is not None and not tune and not any(study.is_baseline(c) for c in study.configurations()):
         raise _fail(path, f"baseline: {json.dumps(baseline)} matches no grid configuration")

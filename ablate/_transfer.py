@@ -26,8 +26,8 @@ class TransferLoss(nn.Module):
         if self.projection is None and student_channels != teacher_channels:
             raise ValueError(
                 f"transfer.projection: '{spec['name']}' learns no mapping, but the student's aligned map has "
-                f"{student_channels} channels and the teacher's {teacher_channels}; use a projection such as "
-                "'conv' or align maps of equal width"
+                f"{student_channels} channels and the teacher's {teacher_channels}; use a projection that "
+                "learns a mapping (`ablate list projections`) or align maps of equal width"
             )
         self.level = LEVELS.build(transfer["level"])
         self.distance = DISTANCES.build(transfer["distance"])

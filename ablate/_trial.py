@@ -36,8 +36,6 @@ from ablate._transfer import TransferLoss
 
 T = TypeVar("T")
 
-DEFAULT_THRESHOLD = {"name": "threshold"}
-
 
 @dataclass
 class TrialResult:
@@ -81,6 +79,17 @@ def gallery_indices(labels: np.ndarray, cooccur: np.ndarray | None, per_case: in
     return np.array(picked, dtype=np.int64)
 
 
+def default_mask_step() -> str:
+    """The post-processor registered with ``default=True``: it ends a chain that produced no mask."""
+    names = POSTPROCESSORS.tagged("default")
+    if len(names) != 1:
+        raise ConfigError(
+            "postprocess: exactly one post-processor must be registered with default=True to make the mask of "
+            f"a chain that makes none (found: {', '.join(names) or 'none'})"
+        )
+    return names[0]
+
+
 def validate(
     config: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None, check_files: bool = True
 ) -> dict[str, Any]:
@@ -96,6 +105,7 @@ def validate(
     """
     resolved = resolve(config, overrides)
     load_components(resolved.get("plugins") or [], origin="plugins")
+    default_mask_step()
     problems = check(resolved)
     if not problems:
         problems = _check_combination(resolved, check_files)
@@ -312,7 +322,7 @@ class TrialRun:
                 oracle |= bool(getattr(step, "uses_ground_truth", False))
                 state = step(state, self)
             if state.mask is None:
-                state = POSTPROCESSORS.create(DEFAULT_THRESHOLD["name"])(state, self)
+                state = POSTPROCESSORS.create(default_mask_step())(state, self)
         test = self.data.test
         val = self.data.val
         val_prob = self._cam_set("val", 1.0, False, None)[1] if val is not None else None

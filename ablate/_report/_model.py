@@ -11,32 +11,31 @@ import pandas as pd
 import seaborn as sns
 
 from ablate._metrics import lower_is_better
+from ablate._registries import ALL as REGISTRIES
+from ablate._registries import METRICS
 from ablate._registry import RegistryError
 from ablate._results import METRIC_PREFIX, latest_per_identity
 from ablate._runner import decode
 from ablate._study import Objective, Study
 
-#: Component and step names as the paper writes them, so labels match its tables.
-PRETTY = {
-    "teacher_student": "teacher-student",
-    "co_training": "co-training",
-    "l1": "L1",
-    "l2": "L2",
-    "multiscale": "multi-scale",
-    "cam_fusion": "CAM fusion",
-    "crf": "CRF",
-    "affinitynet": "AffinityNet",
-    "sam": "SAM",
-    "clip": "CLIP",
-    "oracle_threshold": "oracle threshold",
-}
-#: Co-occurrence metrics shown beside the objective wherever there is room.
-COOCCURRENCE = ("chimney_claimed", "chimney_only_fpr", "false_activation")
 #: A numeric axis with more distinct values is treated as continuous (no table row or colour per value).
 MAX_LEVELS = 12
 MISSING = "(base)"
 SHORT = 28  # characters of a figure label before component parameters are elided
 BASELINE_COLOUR = (0.35, 0.35, 0.35)
+
+
+def component_label(name: str) -> str:
+    """How reports write a component name: its registered label (``crf`` -> ``CRF``), else the name."""
+    for registry in REGISTRIES.values():
+        if name in registry:
+            return registry.get(name).label
+    return name
+
+
+def cooccurrence_metrics() -> list[str]:
+    """The metrics registered as measuring co-occurrence bias, shown beside the objective wherever there is room."""
+    return METRICS.tagged("cooccurrence")
 
 
 def is_missing(value: Any) -> bool:
@@ -56,7 +55,7 @@ def value_label(value: Any) -> str:
         return f"{name}({extra})" if name and extra else name or extra
     if isinstance(value, float):
         return f"{value:.4g}"
-    return PRETTY.get(str(value), str(value))
+    return component_label(str(value))
 
 
 def elide(label: str) -> str:
@@ -158,7 +157,7 @@ def _metrics(frame: pd.DataFrame, objectives: list[Objective]) -> list[str]:
     """Metrics with at least one defined value: objectives first, then co-occurrence, then the rest."""
     stored = [c.removeprefix(METRIC_PREFIX) for c in frame if c.startswith(METRIC_PREFIX)]
     defined = [m for m in stored if frame[METRIC_PREFIX + m].notna().any()]
-    first = list(dict.fromkeys([o.metric for o in objectives] + list(COOCCURRENCE)))
+    first = list(dict.fromkeys([o.metric for o in objectives] + cooccurrence_metrics()))
     return [m for m in first if m in defined] + sorted(m for m in defined if m not in first)
 
 

@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 from scipy import ndimage
 
 from ablate._metrics import per_image_iou
-from ablate._report._model import COOCCURRENCE, MISSING, Axis, ReportData, minimize, short_labels
+from ablate._registries import METRICS
+from ablate._report._model import MISSING, Axis, ReportData, cooccurrence_metrics, minimize, short_labels
 from ablate._report._pdf import page, wrap
 from ablate._report._tables import friedman, grouped, marginal
 from ablate._results import METRIC_PREFIX
@@ -53,7 +54,7 @@ def _row_labels(ax: Axes, positions: Any, labels: list[str]) -> None:
 
 def _panels(data: ReportData) -> list[str]:
     """The objective and, beside it, the co-occurrence metrics."""
-    return [m for m in dict.fromkeys((data.objective, *COOCCURRENCE)) if m in data.metrics]
+    return [m for m in dict.fromkeys((data.objective, *cooccurrence_metrics())) if m in data.metrics]
 
 
 def _axis_label(data: ReportData, metric: str) -> str:
@@ -104,10 +105,12 @@ def configurations_figure(data: ReportData, summary: pd.DataFrame) -> Plot | Non
     if data.objective is None:
         return None
     shown = _ranked(summary)
+    shown_metrics = [m for m in _panels(data) if m != data.objective]
+    meanings = "; ".join(f"{m}: {METRICS.get(m).description.rstrip('.')}" for m in shown_metrics)
     caption = (
-        f"Each configuration ranked by {data.objective} (best on top) with the co-occurrence metrics beside it "
-        f"(chimney_claimed: share of chimney pixels marked smoke; false_activation: smoke pixels on smoke-free "
-        f"images). {INTERVALS}{_selection_note(shown, summary)}"
+        f"Each configuration ranked by {data.objective} (best on top)"
+        + (f" with the co-occurrence metrics beside it ({meanings})" if meanings else "")
+        + f". {INTERVALS}{_selection_note(shown, summary)}"
     )
     fig = page("Configurations", caption)
     colours = [data.colour("", label) for label in shown["configuration"]]

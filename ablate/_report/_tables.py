@@ -30,11 +30,14 @@ import pandas as pd
 from scipy import optimize, stats
 
 from ablate._config import get_dotted, resolve
+from ablate._reference import Reference
+from ablate._registries import METRICS
 from ablate._report._model import (
-    COOCCURRENCE,
     MISSING,
     Axis,
     ReportData,
+    component_label,
+    cooccurrence_metrics,
     elide,
     minimize,
     oracle_suffix,
@@ -51,44 +54,16 @@ WILCOXON_FROM = 10
 MAX_SEED_COLUMNS = 6
 BLANK = "—"
 
-#: The paper's tables (smoke IoU as a fraction); shown beside results when the objective is ``smoke_iou``.
-PAPER_METRIC = "smoke_iou"
 TRANSFER_PATHS = {
     "paradigm": ("paradigm", "paradigm.name"),
     "distance": ("transfer.distance", "transfer.distance.name"),
     "level": ("transfer.level", "transfer.level.name"),
 }
-PAPER_TRANSFER = {
-    ("teacher-student", "cosine", "global"): 0.4737,
-    ("teacher-student", "L1", "global"): 0.3839,
-    ("teacher-student", "L2", "global"): 0.3374,
-    ("teacher-student", "cosine", "spatial"): 0.4370,
-    ("teacher-student", "cosine", "channel"): 0.4685,
-    ("co-training", "cosine", "global"): 0.4593,
-    ("co-training", "L1", "global"): 0.1851,
-    ("co-training", "L2", "global"): 0.0027,
-    ("co-training", "cosine", "spatial"): 0.4511,
-    ("co-training", "cosine", "channel"): 0.4275,
-}
-PAPER_LAMBDA = {0.3: 0.3855, 0.5: 0.4381, 0.8: 0.4504, 1.0: 0.4737, 1.3: 0.4662, 1.5: 0.4190}
-#: Post-processing chain -> (best seed, worse seed); None where the paper gives no number.
-PAPER_POSTPROCESS: dict[str, tuple[float | None, float | None]] = {
-    "none": (0.4625, 0.3742),
-    "multi-scale": (0.4737, 0.3849),
-    "CAM fusion": (0.4527, 0.4691),
-    "CRF": (0.5252, 0.4327),
-    "AffinityNet": (None, 0.3400),
-    "CRF + AffinityNet": (0.4916, None),
-    "CRF + CAM fusion": (None, 0.3781),
-    "SAM": (0.5100, 0.4320),
-    "CRF + SAM": (0.5293, None),
-    "oracle threshold": (0.5715, 0.5392),
-}
 CI_NOTE = "Mean and sample std over seeds; 95% CI from Student's t (blank with fewer than two seeds)."
 ORACLE_NOTE = "[oracle]: a post-processing step looked at the ground truth, so the numbers are an upper bound."
 STATS_NOTE = f"{CI_NOTE} {ORACLE_NOTE}"
 BOOTSTRAP_NOTE = (
-    " Bootstrap CI: 95% percentile interval of smoke_iou from a hierarchical bootstrap (2000 rounds: seeds "
+    " Bootstrap CI: 95% percentile interval of {metric} from a hierarchical bootstrap (2000 rounds: seeds "
     "resampled, then test images within each seed); it stays within [0, 1], unlike the t-interval over few seeds, "
     "but with 2-3 seeds it treats them as all there are and is narrower than the seed spread warrants."
 )
@@ -485,11 +460,12 @@ def _summary_table(data: ReportData, summary: pd.DataFrame) -> Table:
         shown[f"{objective} mean"] = summary[f"{objective}.mean"].map(number)
         shown["std"] = summary[f"{objective}.std"].map(number)
         shown["95% t-CI (seeds)"] = [interval(r, objective) for _, r in summary.iterrows()]
-        if objective == PAPER_METRIC:  # the mean of per-image IoUs: its images can be resampled too
+        if objective in METRICS.tagged("per_image_iou_mean"):  # its test images can be resampled too
             shown["95% CI (bootstrap)"] = [interval(r, "image_iou", "boot") for _, r in summary.iterrows()]
-    for metric in (m for m in COOCCURRENCE if m in data.metrics and m != objective):
+    for metric in (m for m in cooccurrence_metrics() if m in data.metrics and m != objective):
         shown[f"{metric} ({_direction(data, metric)})"] = [mean_pm(r, metric) for _, r in summary.iterrows()]
-    note = STATS_NOTE + (BOOTSTRAP_NOTE if objective == PAPER_METRIC else "")
+    per_image = objective in METRICS.tagged("per_image_iou_mean")
+    note = STATS_NOTE + (BOOTSTRAP_NOTE.format(metric=objective) if per_image else "")
     note += between_rows_note(summary, objective) if objective else ""
     return Table("summary", title, note, shown, summary, summary["baseline"].tolist())
 
@@ -539,7 +515,7 @@ def _marginal_table(data: ReportData, axis: Axis, table: pd.DataFrame) -> Table:
         shown[f"{objective} mean"] = table[f"{objective}.mean"].map(number)
         shown["std"] = table[f"{objective}.std"].map(number)
         shown["95% CI"] = [interval(r, objective) for _, r in table.iterrows()]
-    for metric in (m for m in COOCCURRENCE if m in data.metrics and m != objective):
+    for metric in (m for m in cooccurrence_metrics() if m in data.metrics and m != objective):
         shown[metric] = [mean_pm(r, metric) for _, r in table.iterrows()]
     note = f"Each value of {axis.path} pooled over the other axes and all seeds (completed trials). " + STATS_NOTE
     return Table(f"marginal-{axis.name}", f"Marginal: {axis.path}", note, shown, table.assign(axis=axis.path))
@@ -555,14 +531,24 @@ def _axis(data: ReportData, path: str | tuple[str, ...]) -> Axis | None:
     return next((a for a in data.axes if a.path in paths), None)
 
 
-def _paper_note(data: ReportData, what: str) -> tuple[bool, str]:
-    with_paper = data.objective == PAPER_METRIC
+def _reference(data: ReportData) -> Reference | None:
+    """The study's reference numbers when they are in the objective's metric."""
+    reference = data.study.reference
+    return reference if reference is not None and reference.metric == data.objective else None
+
+
+def _paper_note(data: ReportData, what: str) -> tuple[Reference | None, str]:
+    reference = _reference(data)
     paper = (
-        " 'paper': the published number (ResNet-50/ViT-B/16 on the real data set), matched by component names."
-        if with_paper
+        f" 'paper': the published number ({reference.source}; {reference.path.name}), matched by component names."
+        if reference
         else ""
     )
-    return with_paper, f"{what} in the layout of the paper's table, averaged over any other axes.{paper} {STATS_NOTE}"
+    return reference, f"{what} in the layout of the paper's table, averaged over any other axes.{paper} {STATS_NOTE}"
+
+
+def _chain_label(chain: tuple[str, ...]) -> str:
+    return " + ".join(component_label(step) for step in chain) or "none"
 
 
 def _transfer_table(data: ReportData) -> Table | None:
@@ -579,12 +565,15 @@ def _transfer_table(data: ReportData) -> Table | None:
     )
     roles = list(TRANSFER_PATHS)
     table = grouped(scored, roles, [objective]).reset_index()
-    order = {role: [k[i] for k in PAPER_TRANSFER] for i, role in enumerate(roles)}
+    reference, note = _paper_note(data, "Knowledge transfer")
+    published = {tuple(map(component_label, k)): v for k, v in (reference.transfer if reference else {}).items()}
+    # rows in the reference's order (the paper's), others after them
+    order = {role: list(dict.fromkeys(k[i] for k in published)) for i, role in enumerate(roles)}
     rank = [table[r].map(lambda v, r=r: order[r].index(v) if v in order[r] else len(order[r])) for r in roles]
     table = table.iloc[np.lexsort(rank[::-1])].reset_index(drop=True)
-    with_paper, note = _paper_note(data, "Knowledge transfer")
+    with_paper = reference is not None
     if with_paper:
-        table["paper"] = [PAPER_TRANSFER.get(tuple(map(_bare, k))) for k in table[roles].itertuples(index=False)]
+        table["paper"] = [published.get(tuple(map(_bare, k))) for k in table[roles].itertuples(index=False)]
     shown = table[roles].copy()
     shown["level"] += table["mark"]
     _result_columns(shown, table, objective)
@@ -608,9 +597,10 @@ def _lambda_table(data: ReportData) -> Table | None:
     # configurations of other grids (e.g. single-network baselines) set no lambda: they belong to other tables
     table = marginal(data, axis)
     table = table[table[axis.name] != MISSING].reset_index(drop=True)
-    with_paper, note = _paper_note(data, "λ sweep")
+    reference, note = _paper_note(data, "λ sweep")
+    with_paper = reference is not None
     if with_paper:
-        table["paper"] = table[axis.name].map(lambda v: PAPER_LAMBDA.get(axis.positions.get(v)))
+        table["paper"] = table[axis.name].map(lambda v: reference.lambdas.get(axis.positions.get(v)))
     rows = {
         f"{objective} mean": table[f"{objective}.mean"].map(number),
         "95% CI": [interval(r, objective) for _, r in table.iterrows()],
@@ -632,7 +622,7 @@ def _postprocess_table(data: ReportData) -> Table | None:
     per_seed = data.completed.pivot_table(index=axis.column, columns="seed", values=column)
     seeds = list(per_seed.columns)[:MAX_SEED_COLUMNS]
     table = table.join(per_seed[seeds].add_prefix("seed ").reindex(table[axis.name]).reset_index(drop=True))
-    with_paper, note = _paper_note(data, "Post-processing")
+    reference, note = _paper_note(data, "Post-processing")
     note += " Seed columns: the objective of that seed alone" + (
         f" (first {MAX_SEED_COLUMNS} seeds)." if len(per_seed.columns) > MAX_SEED_COLUMNS else "."
     )
@@ -640,8 +630,9 @@ def _postprocess_table(data: ReportData) -> Table | None:
     for seed in seeds:
         shown[f"seed {seed}"] = table[f"seed {seed}"].map(number)
     _result_columns(shown, table, objective)
-    if with_paper:
-        paper = table[axis.name].map(lambda v: PAPER_POSTPROCESS.get(_bare(v), (None, None)))
+    if reference is not None:
+        published = {_chain_label(chain): seeds for chain, seeds in reference.postprocess.items()}
+        paper = table[axis.name].map(lambda v: published.get(_bare(v), (None, None)))
         table["paper_best_seed"], table["paper_worse_seed"] = paper.str[0], paper.str[1]
         shown["paper best seed"] = table["paper_best_seed"].map(number)
         shown["paper worse seed"] = table["paper_worse_seed"].map(number)

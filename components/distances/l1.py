@@ -5,7 +5,7 @@ import torch
 from ablate import DISTANCES
 
 
-@DISTANCES.register("l1")
+@DISTANCES.register("l1", label="L1")
 def l1():
     """Mean absolute difference per vector."""
 

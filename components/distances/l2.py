@@ -5,7 +5,7 @@ import torch
 from ablate import DISTANCES
 
 
-@DISTANCES.register("l2")
+@DISTANCES.register("l2", label="L2")
 def l2():
     """Euclidean norm of the difference per vector, ||a - b||_2 (unnormalised: co-training can collapse)."""
 

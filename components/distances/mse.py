@@ -5,7 +5,7 @@ import torch
 from ablate import DISTANCES
 
 
-@DISTANCES.register("mse")
+@DISTANCES.register("mse", label="MSE")
 def mse():
     """Mean squared difference per vector, mean((a - b)^2)."""
 

@@ -19,7 +19,7 @@ def _chimney_only(ev: Evaluation) -> np.ndarray | None:
     return (ev.cooccur_masks > 0) & (ev.masks == 0)
 
 
-@METRICS.register("chimney_claimed")
+@METRICS.register("chimney_claimed", cooccurrence=True)
 def chimney_claimed(ev: Evaluation) -> float:
     """Share of co-occurring object (chimney) pixels marked smoke; lower is better."""
     chimney = _chimney_only(ev)
@@ -40,7 +40,7 @@ def chimney_per_tp(ev: Evaluation) -> float:
     return ratio(np.count_nonzero(chimney & ev.pred), np.count_nonzero(ev.pred & (ev.masks > 0)))
 
 
-@METRICS.register("chimney_only_fpr")
+@METRICS.register("chimney_only_fpr", cooccurrence=True)
 def chimney_only_fpr(ev: Evaluation) -> float:
     """Share of smoke-free test images showing a chimney that are classified smoke; lower is better.
 

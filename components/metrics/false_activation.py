@@ -7,7 +7,7 @@ import numpy as np
 from ablate import METRICS, Evaluation, ratio
 
 
-@METRICS.register("false_activation")
+@METRICS.register("false_activation", cooccurrence=True)
 def false_activation(ev: Evaluation) -> float:
     """Fraction of pixels of smoke-free images (label 0) marked smoke; lower is better."""
     free = ev.pred[ev.labels == 0]

@@ -7,7 +7,7 @@ import numpy as np
 from ablate import METRICS, Evaluation, confusion_matrix, mean_defined
 
 
-@METRICS.register("miou")
+@METRICS.register("miou", label="mIoU")
 def miou(ev: Evaluation) -> float:
     """Mean of background and smoke IoU from one confusion matrix over all test pixels.
 

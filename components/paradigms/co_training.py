@@ -3,7 +3,7 @@
 from ablate import PARADIGMS, classification_loss
 
 
-@PARADIGMS.register("co_training")
+@PARADIGMS.register("co_training", label="co-training")
 class CoTraining:
     """Both networks trained jointly with L_cls(cnn) + L_cls(vit) + lambda * L_tf, L_tf flowing into both."""
 

@@ -3,7 +3,7 @@
 from ablate import PARADIGMS, classification_loss
 
 
-@PARADIGMS.register("teacher_student")
+@PARADIGMS.register("teacher_student", label="teacher-student")
 class TeacherStudent:
     """Teacher trained first with L_cls, then frozen; student trained with L_cls + lambda * L_tf."""
 

@@ -65,7 +65,7 @@ def _grid(images: np.ndarray, stride: int) -> tuple[int, int]:
     return max(1, images.shape[1] // stride), max(1, images.shape[2] // stride)
 
 
-@POSTPROCESSORS.register("affinitynet")
+@POSTPROCESSORS.register("affinitynet", label="AffinityNet")
 class AffinityNet:
     """AffinityNet (learned affinities from CAM seeds + random walk); it hurt in the paper (49.16 vs 52.52 with CRF).
 

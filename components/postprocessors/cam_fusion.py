@@ -24,7 +24,7 @@ def fuse(maps: Iterable[np.ndarray], mode: str) -> np.ndarray:
     return minmax(total)  # for "mean" the sum suffices: min-max removes the 1/count factor
 
 
-@POSTPROCESSORS.register("cam_fusion")
+@POSTPROCESSORS.register("cam_fusion", label="CAM fusion")
 class CamFusion:
     """CAM fusion: mean or max of Grad-CAMs from several layers (paper: ViT blocks 8, 9, 11, 12).
 

@@ -77,7 +77,7 @@ def combine(cams: np.ndarray, probability: np.ndarray, mode: str, gate_threshold
     return minmax(out)
 
 
-@POSTPROCESSORS.register("clip")
+@POSTPROCESSORS.register("clip", label="CLIP")
 class Clip:
     """CLIP text-prompt similarity of patch tokens combined with the CAM (the paper's failed CLIP step).
 

@@ -46,7 +46,7 @@ def dense_crf(
     return np.asarray(crf.inference(iterations), dtype=np.float32).reshape(2, height, width)
 
 
-@POSTPROCESSORS.register("crf")
+@POSTPROCESSORS.register("crf", label="CRF")
 class Crf:
     """Dense CRF: smoke = argmax of the CRF posterior; CAMs become the posterior smoke probability.
 

@@ -6,7 +6,7 @@ from ablate import POSTPROCESSORS, PostContext, PostState
 from components.postprocessors.cam_fusion import fuse
 
 
-@POSTPROCESSORS.register("multiscale")
+@POSTPROCESSORS.register("multiscale", label="multi-scale")
 class MultiScale:
     """Multi-scale CAMs: mean over input scales (and optional horizontal flips), renormalised per image.
 

@@ -25,7 +25,7 @@ def best_threshold(cam: np.ndarray, truth: np.ndarray, grid: np.ndarray) -> floa
     return float(grid[len(grid) - 1 - int(np.argmax(ious[::-1]))])
 
 
-@POSTPROCESSORS.register("oracle_threshold")
+@POSTPROCESSORS.register("oracle_threshold", label="oracle threshold")
 class OracleThreshold:
     """ORACLE: per-image threshold chosen against the ground truth (an upper bound, not a method).
 

@@ -81,7 +81,7 @@ def build_tiny_sam() -> Any:
     )
 
 
-@POSTPROCESSORS.register("sam")
+@POSTPROCESSORS.register("sam", label="SAM")
 class SamSelect:
     """SAM automatic masks overlapping the CAM seed, OR'd with the seed (the paper's future-work step).
 

@@ -17,7 +17,7 @@ def apply_threshold(state: PostState, thresholds: float | np.ndarray) -> PostSta
     return state.with_(mask=state.cams >= per_image)
 
 
-@POSTPROCESSORS.register("threshold")
+@POSTPROCESSORS.register("threshold", default=True)
 class Threshold:
     """Fixed threshold: smoke where the normalised CAM >= value (the paper uses 0.3).
 

@@ -56,6 +56,34 @@ def test_create_passes_injected_and_user_parameters() -> None:
     assert (widget.in_channels, widget.size, widget.scale) == (3, 7, 0.5)
 
 
+def test_build_takes_a_config_spec_without_its_harness_keys() -> None:
+    registry = Registry("widgets", "factory(in_channels, **params)", injected=("in_channels",), harness_keys=("where",))
+    registry.register("widget")(Widget)
+    widget = registry.build({"name": "widget", "size": 7, "where": "ignored"}, in_channels=3)
+    assert (widget.in_channels, widget.size, widget.scale) == (3, 7, 0.5)
+    with pytest.raises(
+        RegistryError, match="unknown parameter 'sise' for widgets 'widget' \\(did you mean 'size'\\?\\)"
+    ):
+        registry.build({"name": "widget", "sise": 7}, in_channels=3)
+
+
+def test_labels_and_metadata_come_from_registration() -> None:
+    registry = _widgets()
+    registry.register("crf_like", label="CRF-like", default=True)(Widget)
+    assert registry.get("crf_like").label == "CRF-like" and registry.get("widget").label == "widget"
+    assert registry.tagged("default") == ["crf_like"] and registry.tagged("nothing") == []
+
+
+def test_the_built_in_labels_and_tags_the_report_reads() -> None:
+    from ablate import METRICS, POSTPROCESSORS
+    from ablate._report._model import component_label, cooccurrence_metrics
+
+    assert component_label("teacher_student") == "teacher-student" and component_label("crf") == "CRF"
+    assert component_label("not_registered") == "not_registered"
+    assert cooccurrence_metrics() == ["chimney_claimed", "chimney_only_fpr", "false_activation"]
+    assert METRICS.tagged("default_objective") == ["smoke_iou"] and POSTPROCESSORS.tagged("default") == ["threshold"]
+
+
 def test_duplicate_name_is_refused_and_keeps_the_first() -> None:
     registry = _widgets()
     with pytest.raises(RegistryError, match=rf"widgets: 'widget' is already registered \(by {__name__}\)"):

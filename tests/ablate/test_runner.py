@@ -141,9 +141,28 @@ def test_sigkill_at_any_moment_loses_at_most_the_trial_in_progress(tmp_path):
     assert interrupted and all("interrupted: worker" in t.user_attrs["error"] for t in interrupted)
 
 
-def test_ctrl_c_marks_the_trial_and_resume_reruns_it(tmp_path):
-    study = write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"train.lr": [1e-3, 2e-3]})
-    out = tmp_path / "out"
+SLOW_STEP = """
+import os, time
+from ablate import POSTPROCESSORS
+
+@POSTPROCESSORS.register("test_hold")
+def test_hold():
+    \"\"\"Holds the trial while the file named by $ABLATE_TEST_HOLD exists.\"\"\"
+    def step(state, ctx):
+        while os.path.exists(os.environ.get("ABLATE_TEST_HOLD", "")):
+            time.sleep(0.05)
+        return state
+    return step
+"""
+
+
+def test_ctrl_c_marks_the_trial_and_resume_reruns_it(tmp_path, monkeypatch):
+    (tmp_path / "hold_step.py").write_text(SLOW_STEP)  # beside the study file: importable from there
+    config = {**TINY, "paradigm": {"name": "single"}, "postprocess": ["test_hold", "threshold"]}
+    study = write_study(tmp_path, config=config, grid={"train.lr": [1e-3, 2e-3]}, plugins=["hold_step"])
+    out, hold = tmp_path / "out", tmp_path / "hold"
+    hold.touch()  # the first trial stays in its post-processing step until the interrupt
+    monkeypatch.setenv("ABLATE_TEST_HOLD", str(hold))
     proc = _spawn(study, out)
     _wait_for_running(out, proc)
     proc.send_signal(signal.SIGINT)
@@ -151,6 +170,7 @@ def test_ctrl_c_marks_the_trial_and_resume_reruns_it(tmp_path):
     assert [t.user_attrs["error"] for t in trials(out) if t.state.name == "FAIL"] == [
         "interrupted by user (Ctrl-C); it runs again on resume"
     ]
+    hold.unlink()
     assert _spawn(study, out).wait(timeout=300) == 0
     assert len(completed_identities(out)) == 2
 

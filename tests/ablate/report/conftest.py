@@ -15,6 +15,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
+from ablate._reference import load_reference
 from ablate._runner import config_id, encode, identity
 from ablate._study import Objective, Study
 
@@ -35,6 +36,9 @@ class Spec:
     error: str = ""
 
 
+PAPER = Path(__file__).resolve().parents[3] / "studies" / "references" / "paper.yaml"
+
+
 def make_study(folder: Path, grid: dict[str, list[Any]] | None = None, seeds: int = 2, **extra: Any) -> Study:
     """A study whose file exists (the report shows it); ``extra`` overrides any other field."""
     path = folder / "study.yaml"
@@ -52,6 +56,7 @@ def make_study(folder: Path, grid: dict[str, list[Any]] | None = None, seeds: in
         "seeds": list(range(seeds)),
         "objectives": [Objective("smoke_iou", "maximize")],
         "baseline": None,
+        "reference": load_reference(PAPER),
     }
     return Study(**(fields | extra))
 

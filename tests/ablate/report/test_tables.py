@@ -181,6 +181,16 @@ def test_paper_layouts_and_oracle_labels(synthetic, tmp_path):
     assert any("[oracle]" in c for c in tables["baseline"].shown["configuration"])
 
 
+def test_paper_layouts_without_a_reference_have_no_paper_column(synthetic, tmp_path):
+    grid = {"postprocess": [[], [{"name": "crf"}]]}
+    specs = synthetic.grid(grid, 2, lambda p: 0.3 + 0.1 * len(p["postprocess"]), np.random.default_rng(0))
+    study = synthetic.study(tmp_path, grid, seeds=2, reference=None)
+    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    post = {t.name: t for t in build_tables(data, configurations(data))}["paper-postprocess"]
+    assert "paper best seed" not in post.shown and "paper_best_seed" not in post.data
+    assert "published number" not in post.note
+
+
 def test_value_labels():
     assert value_label('[{"name": "crf", "sxy": 3}, {"name": "multiscale"}]') == "CRF(sxy=3) + multi-scale"
     assert value_label("[]") == "none"
