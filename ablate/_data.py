@@ -57,12 +57,16 @@ class Dataset:
         val: held-out images drawn from the train distribution (labels only needed), or None. Accuracy on it
             beside accuracy on a test split that breaks the train split's co-occurrence shows a shortcut.
         fingerprint: content hash of every split; part of every cache key built on this data.
+        class_name: what the masks mark (label 1), as captions and labels name it, e.g. ``"smoke"``.
+        object_name: the co-occurring object of ``cooccur_masks``, e.g. ``"chimney"``.
     """
 
     train: Split
     test: Split
     val: Split | None = None
     fingerprint: str = ""
+    class_name: str = "foreground"
+    object_name: str = "co-occurring object"
 
     def __post_init__(self) -> None:
         self.train.check("train split")

@@ -44,6 +44,7 @@ def trials_frame(runner: StudyRunner) -> pd.DataFrame:
             "trainings": attrs.get("trainings", math.nan),
             "oracle": bool(attrs.get("oracle", False)),
             "device": attrs.get("device"),
+            "names": attrs.get("names"),
             "error": attrs.get("error", "") if trial.state != TrialState.COMPLETE else "",
             "baseline": runner.study.is_baseline(params),
             "per_image_iou": attrs.get("per_image_iou"),

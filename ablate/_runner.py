@@ -567,6 +567,7 @@ class StudyRunner:
             "oracle": result.oracle,
             "runtime": runtime,
             "device": result.device,
+            "names": result.names,
         }
         for key, value in attrs.items():
             trial.set_user_attr(key, value)

@@ -52,6 +52,7 @@ class TrialResult:
         checkpoints: weight files (in the stage cache) of the networks this trial trained or loaded.
         device: where it ran, e.g. ``cpu`` or ``cuda (NVIDIA H100 80GB HBM3)``.
         config: the resolved config.
+        names: ``class`` (what the masks mark) and ``object`` (the co-occurring object), from the dataset.
         gallery: for a fixed set of test images (see :func:`gallery_indices`): ``indices``,
             ``images``, ``masks``, ``cooccur`` (ground truth), ``cams`` and ``pred`` (this trial's output).
     """
@@ -66,6 +67,7 @@ class TrialResult:
     checkpoints: list[str] = field(default_factory=list)
     device: str = "cpu"
     config: dict[str, Any] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
     gallery: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -361,6 +363,7 @@ class TrialRun:
             checkpoints=[str(p) for p in self.trainer.checkpoints],
             device=describe_device(self.device),
             config=self.config,
+            names={"class": self.data.class_name, "object": self.data.object_name},
             gallery=gallery,
         )
 

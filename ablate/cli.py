@@ -215,7 +215,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     columns = [
         c
         for c in frame.columns
-        if c not in ("identity", "config_id", "per_image_iou", "baseline", "configuration", "trainings", "oracle")
+        if c
+        not in ("identity", "config_id", "per_image_iou", "baseline", "configuration", "trainings", "oracle", "names")
         and (not c.startswith("metric.") or c in objectives)
     ]
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):

@@ -246,6 +246,11 @@ class ReportData:
         metric = self.study.objectives[0].metric
         return metric if metric in self.metrics else None
 
+    def names(self) -> dict[str, str]:
+        """``class`` and ``object``: what the masks and co-occurrence masks mark, as the trials' dataset names them."""
+        stored = [n for n in self.frame.get("names", pd.Series(dtype=object)) if isinstance(n, dict)]
+        return {"class": "foreground", "object": "co-occurring object", **(stored[-1] if stored else {})}
+
     @property
     def completed(self) -> pd.DataFrame:
         return self.scored[self.scored["state"].eq("COMPLETE")]

@@ -32,7 +32,7 @@ FANOVA_TREES = 32
 MAX_GALLERY_ROWS = 8
 PANEL, GAP = 96, 4  # gallery panel side and gap, pixels
 LABEL_WIDTH = 38
-SMOKE, CHIMNEY, PRED = "lime", "cyan", (1.0, 0.15, 0.1)
+CLASS_OUTLINE, OBJECT_OUTLINE, PRED = "lime", "cyan", (1.0, 0.15, 0.1)
 INTERVALS = "Dots: mean with its 95% t-interval over seeds; small dots: single trials."
 
 
@@ -218,9 +218,10 @@ def per_image_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
     long = long.assign(iou=pd.to_numeric(long["per_image_iou"])).dropna(subset=["iou"])
     if long.empty:
         return None
+    fg = data.names()["class"]
     caption = (
-        "Smoke IoU of every test image with smoke, pooled over seeds, per configuration in rank order: box = "
-        "quartiles, whiskers = 1.5 IQR, triangle = mean (the objective when it is smoke_iou)."
+        f"{fg.capitalize()} IoU of every test image with {fg}, pooled over seeds, per configuration in rank order: "
+        "box = quartiles, whiskers = 1.5 IQR, triangle = mean (the objective when it is the mean of these)."
         + _selection_note(shown, summary)
     )
     fig = page("Per-image IoU", caption)
@@ -240,7 +241,7 @@ def per_image_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
         box.set_facecolor(data.colour("", configuration))
     _row_labels(ax, range(1, len(order) + 1), order)
     ax.invert_yaxis()
-    ax.set_xlabel("smoke IoU per image")
+    ax.set_xlabel(f"{fg} IoU per image")
     ax.grid(axis="x", alpha=0.3)
     return Plot("per-image-iou", fig)
 
@@ -323,11 +324,11 @@ def _sources(data: ReportData, summary: pd.DataFrame) -> list[tuple[str, pd.Seri
     return [(role, row, dict(np.load(paths[min(common or paths)]))) for role, row, paths in stored]
 
 
-def _case(mask: np.ndarray, chimney: np.ndarray | None) -> str:
-    smoke, obj = bool(mask.any()), chimney is not None and bool(chimney.any())
-    return {(True, True): "smoke + chimney", (True, False): "smoke", (False, True): "chimney"}.get(
-        (smoke, obj), "clean"
-    )
+def _case(mask: np.ndarray, other: np.ndarray | None, names: dict[str, str]) -> str:
+    """Which of the class and the co-occurring object a test image shows, e.g. ``smoke + chimney``."""
+    shown = [names["class"]] if mask.any() else []
+    shown += [names["object"]] if other is not None and other.any() else []
+    return " + ".join(shown) or "clean"
 
 
 class _Mosaic:
@@ -351,13 +352,13 @@ class _Mosaic:
         y, x = self.origin(row, column)
         self.pixels[y : y + self.size[0], x : x + self.size[1]] = rgb
 
-    def outlines(self, rgb: np.ndarray, smoke: np.ndarray, chimney: np.ndarray | None) -> np.ndarray:
-        """``rgb`` with the border pixels of the smoke (solid) and chimney (dashed) masks painted."""
+    def outlines(self, rgb: np.ndarray, mask: np.ndarray, other: np.ndarray | None) -> np.ndarray:
+        """``rgb`` with the border pixels of the class mask (solid) and the co-occurring object's (dashed) painted."""
         rgb = rgb.copy()
-        for mask, colour, dashed in ((smoke, SMOKE, False), (chimney, CHIMNEY, True)):
-            if mask is None:
+        for outlined, colour, dashed in ((mask, CLASS_OUTLINE, False), (other, OBJECT_OUTLINE, True)):
+            if outlined is None:
                 continue
-            inside = self.fit(mask > 0)
+            inside = self.fit(outlined > 0)
             edge = inside & ~ndimage.binary_erosion(inside, border_value=1)
             if dashed:
                 yy, xx = np.indices(edge.shape)
@@ -372,13 +373,14 @@ def gallery_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
         return None
     first = sources[0][2]
     rows = min(MAX_GALLERY_ROWS, len(first["indices"]))
-    chimney = first.get("cooccur")
+    cooccur = first.get("cooccur")
+    names = data.names()
     mosaic = _Mosaic(rows, 2 + 2 * len(sources), first["images"].shape[1:])
     jet = colormaps["jet"]
     scores = []
     for r in range(rows):
         image = mosaic.fit(first["images"][r] / 255.0)
-        mask, outline = first["masks"][r], chimney[r] if chimney is not None else None
+        mask, outline = first["masks"][r], cooccur[r] if cooccur is not None else None
         mosaic.put(r, 0, image)
         mosaic.put(r, 1, mosaic.outlines(image, mask, outline))
         for p, (*_, arrays) in enumerate(sources):
@@ -391,9 +393,10 @@ def gallery_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
                 iou = per_image_iou(pred[None], mask[None])[0]
                 scores.append((*mosaic.origin(r, 3 + 2 * p), f"{iou:.2f}"))
     caption = (
-        "Fixed test images (the first of each case). Ground truth: smoke outlined green, chimney dashed cyan. Per "
-        "configuration: its CAM (jet, 0 to 1) over the image, and its pseudo-mask (red) with the same outlines; "
-        "number: the image's smoke IoU. One seed that all shown configurations completed where there is one."
+        f"Fixed test images (the first of each case). Ground truth: {names['class']} outlined green, "
+        f"{names['object']} dashed cyan. Per configuration: its CAM (jet, 0 to 1) over the image, and its "
+        f"pseudo-mask (red) with the same outlines; number: the image's {names['class']} IoU. One seed that all "
+        "shown configurations completed where there is one."
     )
     fig = page("Qualitative gallery", caption)
     ax, key = fig.subplots(1, 2, width_ratios=[3, 1])
@@ -409,11 +412,11 @@ def gallery_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
     ax.set_xticks([mosaic.origin(0, c)[1] + width / 2 for c in range(len(titles))], titles, fontsize=7)
     for label, colour in zip(ax.get_xticklabels(), colours, strict=True):
         label.set_color(colour)
-    names = [
-        f"{_case(first['masks'][r], chimney[r] if chimney is not None else None)}\n{first['names'][i]}"
+    row_names = [
+        f"{_case(first['masks'][r], cooccur[r] if cooccur is not None else None, names)}\n{first['names'][i]}"
         for r, i in enumerate(first["indices"][:rows])
     ]
-    ax.set_yticks([mosaic.origin(r, 0)[0] + height / 2 for r in range(rows)], names, fontsize=7)
+    ax.set_yticks([mosaic.origin(r, 0)[0] + height / 2 for r in range(rows)], row_names, fontsize=7)
     key.axis("off")
     y = 1.0
     for role, row, _ in sources:
@@ -437,7 +440,8 @@ def critical_difference_figure(data: ReportData, summary: pd.DataFrame) -> Plot 
         return None
     ranks, cd, k = test.ranks, test.critical_difference, len(test.ranks)
     caption = (
-        f"Average rank of per-image smoke IoU over {test.blocks} (seed, test image) blocks, 1 = best. Friedman "
+        f"Average rank of per-image {data.names()['class']} IoU over {test.blocks} (seed, test image) blocks, "
+        "1 = best. Friedman "
         f"chi2 = {test.statistic:.2f}, p {_p(test.p)}. Bars join configurations whose average ranks differ by "
         f"less than the critical difference CD = {cd:.3f} (Nemenyi, alpha 0.05): those the test cannot tell apart."
     )

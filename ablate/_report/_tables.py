@@ -400,7 +400,7 @@ def _friedman_table(test: Friedman) -> Table:
     data = pd.DataFrame({"configuration": test.ranks.index, "average_rank": test.ranks.to_numpy()})
     shown = pd.DataFrame({"configuration": data["configuration"], "average rank": data["average_rank"].map(number)})
     note = (
-        f"Friedman test over {test.blocks} blocks (seed, test image) of per-image smoke IoU: chi2 = "
+        f"Friedman test over {test.blocks} blocks (seed, test image) of per-image IoU: chi2 = "
         f"{test.statistic:.2f}, p = {p_value(test.p)}. Rank 1 is the best IoU in a block; two configurations whose "
         f"average ranks differ by more than the critical difference {test.critical_difference:.3f} differ at "
         f"alpha {ALPHA} (Nemenyi; Demsar, JMLR 2006). Blocks share images across seeds, so they are not independent."
@@ -495,7 +495,7 @@ def _comparison_table(data: ReportData, compared: pd.DataFrame) -> Table:
     shown["p Holm (images)"] = compared["p_images_holm"].map(p_value)
     note = (
         f"Difference from the baseline (configuration minus baseline). Seeds: {objective} of the seeds both "
-        f"completed, paired t-test below {WILCOXON_FROM} pairs, else Wilcoxon signed-rank. Images: smoke IoU "
+        f"completed, paired t-test below {WILCOXON_FROM} pairs, else Wilcoxon signed-rank. Images: IoU "
         "per test image paired by image index within shared seeds, pooled, Wilcoxon signed-rank (two-sided). "
         "p Holm: Holm's adjustment over all rows of the table (many configurations against one baseline). "
         "d_z: effect size, mean over standard deviation of the paired seed differences. "

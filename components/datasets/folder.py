@@ -158,6 +158,7 @@ def folder(
     tile_stride: int | None = None,
     min_smoke_fraction: float = 0.0,
     max_tiles_per_image: int | None = None,
+    object_name: str = "co-occurring object",
     *,
     cache_dir: Path | None = None,
 ) -> Dataset:
@@ -178,6 +179,8 @@ def folder(
         min_smoke_fraction: Keep only test tiles with at least this fraction of smoke pixels
             (0 keeps all; a tiny positive value keeps the smoke-containing ones, as in the paper).
         max_tiles_per_image: Keep at most this many tiles per image, those with most smoke first.
+        object_name: What ``test/cooccur`` masks mark (e.g. ``chimney``, ``water``), as the report names it;
+            the class the masks mark is named by ``classes[1]``.
         cache_dir: Harness cache folder (injected; unused, the files are read directly).
     """
     _check_params(image_size, classes, tile, tile_stride, min_smoke_fraction, max_tiles_per_image)
@@ -232,7 +235,7 @@ def folder(
         cooccur_masks=np.stack(cooccurs) if cooccur_dir is not None else None,
         names=names,
     )
-    return Dataset(train=train, test=test, val=val)
+    return Dataset(train=train, test=test, val=val, class_name=classes[1], object_name=object_name)
 
 
 def _labelled_split(root: Path, split: str, csv_file: str | None, classes: tuple[str, ...], size: int) -> Split:

@@ -320,4 +320,10 @@ def synthetic_smoke(
         )
 
     # Dataset hashes the splits itself; the file fingerprint only guards the cache.
-    return Dataset(train=split("train"), test=split("test"), val=split("val") if n_val else None)
+    return Dataset(
+        train=split("train"),
+        test=split("test"),
+        val=split("val") if n_val else None,
+        class_name="smoke",
+        object_name="chimney",
+    )

@@ -68,8 +68,11 @@ def _distribution(study: Study, path: str, specs: list[Spec]) -> Any:
     return CategoricalDistribution(list(dict.fromkeys(encode(s.params[path]) for s in specs if path in s.params)))
 
 
-def make_runner(study: Study, specs: list[Spec], folder: Path, artifacts: bool = True) -> SimpleNamespace:
-    """A stand-in for an opened StudyRunner holding ``specs`` as stored trials (and their gallery artifacts)."""
+def make_runner(
+    study: Study, specs: list[Spec], folder: Path, artifacts: bool = True, names: dict[str, str] | None = None
+) -> SimpleNamespace:
+    """A stand-in for an opened StudyRunner holding ``specs`` as stored trials (and their gallery artifacts);
+    ``names``: the class and object names the trials' dataset gave (not stored when None)."""
     optuna_study = optuna.create_study(directions=[o.direction for o in study.objectives])
     paths = {p for s in specs for p in s.params}
     distributions = {p: _distribution(study, p, specs) for p in paths}
@@ -84,6 +87,7 @@ def make_runner(study: Study, specs: list[Spec], folder: Path, artifacts: bool =
         }
         if done:
             attrs |= {"metrics": spec.metrics, "per_image_iou": spec.per_image, "oracle": spec.oracle, "runtime": 1.0}
+            attrs |= {"names": names} if names else {}
         else:
             attrs["error"] = spec.error
         optuna_study.add_trial(

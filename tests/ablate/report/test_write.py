@@ -163,3 +163,23 @@ def test_union_grid_axes_get_no_heat_map(synthetic, tmp_path):
     specs = [synthetic.Spec(p, seed, metrics={"smoke_iou": 0.1 * seed + 0.2}) for p in params for seed in range(2)]
     data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
     assert len(data.axes) == 2 and heatmap_figures(data) == []
+
+
+def test_captions_and_gallery_rows_name_what_the_dataset_names(synthetic, tmp_path):
+    """Another data set, another co-occurring object: nothing in the figures speaks of smoke or chimneys."""
+    from ablate._report._plots import gallery_figure, per_image_figure
+    from ablate._report._tables import configurations
+
+    grid = {"transfer.lambda": [0.5, 1.0]}
+    specs = synthetic.grid(grid, 2, lambda p: 0.2 + 0.2 * p["transfer.lambda"], np.random.default_rng(0))
+    study = synthetic.study(tmp_path, grid, seeds=2)
+    runner = synthetic.runner(study, specs, tmp_path, names={"class": "boat", "object": "water"})
+    data = prepare(trials_frame(runner), study, tmp_path)
+    summary = configurations(data)
+    gallery = gallery_figure(data, summary).figure
+    texts = [t.get_text() for t in gallery.texts] + [t.get_text() for ax in gallery.axes for t in ax.get_yticklabels()]
+    assert any("Ground truth: boat outlined green, water dashed cyan" in t for t in texts)
+    assert {"boat + water", "boat", "water", "clean"} <= {t.split("\n")[0] for t in texts}
+    assert not any("smoke" in t.lower() or "chimney" in t.lower() for t in texts)
+    per_image = per_image_figure(data, summary).figure
+    assert any(t.get_text().startswith("Boat IoU of every test image with boat") for t in per_image.texts)

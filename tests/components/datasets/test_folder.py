@@ -93,8 +93,9 @@ def test_optional_val_split_from_class_folders(root: Path) -> None:
 def test_custom_class_folders(root: Path) -> None:
     (root / "train" / "no_smoke").rename(root / "train" / "clear")
     (root / "train" / "smoke").rename(root / "train" / "plume")
-    data = _create(root, image_size=16, classes=["clear", "plume"])
+    data = _create(root, image_size=16, classes=["clear", "plume"], object_name="chimney stack")
     assert data.train.labels.tolist() == [0, 0, 1, 1]
+    assert (data.class_name, data.object_name) == ("plume", "chimney stack")  # what reports call them
 
 
 def test_csv_labels_by_name_and_index(root: Path) -> None:

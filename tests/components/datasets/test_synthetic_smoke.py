@@ -58,6 +58,7 @@ def test_default_shapes_and_dtypes(default: tuple[Dataset, Path]) -> None:
         assert set(np.unique(split.masks)) <= {0, 1} and set(np.unique(split.cooccur_masks)) <= {0, 1}
         assert split.labels.dtype == np.int64 and int(split.labels.sum()) == n // 2
         assert len(set(split.names)) == n
+    assert (data.class_name, data.object_name) == ("smoke", "chimney")
 
 
 def test_chimney_predicts_train_label_but_not_test_label(default: tuple[Dataset, Path]) -> None:
