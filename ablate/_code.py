@@ -2,18 +2,21 @@
 
 A stage's key holds, beside the configuration, the hash of the source files that compute the stage: the
 harness modules it runs and the defining module of every component it uses, with the private helper
-modules (``components/<kind>/_*.py``) that module takes names from. Editing a post-processor thus
-invalidates only post-processing entries, editing a loss only the models trained with it.
+modules (``components/<kind>/_*.py``) and the shared ``ablate`` helpers that module takes names from.
+Editing a post-processor thus invalidates only post-processing entries, editing a loss only the models
+trained with it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import sys
 import types
 from pathlib import Path
 
+from ablate._plugins import BUILT_IN
 from ablate._registry import Registry
 
 #: Harness modules whose code decides a trained model, and CAMs or post-processing on top of it.
@@ -44,14 +47,27 @@ def module_hash(name: str) -> str:
     return digest
 
 
+def _package(name: str) -> str:
+    """The package whose modules count as a component's helpers: the built-ins' or a plugin's top level."""
+    return BUILT_IN if name.startswith(f"{BUILT_IN}.") else name.split(".")[0]
+
+
 def _helpers(name: str) -> set[str]:
-    """Modules (other than ``name``) in ``name``'s top-level package that ``name`` imports or takes names from."""
+    """Modules (other than ``name``) that ``name`` imports or takes functions and classes from: in its own
+    package (``components/<kind>/_*.py``, sibling variants) and the ``ablate`` modules defining the shared
+    helpers it calls (``ablate.minmax``: ``ablate._cams``)."""
     module = sys.modules.get(name)
-    package = name.split(".")[0]
+    package = _package(name)
     found = set()
     for value in vars(module).values() if module else ():
-        origin = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
-        if isinstance(origin, str) and origin.split(".")[0] == package and origin != name:
+        if isinstance(value, types.ModuleType):
+            origin = value.__name__
+        elif inspect.isfunction(value) or inspect.isclass(value):
+            origin = value.__module__
+        else:  # instances (registries, constants) carry no code of their own
+            continue
+        in_package = origin == package or origin.startswith(f"{package}.")
+        if origin != name and (in_package or origin.startswith("ablate._")):
             found.add(origin)
     return found
 

@@ -14,6 +14,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 ENTRY_POINT_GROUP = "ablate.plugins"
+# the top-level components/ folder, installed (and linked in a source checkout) as ablate/components, so that
+# no package named "components" lands on anyone's path
+BUILT_IN = "ablate.components"
 _loaded: set[str] = set()
 
 
@@ -51,12 +54,11 @@ def load_components(plugins: Iterable[str] = (), origin: str = "plugins", folder
         folder = Path(folder).resolve()
         if str(folder) not in sys.path:  # kept: worker processes unpickle plugin functions by module name
             sys.path.insert(0, str(folder))
-    if "components" not in _loaded:
-        import components
-
-        for info in pkgutil.walk_packages(components.__path__, "components."):
+    if BUILT_IN not in _loaded:
+        built_in = importlib.import_module(BUILT_IN)
+        for info in pkgutil.walk_packages(built_in.__path__, f"{BUILT_IN}."):
             _import(info.name, "built-in components")
-        _loaded.add("components")
+        _loaded.add(BUILT_IN)
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             _import(ep.value.split(":")[0], f"entry point '{ep.name}'")
     for module in plugins:

@@ -28,7 +28,7 @@ from ablate._data import Dataset
 from ablate._evaluation import Evaluation
 from ablate._metrics import evaluate, per_image_iou
 from ablate._models import build_network
-from ablate._plugins import load_components
+from ablate._plugins import BUILT_IN, load_components
 from ablate._postprocess import PostState
 from ablate._registries import CAMS, DATASETS, METRICS, PARADIGMS, POSTPROCESSORS
 from ablate._train import Diverged, Trainer, to_tensor
@@ -201,7 +201,7 @@ def image_pool(workers: int) -> ProcessPoolExecutor:
     """
     if workers not in _pools:
         context = get_context("forkserver")
-        context.set_forkserver_preload(["ablate", "components"])
+        context.set_forkserver_preload(["ablate", BUILT_IN])
         _pools[workers] = ProcessPoolExecutor(
             workers, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)
         )

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ablate import DATASETS, Dataset, Split, fingerprint_arrays
-from components.datasets._scene import blend, rect_mask, smooth_noise, soft_blobs, to_uint8, vertical_gradient
+from ablate.components.datasets._scene import blend, rect_mask, smooth_noise, soft_blobs, to_uint8, vertical_gradient
 
 # Bump whenever the drawing or planning changes, so caches of the old data are not reused.
 _VERSION = 2

@@ -9,7 +9,7 @@ import numpy as np
 from scipy import sparse
 
 from ablate import POSTPROCESSORS, PostContext, PostState, minmax
-from components.postprocessors._maps import resize
+from ablate.components.postprocessors._maps import resize
 
 # (features [C, h, w], i, j) -> affinity in [0, 1] of each pixel pair (i[k], j[k]) (flat indices)
 PairAffinity = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from ablate import POSTPROCESSORS, PostContext, PostState
-from components.postprocessors._maps import resize
-from components.postprocessors.affinity import check_walk_params, neighbour_pairs, propagate
+from ablate.components.postprocessors._maps import resize
+from ablate.components.postprocessors.affinity import check_walk_params, neighbour_pairs, propagate
 
 _BATCH = 8
 _EPS = 1e-5

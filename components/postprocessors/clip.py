@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ablate import POSTPROCESSORS, PostContext, PostState, did_you_mean, minmax
-from components.postprocessors._maps import resize
+from ablate.components.postprocessors._maps import resize
 
 # open_clip is imported inside functions: it adds seconds to every start of `ablate`, which imports all components.
 log = logging.getLogger(__name__)

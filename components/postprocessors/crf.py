@@ -9,7 +9,7 @@ import pydensecrf.densecrf as dcrf
 from pydensecrf.utils import unary_from_softmax
 
 from ablate import POSTPROCESSORS, PostContext, PostState
-from components.postprocessors.bg_power import background_score
+from ablate.components.postprocessors.bg_power import background_score
 
 
 def dense_crf(

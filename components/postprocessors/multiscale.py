@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ablate import POSTPROCESSORS, PostContext, PostState
-from components.postprocessors.cam_fusion import fuse
+from ablate.components.postprocessors.cam_fusion import fuse
 
 
 @POSTPROCESSORS.register("multiscale", label="multi-scale")

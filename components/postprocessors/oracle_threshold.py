@@ -7,7 +7,7 @@ from functools import partial
 import numpy as np
 
 from ablate import POSTPROCESSORS, PostContext, PostState
-from components.postprocessors.threshold import apply_threshold
+from ablate.components.postprocessors.threshold import apply_threshold
 
 
 def best_threshold(cam: np.ndarray, truth: np.ndarray, grid: np.ndarray) -> float:

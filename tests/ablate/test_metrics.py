@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import ablate._metrics as metrics
-import components.metrics.false_activation  # noqa: F401  (registers the metric)
-import components.metrics.smoke_iou  # noqa: F401
+import ablate.components.metrics.false_activation  # noqa: F401  (registers the metric)
+import ablate.components.metrics.smoke_iou  # noqa: F401
 from ablate import Evaluation, RegistryError
 from ablate._metrics import (
     ORACLE_THRESHOLDS,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ablate import BACKBONES
-from components.backbones.timm_model import TimmBackbone
+from ablate.components.backbones.timm_model import TimmBackbone
 
 
 def _vit(patch: int) -> TimmBackbone:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from ablate import DATASETS, Dataset, RegistryError
-from components.datasets.folder import DatasetError
+from ablate.components.datasets.folder import DatasetError
 
 
 def _save(path: Path, array: np.ndarray) -> None:

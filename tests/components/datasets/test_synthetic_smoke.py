@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import components.datasets.synthetic_smoke as synthetic_smoke
+import ablate.components.datasets.synthetic_smoke as synthetic_smoke
 from ablate import DATASETS, Dataset, Split
 
 SMALL = {"n_train": 24, "n_test": 12}

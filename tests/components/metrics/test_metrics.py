@@ -79,7 +79,9 @@ EXPECTED = {
 
 def test_every_builtin_metric_is_covered() -> None:
     assert set(EXPECTED) <= set(METRICS.names())
-    assert {m for m in METRICS.names() if METRICS.get(m).module.startswith("components.metrics.")} == set(EXPECTED)
+    assert {m for m in METRICS.names() if METRICS.get(m).module.startswith("ablate.components.metrics.")} == set(
+        EXPECTED
+    )
 
 
 @pytest.mark.parametrize("name", EXPECTED)

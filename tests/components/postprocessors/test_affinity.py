@@ -3,7 +3,7 @@ import pytest
 from scipy import sparse
 
 from ablate import POSTPROCESSORS, PostState
-from components.postprocessors.affinity import cosine_affinity, neighbour_pairs, random_walk
+from ablate.components.postprocessors.affinity import cosine_affinity, neighbour_pairs, random_walk
 
 # a path 0 - 1 - 2 with self-loops; row sums 1.5, 2, 1.5, so T = [[2/3, 1/3, 0], [1/4, 1/2, 1/4], [0, 1/3, 2/3]]
 A = np.array([[1.0, 0.5, 0.0], [0.5, 1.0, 0.5], [0.0, 0.5, 1.0]])

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from ablate import POSTPROCESSORS, PostState
-from components.postprocessors.affinitynet import learned_affinity
+from ablate.components.postprocessors.affinitynet import learned_affinity
 
 
 def _blobs(n: int, seed: int, rim: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

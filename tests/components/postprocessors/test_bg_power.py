@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ablate import POSTPROCESSORS, PostState
-from components.postprocessors.bg_power import background_score
+from ablate.components.postprocessors.bg_power import background_score
 
 
 def _mask(cams: list[float], **params) -> np.ndarray:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ablate import POSTPROCESSORS, PostState
-from components.postprocessors import cam_fusion  # noqa: F401  (registers "cam_fusion")
+from ablate.components.postprocessors import cam_fusion  # noqa: F401  (registers "cam_fusion")
 
 # three layers' CAMs for one 1x3 image
 LAYERS = {"a": [0.0, 0.5, 1.0], "b": [0.2, 0.3, 0.0], "c": [0.1, 0.9, 0.2]}

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ablate import POSTPROCESSORS, PostState, minmax
-from components.postprocessors.clip import Clip, combine
+from ablate.components.postprocessors.clip import Clip, combine
 
 MODEL = "ViT-S-32"
 FAST = {"model": MODEL, "prompts": ["smoke"], "negative_prompts": ["sky"]}  # few prompts: cheaper text encoding

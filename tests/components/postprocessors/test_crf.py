@@ -5,7 +5,7 @@ from pydensecrf.utils import unary_from_softmax
 from scipy.ndimage import gaussian_filter
 
 from ablate import POSTPROCESSORS, PostState
-from components.postprocessors import crf  # noqa: F401  (registers "crf")
+from ablate.components.postprocessors import crf  # noqa: F401  (registers "crf")
 
 SQUARES = [(slice(5, 13), slice(6, 16)), (slice(4, 12), slice(3, 11))]
 

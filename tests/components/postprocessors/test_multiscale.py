@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ablate import POSTPROCESSORS, PostState
-from components.postprocessors import multiscale  # noqa: F401  (registers "multiscale")
+from ablate.components.postprocessors import multiscale  # noqa: F401  (registers "multiscale")
 
 
 def _minmax(x: np.ndarray) -> np.ndarray:

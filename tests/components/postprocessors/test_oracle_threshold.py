@@ -1,7 +1,7 @@
 import numpy as np
 
 from ablate import POSTPROCESSORS, PostState
-from components.postprocessors.oracle_threshold import OracleThreshold, best_threshold
+from ablate.components.postprocessors.oracle_threshold import OracleThreshold, best_threshold
 
 
 def test_picks_the_best_threshold_per_image(fake_context):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ablate import POSTPROCESSORS, PostState
-from components.postprocessors.sam import SamSelect, build_tiny_sam, select_masks
+from ablate.components.postprocessors.sam import SamSelect, build_tiny_sam, select_masks
 
 
 def _box(top: int, left: int, height: int, width: int, size: int = 10) -> np.ndarray:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ablate import POSTPROCESSORS, PostState
-from components.postprocessors.threshold import apply_threshold
+from ablate.components.postprocessors.threshold import apply_threshold
 
 
 def _state(cams: np.ndarray) -> PostState:
