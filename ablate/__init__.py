@@ -43,6 +43,16 @@ from ablate._trial import TrialResult, run_trial, validate
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # the results API imports Optuna and SQLAlchemy: only for those who ask for it
+    if name == "load_results":
+        from ablate._results import load_results
+
+        return load_results
+    raise AttributeError(f"module 'ablate' has no attribute {name!r}")
+
+
 __all__ = [
     "BACKBONES",
     "CAMS",
@@ -79,6 +89,7 @@ __all__ = [
     "fingerprint_arrays",
     "iou_at_thresholds",
     "load_components",
+    "load_results",
     "mean_defined",
     "minmax",
     "per_image_iou",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from optuna.trial import TrialState
 
 from ablate._runner import StudyRunner
+from ablate._study import Study, load_study
 
 METRIC_PREFIX = "metric."
 
@@ -55,6 +57,28 @@ def trials_frame(runner: StudyRunner) -> pd.DataFrame:
         return frame
     front = ["number", "state", "configuration", *paths, "seed"]
     return frame[front + [c for c in frame.columns if c not in front]]
+
+
+def load_results(study: str | Path | Study, out: str | Path | None = None, storage: str | None = None) -> pd.DataFrame:
+    """The trials table of a stored study, for pandas: one row per trial.
+
+    Columns: ``number``, ``state``, ``configuration``, one per searched dotted path, ``seed``,
+    ``metric.<name>`` per metric, ``runtime``, ``trainings``, ``oracle``, ``device``, ``error``,
+    ``baseline``, ``identity``, ``config_id``.
+
+    Args:
+        study: the study file (or a loaded study).
+        out: its study folder, if not ``reports/<name>``.
+        storage: its Optuna storage URL, if not the SQLite file in the study folder.
+
+    Raises:
+        ConfigError: the study file is invalid, or no such study is stored.
+    """
+    if not isinstance(study, Study):
+        study = load_study(study, check_configs=False)
+    runner = StudyRunner(study, out=out, storage=storage)
+    runner.open(create=False)
+    return trials_frame(runner).drop(columns=["per_image_iou", "names"], errors="ignore")
 
 
 def latest_per_identity(frame: pd.DataFrame) -> pd.DataFrame:

@@ -34,6 +34,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages._rdb import models  # Optuna's own schema: the claim below is one update of its trials table
 from optuna.trial import FrozenTrial, TrialState
 
+from ablate import __version__ as ablate_version
 from ablate._cache import StageCache, stable_hash
 from ablate._config import ConfigError
 from ablate._study import Study
@@ -48,6 +49,10 @@ POLL_EVERY = 2.0
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+#: Prefix of the user attribute holding one metric of a completed trial (``metric.smoke_iou``).
+METRIC_ATTR = "metric."
 
 
 def encode(value: Any) -> Any:
@@ -98,11 +103,19 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         for attempt in range(3):
             try:
                 return connect()
-            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):  # two processes create one schema
+            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as exc:
+                if not _schema_race(exc):
+                    raise
                 time.sleep(1 + attempt)
         return connect()
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as exc:
         raise ConfigError(f"storage {masked_url(url)}: cannot open it: {_cause(exc)}") from None
+
+
+def _schema_race(exc: sqlalchemy.exc.SQLAlchemyError) -> bool:
+    """Whether ``exc`` is two processes creating one schema at once (worth a retry), not a storage that is down."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in text or "locked" in text
 
 
 def masked_url(url: str) -> str:
@@ -568,9 +581,19 @@ class StudyRunner:
             "runtime": runtime,
             "device": result.device,
             "names": result.names,
+            "config": result.config,  # resolved: what `ablate export` hands on with the weights
+            "checkpoints": result.checkpoints,
+            "ablate_version": ablate_version,
         }
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
+        # one attribute per metric and the training curves, which the dashboard sorts, filters and plots
+        for name, value in result.metrics.items():
+            trial.set_user_attr(f"{METRIC_ATTR}{name}", value)
+        trial.set_user_attr("history", result.history)
+        if len(self.study.objectives) == 1:  # Optuna keeps intermediate values of single-objective studies only
+            for step, epoch in enumerate(result.history):
+                trial.report(epoch["loss"], step)
         artifacts = self.folder / "artifacts"
         artifacts.mkdir(parents=True, exist_ok=True)
         tmp = artifacts / f".trial-{trial.number}.npz"

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import hashlib
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ class Trainer:
         data: the loaded dataset.
         device: where to train.
         cache: the stage cache trained networks are stored in.
-        progress: show a bar per epoch.
+        progress: show a bar per epoch in a terminal; elsewhere (a log file) one line per epoch with its losses.
     """
 
     def __init__(
@@ -118,6 +119,7 @@ class Trainer:
         self.device = device
         self.cache = cache
         self.progress = progress
+        self.bars = progress and sys.stderr.isatty()  # bars redraw with carriage returns: a log keeps them all
         self.trainings = 0  # trainings actually executed (not loaded from the cache)
         self.history: list[dict[str, float]] = []
         self.checkpoints: list[Path] = []  # weight files of the networks this trial used
@@ -216,7 +218,7 @@ class Trainer:
                 module.train(module in trainable)
             order = torch.randperm(n, generator=generator).numpy()
             steps = range(0, n, batch)
-            bar = tqdm(steps, desc=f"{tag} epoch {epoch}/{train_cfg['epochs']}", leave=False, disable=not self.progress)
+            bar = tqdm(steps, desc=f"{tag} epoch {epoch}/{train_cfg['epochs']}", leave=False, disable=not self.bars)
             totals: dict[str, float] = {}
             pending: list[dict[str, torch.Tensor]] = []  # per-step losses still on the device
             for step, start in enumerate(bar, start=1):
@@ -242,7 +244,11 @@ class Trainer:
                     self._check_and_sum(pending, epoch, step, totals)
                     bar.set_postfix(loss=f"{totals['loss'] / step:.3f}")
                     pending = []
-            self.history.append({"tag": tag, "epoch": epoch, **{k: v / len(steps) for k, v in totals.items()}})
+            means = {k: v / len(steps) for k, v in totals.items()}
+            self.history.append({"tag": tag, "epoch": epoch, **means, "lr": scheduler.get_last_lr()[0]})
+            if self.progress and not self.bars:
+                losses = " ".join(f"{k} {v:.4f}" for k, v in means.items())
+                print(f"{tag} epoch {epoch}/{train_cfg['epochs']}: {losses}", file=sys.stderr, flush=True)
         for module, average in averages:  # the trained networks keep the averaged weights
             module.load_state_dict(average.module.state_dict())
         for module in networks.values():

@@ -239,6 +239,34 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from ablate._compare import compare_studies
+
+    outs = args.out or [None] * len(args.studies)
+    if len(outs) != len(args.studies):
+        raise ValueError(f"--out: give one folder per study ({len(args.studies)}), got {len(outs)}")
+    table = compare_studies(args.studies, outs, args.metric)
+    print(f"{table.attrs['metric']}: each configuration against the reference, over the seeds both completed")
+    with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ablate._export import chosen_trial, export_trial
+
+    runner = _runner(args)
+    runner.open(create=False)
+    trial = chosen_trial(runner, args.trial)
+    folder = export_trial(runner, trial, args.to or runner.folder / "export" / f"trial-{trial.number}")
+    print(f"trial {trial.number} ({runner.study.objectives[0].metric} {trial.values[0]:.4f}): {folder}")
+    return 0
+
+
 def cmd_cache(args: argparse.Namespace) -> int:
     from ablate import load_components
     from ablate._cache import StageCache
@@ -277,8 +305,11 @@ def _study_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ablate import __version__
+
     parser = argparse.ArgumentParser(prog="ablate", description="Ablation studies for weakly supervised segmentation")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"ablate {__version__}")
+    sub = parser.add_subparsers(dest="command")
 
     p = sub.add_parser("list", help="list registered components with their parameters")
     p.add_argument("kind", nargs="?", help="one kind, e.g. levels")
@@ -319,6 +350,21 @@ def build_parser() -> argparse.ArgumentParser:
     _study_args(p)
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("compare", help="studies side by side: every configuration against the first's baseline")
+    p.add_argument("studies", nargs="+", metavar="STUDY", help="study files; the first holds the reference")
+    p.add_argument("--out", nargs="+", metavar="DIR", help="each study's folder, in order (default reports/<name>)")
+    p.add_argument("--metric", help="metric to compare (default: the first study's first objective)")
+    p.add_argument("--csv", metavar="PATH", help="also write the table as CSV")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("export", help="copy a trial's trained weights, resolved config and metrics to a folder")
+    _study_args(p)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--best", action="store_true", help="the best completed trial by the first objective")
+    which.add_argument("--trial", type=_count(0), help="trial number (as `ablate status` lists them)")
+    p.add_argument("--to", help="destination folder (default <study folder>/export/trial-<n>)")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("cache", help="show the stage cache's size, or prune it")
     p.add_argument("--dir", help="cache folder (default $ABLATE_CACHE or ~/.cache/ablate)")
     p.add_argument("--prune", action="store_true", help="delete entries (all, or of --stage)")
@@ -335,7 +381,11 @@ def main(argv: list[str] | None = None) -> int:
     from ablate._registry import RegistryError
     from ablate._train import Diverged
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # plain `ablate`: what it can do
+        parser.print_help()
+        return 0
     try:
         return args.func(args)
     except KeyboardInterrupt:

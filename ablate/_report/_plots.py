@@ -370,7 +370,18 @@ class _Mosaic:
 def gallery_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
     sources = _sources(data, summary)
     if not sources:
-        return None
+        if data.completed.empty:
+            return None
+        # say so rather than drop the page: a report written away from the trials' study folder has no images
+        caption = (
+            f"Not shown: none of the completed trials' gallery files (artifacts/trial-<number>.npz) is in "
+            f"{data.folder}. The process that runs a trial writes them into its own study folder, so a report "
+            "written on another machine (or after they were deleted) has none; run `ablate report` where the "
+            "trials ran, or copy their artifacts/ folder here."
+        )
+        fig = page("Qualitative gallery", caption)
+        fig.subplots().axis("off")
+        return Plot("gallery", fig)
     first = sources[0][2]
     rows = min(MAX_GALLERY_ROWS, len(first["indices"]))
     cooccur = first.get("cooccur")

@@ -53,6 +53,15 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
+def test_version_and_plain_ablate_prints_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out == f"ablate {ablate.__version__}\n"
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: ablate") and "run (or resume) a study" in out
+
+
 def test_list_one_kind(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "levels"]) == 0
     assert capsys.readouterr().out == LEVELS_LISTING
@@ -145,6 +154,16 @@ def test_good_trial_prints_the_metrics_table(tmp_path: Path, capsys: pytest.Capt
     assert {k: f"{v:.4f}" for k, v in stored["metrics"].items() if v == v} == {
         k: v for k, v in table.items() if v != "nan"
     }
+
+
+def test_progress_outside_a_terminal_is_one_line_per_epoch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = {**TINY, "paradigm": {"name": "single"}, "train": {"epochs": 2, "batch_size": 16, "lr": 0.0011}}
+    assert main(["trial", str(_write(tmp_path / "trial.yaml", yaml.safe_dump(config)))]) == 0
+    err = capsys.readouterr().err  # captured: not a terminal, as a log file
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["student epoch 1/2", "student epoch 2/2"]
+    assert all(re.fullmatch(r"student epoch \d/2: loss \d+\.\d{4}( \w+ -?\d+\.\d{4})*", line) for line in lines)
 
 
 def test_trial_with_offline_pretrained_weights_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

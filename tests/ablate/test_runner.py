@@ -58,6 +58,28 @@ def test_grid_runs_each_pair_once_and_resume_skips_them(tmp_path, capsys):
     assert "4/4 done, 0 queued" in capsys.readouterr().out
 
 
+def test_stored_trials_carry_each_metric_the_curves_and_load_into_pandas(tmp_path):
+    import ablate
+
+    study = write_study(
+        tmp_path,
+        config={**TINY, "paradigm": {"name": "single"}, "train": {"epochs": 2, "batch_size": 16}},
+        grid={"train.lr": [1e-3, 2e-3]},
+    )
+    out = tmp_path / "out"
+    assert run_cli(str(study), "--out", str(out)) == 0
+    for trial in trials(out):
+        attrs = trial.user_attrs
+        assert attrs["metric.smoke_iou"] == attrs["metrics"]["smoke_iou"] == trial.value  # sortable in the dashboard
+        assert [(h["tag"], h["epoch"]) for h in attrs["history"]] == [("student", 1), ("student", 2)]
+        assert all(h["lr"] >= 0 and "loss" in h for h in attrs["history"])
+        assert trial.intermediate_values == {i: h["loss"] for i, h in enumerate(attrs["history"])}
+    frame = ablate.load_results(study, out=out)
+    assert len(frame) == 2 and set(frame["state"]) == {"COMPLETE"} and sorted(frame["train.lr"]) == [1e-3, 2e-3]
+    assert list(frame["metric.smoke_iou"]) == [t.value for t in sorted(trials(out), key=lambda t: t.number)]
+    assert {"seed", "configuration", "metric.accuracy"} <= set(frame.columns) and "per_image_iou" not in frame
+
+
 def test_changed_search_space_is_refused_and_new_starts_beside(tmp_path, capsys):
     out = tmp_path / "out"
     study = write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"transfer.lambda": [1.0]})
@@ -327,3 +349,34 @@ def test_resumed_tuning_with_a_larger_budget_never_repeats_a_configuration(tmp_p
     assert len(done) == 3 and len({t.params["train.lr"] for t in done}) == 3
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
     assert [line.split()[0] for line in lines] == ["[1/2]", "[2/2]", "[3/3]"]
+
+
+def test_export_hands_on_the_best_trials_weights_config_and_metrics(tmp_path, capsys):
+    import json
+
+    import torch
+
+    import ablate
+    from ablate._models import build_network
+
+    study = write_study(tmp_path, grid={"transfer.lambda": [0.5, 1.0]})
+    out, to = tmp_path / "out", tmp_path / "handed"
+    assert run_cli(str(study), "--out", str(out)) == 0
+    capsys.readouterr()
+    assert main(["export", str(study), "--out", str(out), "--best", "--to", str(to)]) == 0
+    best = max((t for t in trials(out)), key=lambda t: t.value)
+    assert capsys.readouterr().out.startswith(f"trial {best.number} (smoke_iou {best.value:.4f}): {to}")
+    config = yaml.safe_load((to / "config.yaml").read_text())
+    assert (
+        config == best.user_attrs["config"]
+        and config["transfer"]["lambda"] == best.user_attrs["params"]["transfer.lambda"]
+    )
+    assert json.loads((to / "metrics.json").read_text())["metrics"] == best.user_attrs["metrics"]
+    states = torch.load(to / "weights.pt", weights_only=True)
+    assert set(states) == {"teacher", "student"}
+    for role, state in states.items():
+        build_network(config[role]).load_state_dict(state)  # strict: every key of the trained network
+    teacher = {**config["teacher"]["backbone"], "checkpoint": str(to / "teacher_backbone.pt")}
+    ablate.BACKBONES.build(teacher)  # a later config's backbone.checkpoint takes it as it is
+    assert main(["export", str(study), "--out", str(out), "--trial", "99"]) == 2
+    assert "--trial 99: study 'tiny' has no such trial" in capsys.readouterr().err

@@ -183,3 +183,17 @@ def test_captions_and_gallery_rows_name_what_the_dataset_names(synthetic, tmp_pa
     assert not any("smoke" in t.lower() or "chimney" in t.lower() for t in texts)
     per_image = per_image_figure(data, summary).figure
     assert any(t.get_text().startswith("Boat IoU of every test image with boat") for t in per_image.texts)
+
+
+def test_a_report_without_the_trials_artifacts_says_the_gallery_is_missing(synthetic, tmp_path):
+    from ablate._report._plots import gallery_figure
+    from ablate._report._tables import configurations
+
+    grid = {"transfer.lambda": [0.5, 1.0]}
+    specs = synthetic.grid(grid, 2, lambda p: 0.2 + 0.2 * p["transfer.lambda"], np.random.default_rng(0))
+    study = synthetic.study(tmp_path, grid, seeds=2)
+    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    plot = gallery_figure(data, configurations(data))
+    caption = " ".join(t.get_text() for t in plot.figure.texts).replace("\n", " ")
+    assert plot.name == "gallery" and "Not shown: none of the completed trials' gallery files" in caption
+    assert "run `ablate report` where the trials ran" in caption

@@ -1,0 +1,85 @@
+"""Two (or more) studies side by side: every configuration of each against one reference configuration.
+
+The reference is the first study's baseline configuration (its ``baseline:``), else its best one by the
+metric. Each other configuration is compared with it over the seeds both completed: the mean paired
+difference, the paired test the reports use (paired t below 10 pairs, Wilcoxon from 10) and Holm's adjustment
+over all rows. Studies are told apart by name, configurations by their searched values.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ablate._config import ConfigError
+from ablate._report._tables import holm, seed_test
+from ablate._results import METRIC_PREFIX, latest_per_identity, load_results
+from ablate._study import load_study
+
+COLUMNS = ["study", "configuration", "seeds", "mean", "std", "shared seeds", "difference", "test", "p", "p Holm"]
+
+
+def _per_seed(frame: pd.DataFrame, column: str) -> dict[str, pd.Series]:
+    """Configuration label -> objective by seed, of the completed trials (the latest attempt per seed)."""
+    done = latest_per_identity(frame)
+    done = done[done["state"].eq("COMPLETE") & done[column].notna()]
+    return {label: rows.set_index("seed")[column] for label, rows in done.groupby("configuration", sort=False)}
+
+
+def compare_studies(paths: list[str | Path], outs: list[str | Path | None], metric: str | None = None) -> pd.DataFrame:
+    """The side-by-side table (columns :data:`COLUMNS`; ``attrs["metric"]``: the metric), the reference first.
+
+    Args:
+        paths: the study files; the first one holds the reference configuration.
+        outs: each study's folder (None: ``reports/<name>``).
+        metric: the metric compared (default: the first study's first objective).
+
+    Raises:
+        ConfigError: a study is missing or has no completed trial with the metric.
+    """
+    studies = [load_study(p, check_configs=False) for p in paths]
+    metric = metric or studies[0].objectives[0].metric
+    column = METRIC_PREFIX + metric
+    values: dict[str, dict[str, pd.Series]] = {}
+    baselines: dict[str, list[str]] = {}
+    for study, out in zip(studies, outs, strict=True):
+        frame = load_results(study, out=out)
+        if frame.empty or column not in frame or not frame[column].notna().any():
+            raise ConfigError(f"{study.path}: no completed trial of study '{study.name}' has {metric}")
+        values[study.name] = _per_seed(frame, column)
+        baselines[study.name] = list(dict.fromkeys(frame.loc[frame["baseline"], "configuration"]))
+    first = studies[0].name
+    maximize = next((o.direction == "maximize" for o in studies[0].objectives if o.metric == metric), True)
+    means = {label: series.mean() for label, series in values[first].items()}
+    reference = baselines[first][0] if baselines[first] else (max if maximize else min)(means, key=means.get)
+    base = values[first][reference]
+    rows = []
+    for name, configurations in values.items():
+        for label, series in configurations.items():
+            shared = sorted(set(series.index) & set(base.index))
+            diff = series[shared].to_numpy(float) - base[shared].to_numpy(float)
+            is_reference = name == first and label == reference
+            test, p = ("", math.nan) if is_reference else seed_test(diff)
+            rows.append(
+                {
+                    "study": name,
+                    "configuration": f"{label} (reference)" if is_reference else label,
+                    "seeds": len(series),
+                    "mean": series.mean(),
+                    "std": series.std(ddof=1) if len(series) > 1 else math.nan,
+                    "shared seeds": len(shared),
+                    "difference": math.nan if is_reference or not shared else float(np.mean(diff)),
+                    "test": test,
+                    "p": p,
+                }
+            )
+    table = pd.DataFrame(rows, columns=COLUMNS[:-1])
+    table["p Holm"] = holm(table["p"])
+    order = table["configuration"].str.endswith("(reference)").map({True: 0, False: 1})
+    table = table.assign(_order=order).sort_values("_order", kind="stable").drop(columns="_order")
+    table = table.reset_index(drop=True)
+    table.attrs["metric"] = metric
+    return table

@@ -1,0 +1,53 @@
+"""`ablate compare`: two studies' configurations against one reference over shared seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ablate.cli import main
+
+TINY = {
+    "data": {"name": "synthetic-smoke", "n_train": 32, "n_val": 8, "n_test": 8},
+    "train": {"epochs": 1, "batch_size": 16},
+    "paradigm": {"name": "single"},
+}
+
+
+def _study(folder: Path, name: str, **search) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "config": TINY, "seeds": 2, **search}))
+    assert main(["run", str(path), "--out", str(folder / name), "--quiet", "--no-report"]) == 0
+    return path
+
+
+def test_compare_puts_both_studies_against_the_first_ones_baseline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_cache, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import ablate
+    from ablate._compare import compare_studies
+
+    monkeypatch.setenv("ABLATE_CACHE", str(shared_cache.root))
+    a = _study(tmp_path, "a", grid={"train.lr": [1e-3, 2e-3]}, baseline={"train.lr": 1e-3})
+    b = _study(tmp_path, "b", grid={"train.lr": [3e-3]})
+    table = compare_studies([a, b], [tmp_path / "a", tmp_path / "b"])
+    assert list(table["study"]) == ["a", "a", "b"]
+    assert table.loc[0, "configuration"] == "train.lr=0.001 (reference)" and table["shared seeds"].tolist() == [2, 2, 2]
+    frames = {s: ablate.load_results(tmp_path / f"{s}.yaml", out=tmp_path / s) for s in "ab"}
+    ref = frames["a"][frames["a"]["train.lr"] == 1e-3].set_index("seed")["metric.smoke_iou"]
+    other = frames["b"].set_index("seed")["metric.smoke_iou"]
+    assert table.loc[2, "difference"] == pytest.approx((other - ref).mean())
+    assert table.loc[2, "test"] == "paired t" and 0 <= table.loc[2, "p Holm"] <= 1
+    capsys.readouterr()
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    printed = capsys.readouterr().out
+    assert "train.lr=0.001 (reference)" in printed and "smoke_iou" in printed
+
+
+def test_compare_refuses_a_study_never_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    never = tmp_path / "never.yaml"
+    never.write_text(yaml.safe_dump({"config": TINY}))
+    assert main(["compare", str(never), str(never), "--out", str(tmp_path / "x"), str(tmp_path / "y")]) == 2
+    assert "no study 'never'" in capsys.readouterr().err
