@@ -45,13 +45,15 @@ def compare_studies(paths: list[str | Path], outs: list[str | Path | None], metr
     column = METRIC_PREFIX + metric
     values: dict[str, dict[str, pd.Series]] = {}
     baselines: dict[str, list[str]] = {}
-    for study, out in zip(studies, outs, strict=True):
+    names = [s.name for s in studies]
+    names = [f"{n} ({i + 1})" if names.count(n) > 1 else n for i, n in enumerate(names)]  # one study, two folders
+    for name, study, out in zip(names, studies, outs, strict=True):
         frame = load_results(study, out=out)
         if frame.empty or column not in frame or not frame[column].notna().any():
             raise ConfigError(f"{study.path}: no completed trial of study '{study.name}' has {metric}")
-        values[study.name] = _per_seed(frame, column)
-        baselines[study.name] = list(dict.fromkeys(frame.loc[frame["baseline"], "configuration"]))
-    first = studies[0].name
+        values[name] = _per_seed(frame, column)
+        baselines[name] = list(dict.fromkeys(frame.loc[frame["baseline"], "configuration"]))
+    first = names[0]
     maximize = next((o.direction == "maximize" for o in studies[0].objectives if o.metric == metric), True)
     means = {label: series.mean() for label, series in values[first].items()}
     reference = baselines[first][0] if baselines[first] else (max if maximize else min)(means, key=means.get)
