@@ -39,7 +39,8 @@ from ablate._registries import (
 )
 from ablate._registry import Registry, RegistryError, did_you_mean
 from ablate._train import Diverged, Trainer
-from ablate._trial import TrialResult, run_trial, validate
+from ablate._trial import TrialResult, run_trial
+from ablate._validate import validate
 
 __version__ = "0.1.0"
 

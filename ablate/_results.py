@@ -11,9 +11,8 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from ablate._runner import StudyRunner
+from ablate._storage import METRIC_PREFIX
 from ablate._study import Study, load_study
-
-METRIC_PREFIX = "metric."
 
 
 def _label(params: dict[str, Any]) -> str:

@@ -21,7 +21,8 @@ from ablate._plugins import load_components
 from ablate._reference import Reference, load_reference
 from ablate._registries import METRICS
 from ablate._registry import did_you_mean
-from ablate._trial import load_data, validate
+from ablate._trial import load_data
+from ablate._validate import validate
 
 STUDY_KEYS = {
     "name": "study name (default: the file name)",

@@ -9,12 +9,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from multiprocessing import get_context
 from typing import Any, TypeVar
 
 import numpy as np
@@ -23,16 +20,16 @@ import torch
 from ablate._cache import StageCache
 from ablate._cams import compute_cams
 from ablate._code import CAM_MODULES, POSTPROCESS_MODULES, code_fingerprint
-from ablate._config import ConfigError, check, resolve
+from ablate._config import ConfigError
 from ablate._data import Dataset
+from ablate._device import describe_device, select_device
 from ablate._evaluation import Evaluation
 from ablate._metrics import evaluate, per_image_iou
-from ablate._models import build_network
-from ablate._plugins import BUILT_IN, load_components
+from ablate._pool import map_images
 from ablate._postprocess import PostState
 from ablate._registries import CAMS, DATASETS, METRICS, PARADIGMS, POSTPROCESSORS
 from ablate._train import Diverged, Trainer, to_tensor
-from ablate._transfer import TransferLoss
+from ablate._validate import default_mask_step, validate
 
 T = TypeVar("T")
 
@@ -81,102 +78,6 @@ def gallery_indices(labels: np.ndarray, cooccur: np.ndarray | None, per_case: in
     return np.array(picked, dtype=np.int64)
 
 
-def default_mask_step() -> str:
-    """The post-processor registered with ``default=True``: it ends a chain that produced no mask."""
-    names = POSTPROCESSORS.tagged("default")
-    if len(names) != 1:
-        raise ConfigError(
-            "postprocess: exactly one post-processor must be registered with default=True to make the mask of "
-            f"a chain that makes none (found: {', '.join(names) or 'none'})"
-        )
-    return names[0]
-
-
-def validate(
-    config: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None, check_files: bool = True
-) -> dict[str, Any]:
-    """Resolve and check a trial config without training anything.
-
-    Args:
-        config: a (partial) trial config.
-        overrides: dotted-path overrides.
-        check_files: also require checkpoint files to exist (off to check a config meant for another machine).
-
-    Raises:
-        ConfigError: one line listing every problem, each naming its dotted field.
-    """
-    resolved = resolve(config, overrides)
-    load_components(resolved.get("plugins") or [], origin="plugins")
-    default_mask_step()
-    problems = check(resolved)
-    if not problems:
-        problems = _check_combination(resolved, check_files)
-    if problems:
-        raise ConfigError("; ".join(problems))
-    return resolved
-
-
-def _check_combination(config: dict[str, Any], check_files: bool) -> list[str]:
-    """Problems that need built components: roles, channel counts, CAM layers (built on the meta device).
-
-    Also fills in ``cam.network: auto`` with the paradigm's last-trained network.
-    """
-    try:
-        paradigm = PARADIGMS.build(config["paradigm"])
-    except (ValueError, TypeError) as exc:
-        return [f"paradigm: {exc}"]
-    for i, step in enumerate(config["postprocess"]):
-        try:
-            POSTPROCESSORS.build(step)
-        except (ValueError, TypeError) as exc:
-            return [f"postprocess[{i}] ({step['name']}): {exc}"]
-    if config["cam"].get("network", "auto") == "auto":  # the network the paradigm trains last
-        config["cam"]["network"] = paradigm.roles[-1]
-    cam_network = config["cam"]["network"]
-    if cam_network != "both" and cam_network not in paradigm.roles:
-        return [
-            f"cam.network: '{cam_network}' is not trained by paradigm '{config['paradigm']['name']}' "
-            f"(it trains {', '.join(paradigm.roles)})"
-        ]
-    networks = {}
-    with torch.device("meta"):
-        for role in paradigm.roles:
-            role_config = config[role]
-            if not check_files:
-                backbone = {k: v for k, v in role_config["backbone"].items() if k != "checkpoint"}
-                role_config = {**role_config, "backbone": backbone}
-            try:
-                networks[role] = build_network(role_config)
-            except (ValueError, TypeError, RuntimeError, OSError, KeyError) as exc:
-                return [f"{role}: {exc}"]
-        if paradigm.uses_transfer:
-            try:
-                TransferLoss(
-                    config["transfer"], networks["student"].aligned_channels, networks["teacher"].aligned_channels
-                )
-            except (ValueError, TypeError) as exc:
-                return [str(exc)]
-    layer = config["cam"].get("layer")
-    for role in networks if cam_network == "both" else [cam_network]:
-        try:
-            networks[role].backbone.cam_layer(layer)
-        except ValueError as exc:
-            return [f"cam.layer: {exc}"]
-    return []
-
-
-def select_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device: '{name}' requested but CUDA is not available on this machine")
-    return torch.device(name)
-
-
-def describe_device(device: torch.device) -> str:
-    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
-
-
 def load_data(config: dict[str, Any], cache: StageCache) -> Dataset:
     """The config's dataset (generated or checked before any training starts)."""
     spec = config["data"]
@@ -184,42 +85,6 @@ def load_data(config: dict[str, Any], cache: StageCache) -> Dataset:
         return DATASETS.build(spec, cache_dir=cache.root)
     except (ValueError, OSError) as exc:
         raise ConfigError(f"data ({spec['name']}): {exc}") from None
-
-
-def _apply(fn: Callable[..., T], args: tuple) -> T:
-    return fn(*args)
-
-
-_pools: dict[int, ProcessPoolExecutor] = {}
-
-
-def image_pool(workers: int) -> ProcessPoolExecutor:
-    """A process pool kept for the life of this process (its start-up is paid once, not per step).
-
-    Workers come from a fork server that has imported ablate but never run torch: forking a process
-    whose OpenMP threads already ran deadlocks any torch call in the child.
-    """
-    if workers not in _pools:
-        context = get_context("forkserver")
-        context.set_forkserver_preload(["ablate", BUILT_IN])
-        _pools[workers] = ProcessPoolExecutor(
-            workers, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)
-        )
-    return _pools[workers]
-
-
-def map_images(fn: Callable[..., T], *arrays: np.ndarray, workers: int) -> list[T]:
-    """``[fn(a[i], b[i], ...) for i]``, spread over ``workers`` processes when there is enough work."""
-    jobs = list(zip(*arrays, strict=True))
-    workers = min(workers, len(jobs))
-    if workers <= 1 or len(jobs) < 8:
-        return [fn(*job) for job in jobs]
-    chunks = max(1, len(jobs) // (4 * workers))
-    try:
-        return list(image_pool(workers).map(_apply, [fn] * len(jobs), jobs, chunksize=chunks))
-    except BrokenProcessPool:  # a worker was killed (e.g. out of memory): start a fresh pool once
-        _pools.pop(workers).shutdown(wait=False)
-        return list(image_pool(workers).map(_apply, [fn] * len(jobs), jobs, chunksize=chunks))
 
 
 class TrialRun:
@@ -236,6 +101,7 @@ class TrialRun:
             self.data = load_data(config, cache)
         self.paradigm = PARADIGMS.build(config["paradigm"])
         self.trainer = Trainer(config, self.data, self.device, cache, progress)
+        self._networks: dict[str, Any] | None = None
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -245,10 +111,16 @@ class TrialRun:
         finally:
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
 
-    @cached_property
-    def networks(self) -> dict[str, Any]:
-        with self.timed("train"):
-            return self.paradigm.fit(self.trainer)
+    def train(self) -> dict[str, Any]:
+        """The train step: the paradigm's networks by role, trained or loaded from the stage cache on first call.
+
+        Only a CAM set or feature map missing from the cache calls it, so a trial whose maps are all cached
+        neither trains nor loads a network.
+        """
+        if self._networks is None:
+            with self.timed("train"):
+                self._networks = self.paradigm.fit(self.trainer)
+        return self._networks
 
     @cached_property
     def model_inputs(self) -> dict[str, Any]:
@@ -267,7 +139,7 @@ class TrialRun:
         images = getattr(self.data, split).images
 
         def build(folder: Any) -> None:
-            networks = self.networks  # trained (or loaded) outside the "cams" timer
+            networks = self.train()  # outside the "cams" timer
             with self.timed("cams"):
                 cams, probs = compute_cams(
                     networks, self.config["cam"], images, self.device, scale=scale, flip=flip, layer=layer
@@ -286,7 +158,7 @@ class TrialRun:
         role = self.paradigm.roles[-1] if role == "both" else role
 
         def build(folder: Any) -> None:
-            network, out = self.networks[role], []
+            network, out = self.train()[role], []
             with torch.no_grad():
                 for start in range(0, len(self.data.test), 32):
                     out.append(network(to_tensor(self.data.test.images[start : start + 32], self.device)).features)
@@ -393,4 +265,4 @@ def run_trial(
     return TrialRun(resolved, cache or StageCache(), progress).run()
 
 
-__all__ = ["Diverged", "TrialResult", "TrialRun", "run_trial", "validate"]
+__all__ = ["Diverged", "TrialResult", "TrialRun", "load_data", "run_trial"]

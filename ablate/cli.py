@@ -131,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED if outcome.interrupted else 0
     queued = runner.enqueue_missing()
     done, total = runner.progress()
-    from ablate._runner import masked_url
+    from ablate._storage import masked_url
 
     print(f"{runner.study.describe()}\nstorage: {masked_url(runner.url)}; {done}/{total or '?'} done, {queued} queued")
     interrupted = _work(args, runner)

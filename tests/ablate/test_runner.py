@@ -260,7 +260,7 @@ def _waiting_study(tmp_path: Path, n: int) -> tuple[str, optuna.Study]:
 
 
 def test_a_waiting_trial_is_claimed_once_and_names_its_worker(tmp_path):
-    from ablate._runner import claim_waiting, open_storage
+    from ablate._storage import claim_waiting, open_storage
 
     url, study = _waiting_study(tmp_path, 1)
     storage = open_storage(url)
@@ -276,7 +276,7 @@ CLAIMER = """
 import json, sys, time
 from pathlib import Path
 import optuna
-from ablate._runner import claim_waiting, open_storage
+from ablate._storage import claim_waiting, open_storage
 url, go, worker = sys.argv[1:]
 storage = open_storage(url)
 study = optuna.load_study(study_name="claims", storage=storage)

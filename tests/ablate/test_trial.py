@@ -16,7 +16,8 @@ import timm
 import torch
 
 import ablate
-from ablate._trial import gallery_indices, map_images
+from ablate._pool import map_images
+from ablate._trial import gallery_indices
 
 TINY: dict[str, Any] = {
     "data": {"name": "synthetic-smoke", "n_train": 32, "n_val": 8, "n_test": 8},
@@ -320,7 +321,7 @@ def test_map_images_recovers_from_a_killed_pool_worker(tmp_path: Path, monkeypat
     import os
     import signal
 
-    from ablate._trial import image_pool
+    from ablate._pool import image_pool
 
     (tmp_path / "torch_job_module.py").write_text(TORCH_JOB)
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -16,7 +16,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from ablate._reference import load_reference
-from ablate._runner import config_id, encode, identity
+from ablate._storage import config_id, encode, identity
 from ablate._study import Objective, Study
 
 METRICS = ("smoke_iou", "chimney_claimed", "false_activation", "miou")

@@ -1,0 +1,169 @@
+"""How a study lives in Optuna storage: opening it, the stored form of parameters, claiming and locking.
+
+Parameters are stored as Optuna categorical choices (:func:`encode` / :func:`decode`); a (configuration,
+seed) pair is known by its :func:`identity`. A WAITING trial is claimed by one conditional update that
+exactly one process can win on any SQL database (:func:`claim_waiting`), and queueing runs under a lock
+row that only one process can insert (:func:`study_lock`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import optuna
+import sqlalchemy.exc
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages._rdb import models  # Optuna's own schema: the claim below is one update of its trials table
+from optuna.trial import TrialState
+
+from ablate._cache import stable_hash
+from ablate._config import ConfigError
+
+# A queueing lock older than this was left by a killed process (queueing a grid takes seconds).
+LOCK_STALE_AFTER = 60.0
+
+#: Prefix of one metric of a completed trial: its user attribute and its trials-table column (``metric.smoke_iou``).
+METRIC_PREFIX = "metric."
+
+
+def encode(value: Any) -> Any:
+    """An Optuna categorical choice: scalars as they are, anything else as canonical JSON."""
+    return value if value is None or isinstance(value, bool | int | float | str) else json.dumps(value, sort_keys=True)
+
+
+def decode(value: Any) -> Any:
+    """A stored parameter value: the JSON text :func:`encode` makes of lists and mappings decoded."""
+    if isinstance(value, str) and value[:1] in "[{":
+        return json.loads(value)
+    return value
+
+
+def config_id(params: dict[str, Any]) -> str:
+    return stable_hash(params)
+
+
+def identity(params: dict[str, Any], seed: int) -> str:
+    return stable_hash({"params": params, "seed": seed})
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """RDB storage; SQLite waits for locks instead of failing with "database is locked".
+
+    Raises:
+        ConfigError: one line naming the storage (password masked) and why it cannot be opened.
+    """
+
+    def connect() -> optuna.storages.BaseStorage:
+        if url.startswith("sqlite"):
+            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+        return optuna.storages.get_storage(url)
+
+    try:
+        for attempt in range(3):
+            try:
+                return connect()
+            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as exc:
+                if not _schema_race(exc):
+                    raise
+                time.sleep(1 + attempt)
+        return connect()
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as exc:
+        raise ConfigError(f"storage {masked_url(url)}: cannot open it: {_cause(exc)}") from None
+
+
+def _schema_race(exc: sqlalchemy.exc.SQLAlchemyError) -> bool:
+    """Whether ``exc`` is two processes creating one schema at once (worth a retry), not a storage that is down."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in text or "locked" in text
+
+
+def masked_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url.split("@")[-1] if "@" in url else url
+
+
+def _cause(exc: BaseException) -> str:
+    """The first line of the innermost error (a driver's own message rather than SQLAlchemy's wrapper)."""
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    return f"{type(inner).__name__}: {text[0]}" if text else type(inner).__name__
+
+
+def _sql(storage: optuna.storages.BaseStorage) -> optuna.storages.RDBStorage | None:
+    """The SQL storage behind ``storage`` (Optuna wraps RDB storages in a cache of finished trials), or None."""
+    rdb = getattr(storage, "_backend", storage)
+    return rdb if isinstance(rdb, optuna.storages.RDBStorage) else None
+
+
+def claim_waiting(storage: optuna.storages.BaseStorage, trial_id: int, worker: str) -> bool:
+    """Move trial ``trial_id`` from WAITING to RUNNING for ``worker``; False when another process got it first.
+
+    Optuna's ``set_trial_state_values`` reads the state and then writes it, which two processes on SQLite can
+    both pass. Here the transition is a single ``UPDATE ... WHERE state = 'WAITING'``: the database lets one
+    statement change the row, and the worker attribute is written in the same transaction, so a claimed trial
+    always names its worker. Storages without SQL (in-memory, journal) serialise their own updates.
+    """
+    rdb = _sql(storage)
+    if rdb is None:
+        try:
+            won = storage.set_trial_state_values(trial_id, TrialState.RUNNING)
+        except UpdateFinishedTrialError:
+            return False
+        if won:
+            storage.set_trial_user_attr(trial_id, "worker", worker)
+        return won
+    trials, attrs = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
+    with rdb.engine.begin() as connection:
+        update = (
+            trials.update()
+            .where(trials.c.trial_id == trial_id, trials.c.state == TrialState.WAITING)
+            .values(state=TrialState.RUNNING, datetime_start=datetime.datetime.now())
+        )
+        if connection.execute(update).rowcount != 1:
+            return False
+        connection.execute(attrs.insert().values(trial_id=trial_id, key="worker", value_json=json.dumps(worker)))
+    return True
+
+
+@contextlib.contextmanager
+def study_lock(
+    storage: optuna.storages.BaseStorage, study_id: int, worker: str, key: str = "ablate:queue-lock"
+) -> Iterator[None]:
+    """Hold a lock on one study for ``worker`` across processes and machines (so that two never queue one trial twice).
+
+    The lock is a study attribute row that only one process can insert (Optuna's schema makes (study, key)
+    unique); a row older than :data:`LOCK_STALE_AFTER` seconds belongs to a killed process and is taken over.
+    Storages without SQL run in one process or serialise their own writes: nothing to lock.
+    """
+    rdb = _sql(storage)
+    if rdb is None:
+        yield
+        return
+    table = models.StudySystemAttributeModel.__table__
+    row = (table.c.study_id == study_id) & (table.c.key == key)
+    mine = json.dumps({"worker": worker, "since": time.time()})
+    while True:
+        try:
+            with rdb.engine.begin() as connection:
+                connection.execute(table.insert().values(study_id=study_id, key=key, value_json=mine))
+            break
+        except sqlalchemy.exc.IntegrityError:
+            with rdb.engine.begin() as connection:
+                held = connection.execute(sqlalchemy.select(table.c.value_json).where(row)).scalar()
+                if held is not None and time.time() - json.loads(held)["since"] > LOCK_STALE_AFTER:
+                    connection.execute(table.delete().where(row & (table.c.value_json == held)))
+                    continue
+            time.sleep(0.1)
+    try:
+        yield
+    finally:
+        with rdb.engine.begin() as connection:
+            connection.execute(table.delete().where(row & (table.c.value_json == mine)))

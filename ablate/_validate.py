@@ -1,0 +1,103 @@
+"""Checking a trial config before any work (trial path step 0): fields, components, and what they make together.
+
+:func:`validate` resolves a partial config against the defaults, checks every field and component
+(one line listing all problems), then builds the chosen networks on the meta device to catch what only
+the combination can show: roles a paradigm does not train, channel counts a projection cannot map,
+CAM layers a backbone does not have. It also fills in ``cam.network: auto``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ablate._config import ConfigError, check, resolve
+from ablate._models import build_network
+from ablate._plugins import load_components
+from ablate._registries import PARADIGMS, POSTPROCESSORS
+from ablate._transfer import TransferLoss
+
+
+def default_mask_step() -> str:
+    """The post-processor registered with ``default=True``: it ends a chain that produced no mask."""
+    names = POSTPROCESSORS.tagged("default")
+    if len(names) != 1:
+        raise ConfigError(
+            "postprocess: exactly one post-processor must be registered with default=True to make the mask of "
+            f"a chain that makes none (found: {', '.join(names) or 'none'})"
+        )
+    return names[0]
+
+
+def validate(
+    config: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None, check_files: bool = True
+) -> dict[str, Any]:
+    """Resolve and check a trial config without training anything.
+
+    Args:
+        config: a (partial) trial config.
+        overrides: dotted-path overrides.
+        check_files: also require checkpoint files to exist (off to check a config meant for another machine).
+
+    Raises:
+        ConfigError: one line listing every problem, each naming its dotted field.
+    """
+    resolved = resolve(config, overrides)
+    load_components(resolved.get("plugins") or [], origin="plugins")
+    default_mask_step()
+    problems = check(resolved)
+    if not problems:
+        problems = _check_combination(resolved, check_files)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return resolved
+
+
+def _check_combination(config: dict[str, Any], check_files: bool) -> list[str]:
+    """Problems that need built components: roles, channel counts, CAM layers (built on the meta device).
+
+    Also fills in ``cam.network: auto`` with the paradigm's last-trained network.
+    """
+    try:
+        paradigm = PARADIGMS.build(config["paradigm"])
+    except (ValueError, TypeError) as exc:
+        return [f"paradigm: {exc}"]
+    for i, step in enumerate(config["postprocess"]):
+        try:
+            POSTPROCESSORS.build(step)
+        except (ValueError, TypeError) as exc:
+            return [f"postprocess[{i}] ({step['name']}): {exc}"]
+    if config["cam"].get("network", "auto") == "auto":  # the network the paradigm trains last
+        config["cam"]["network"] = paradigm.roles[-1]
+    cam_network = config["cam"]["network"]
+    if cam_network != "both" and cam_network not in paradigm.roles:
+        return [
+            f"cam.network: '{cam_network}' is not trained by paradigm '{config['paradigm']['name']}' "
+            f"(it trains {', '.join(paradigm.roles)})"
+        ]
+    networks = {}
+    with torch.device("meta"):
+        for role in paradigm.roles:
+            role_config = config[role]
+            if not check_files:
+                backbone = {k: v for k, v in role_config["backbone"].items() if k != "checkpoint"}
+                role_config = {**role_config, "backbone": backbone}
+            try:
+                networks[role] = build_network(role_config)
+            except (ValueError, TypeError, RuntimeError, OSError, KeyError) as exc:
+                return [f"{role}: {exc}"]
+        if paradigm.uses_transfer:
+            try:
+                TransferLoss(
+                    config["transfer"], networks["student"].aligned_channels, networks["teacher"].aligned_channels
+                )
+            except (ValueError, TypeError) as exc:
+                return [str(exc)]
+    layer = config["cam"].get("layer")
+    for role in networks if cam_network == "both" else [cam_network]:
+        try:
+            networks[role].backbone.cam_layer(layer)
+        except ValueError as exc:
+            return [f"cam.layer: {exc}"]
+    return []
