@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import types
+import typing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,8 +45,7 @@ class Param:
         return self.default is _MISSING
 
     def describe(self) -> str:
-        kind = getattr(self.annotation, "__name__", None) or str(self.annotation)
-        kind = "" if self.annotation is _MISSING else f": {kind}"
+        kind = "" if self.annotation is _MISSING else f": {_type_name(self.annotation)}"
         default = "" if self.required else f" = {self.default!r}"
         return f"{self.name}{kind}{default}"
 
@@ -132,8 +133,12 @@ class Registry:
 
     def _params_of(self, factory: Callable[..., Any]) -> tuple[Param, ...]:
         target = factory.__init__ if inspect.isclass(factory) else factory
+        try:  # real annotations (``from __future__ import annotations`` leaves strings)
+            signature = inspect.signature(target, eval_str=True)
+        except (NameError, TypeError, SyntaxError):  # a name only imported for type checkers
+            signature = inspect.signature(target)
         params = []
-        for p in inspect.signature(target).parameters.values():
+        for p in signature.parameters.values():
             if p.name in ("self", *self._injected) or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 continue
             params.append(Param(p.name, p.default, p.annotation))
@@ -224,25 +229,37 @@ class Registry:
         return obj
 
 
-_SIMPLE_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+def _type_name(annotation: Any) -> str:
+    """``int``, ``float | None``, ``Literal['a', 'b']``: how messages and ``ablate list`` write a type."""
+    if isinstance(annotation, type) and typing.get_origin(annotation) is None:
+        return annotation.__name__
+    return str(annotation).replace("typing.", "").replace("collections.abc.", "")
+
+
+def _fits(annotation: Any, value: Any) -> bool | None:
+    """Whether ``value`` fits ``annotation``: True, False, or None where the annotation is beyond these checks."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        verdicts = [_fits(member, value) for member in typing.get_args(annotation)]
+        return True if True in verdicts else (None if None in verdicts else False)
+    if origin is typing.Literal:
+        return value in typing.get_args(annotation)
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation in (bool, str):
+        return isinstance(value, annotation)
+    return None  # anything else (sequences, mappings, classes): the factory checks it
 
 
 def _type_error(param: Param, value: Any) -> str | None:
-    """A message if ``value`` clearly does not fit the parameter's simple annotation."""
-    if value is None:
+    """A message if ``value`` does not fit the parameter's annotation (as far as :func:`_fits` can tell)."""
+    if value is None or param.annotation is _MISSING:
         return None  # None means "library default"; factories decide whether it is allowed
-    annotation = param.annotation
-    if not isinstance(annotation, str):  # a class has __name__; `float | None` only a str() form
-        annotation = getattr(annotation, "__name__", None) or str(annotation)
-    expected = None
-    for part in str(annotation).replace(" ", "").split("|"):
-        if part == "None":
-            continue
-        if part not in _SIMPLE_TYPES:
-            return None  # complex annotation: leave to the factory
-        expected = (expected or ()) + _SIMPLE_TYPES[part]
-    if expected is None or isinstance(value, expected):
-        if isinstance(value, bool) and bool not in expected:
-            return f"expected {annotation}, got {value!r}"
+    if _fits(param.annotation, value) is not False:
         return None
-    return f"expected {annotation}, got {type(value).__name__} {value!r}"
+    got = repr(value) if isinstance(value, bool) else f"{type(value).__name__} {value!r}"
+    return f"expected {_type_name(param.annotation)}, got {got}"

@@ -2,6 +2,8 @@
 
 # No ``from __future__ import annotations`` here: some factories below need real (non-string) annotations.
 
+from typing import Literal  # noqa: F401  (named by a string annotation below)
+
 import pytest
 
 from ablate import LEVELS, PROJECTIONS, Registry, RegistryError
@@ -65,6 +67,27 @@ def test_build_takes_a_config_spec_without_its_harness_keys() -> None:
         RegistryError, match="unknown parameter 'sise' for widgets 'widget' \\(did you mean 'size'\\?\\)"
     ):
         registry.build({"name": "widget", "sise": 7}, in_channels=3)
+
+
+def test_parameter_types_come_from_the_real_annotations() -> None:
+    """Annotations written as strings (``from __future__ import annotations``) are evaluated, unions and
+    literals understood; what the checks cannot judge (sequences, classes) is left to the factory."""
+    registry = Registry("widgets", "factory(**params)")
+
+    def gadget(mode: "Literal['a', 'b']" = "a", size: "int | None" = None, shape: "list[int] | None" = None):
+        return (mode, size, shape)
+
+    registry.register("gadget")(gadget)
+    assert [p.describe() for p in registry.get("gadget").params] == [
+        "mode: Literal['a', 'b'] = 'a'",
+        "size: int | None = None",
+        "shape: list[int] | None = None",
+    ]
+    assert registry.check_params("gadget", {"mode": "b", "size": 3, "shape": ["anything"]}) == []
+    assert registry.check_params("gadget", {"mode": "c", "size": "3"}) == [
+        "parameter 'mode' of widgets 'gadget': expected Literal['a', 'b'], got str 'c'",
+        "parameter 'size' of widgets 'gadget': expected int | None, got str '3'",
+    ]
 
 
 def test_labels_and_metadata_come_from_registration() -> None:
