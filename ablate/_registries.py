@@ -98,7 +98,27 @@ METRICS = Registry(
     injected=("ev",),
 )
 
+LOGGERS = Registry(
+    "loggers",
+    "factory(**params, folder: Path) -> object with log(run: str, config: dict, history: list[dict], "
+    "metrics: dict[str, float]) writing one completed trial (run name, resolved config, per-epoch losses by "
+    "network, test metrics) to an experiment tracker; `folder` is the study folder",
+    injected=("folder",),
+)
+
 ALL: dict[str, Registry] = {
     r.kind: r
-    for r in (DATASETS, BACKBONES, HEADS, PARADIGMS, LEVELS, DISTANCES, PROJECTIONS, CAMS, POSTPROCESSORS, METRICS)
+    for r in (
+        DATASETS,
+        BACKBONES,
+        HEADS,
+        PARADIGMS,
+        LEVELS,
+        DISTANCES,
+        PROJECTIONS,
+        CAMS,
+        POSTPROCESSORS,
+        METRICS,
+        LOGGERS,
+    )
 }

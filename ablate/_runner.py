@@ -32,6 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ablate import __version__ as ablate_version
 from ablate._cache import StageCache
 from ablate._config import ConfigError
+from ablate._registries import LOGGERS
 from ablate._storage import (
     METRIC_PREFIX,
     claim_waiting,
@@ -458,6 +459,13 @@ class StudyRunner:
         if len(self.study.objectives) == 1:  # Optuna keeps intermediate values of single-objective studies only
             for step, epoch in enumerate(result.history):
                 trial.report(epoch["loss"], step)
+        for spec in self.study.loggers:
+            try:
+                LOGGERS.build(spec, folder=self.folder).log(
+                    f"trial-{trial.number}", result.config, result.history, result.metrics
+                )
+            except Exception as exc:  # a tracker that is down costs its record, never the trial
+                self._log(f"  logger {spec['name']} could not write trial {trial.number}: {type(exc).__name__}: {exc}")
         artifacts = self.folder / "artifacts"
         artifacts.mkdir(parents=True, exist_ok=True)
         tmp = artifacts / f".trial-{trial.number}.npz"

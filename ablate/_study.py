@@ -19,7 +19,7 @@ from ablate._config import ConfigError, load_yaml, merge, resolve, set_dotted
 from ablate._metrics import lower_is_better
 from ablate._plugins import load_components
 from ablate._reference import Reference, load_reference
-from ablate._registries import METRICS
+from ablate._registries import LOGGERS, METRICS
 from ablate._registry import did_you_mean
 from ablate._trial import load_data
 from ablate._validate import validate
@@ -38,6 +38,7 @@ STUDY_KEYS = {
     "objective": "metric name, {metric, direction}, or a list of them",
     "baseline": "dotted path -> value identifying the baseline configuration",
     "plugins": "modules to import for third-party components",
+    "loggers": "experiment trackers each completed trial is written to, e.g. [tensorboard]",
     "reference": "a file of published numbers shown beside the results (relative to the study file)",
 }
 SAMPLERS = ("tpe", "random", "cmaes", "grid", "bruteforce")
@@ -80,6 +81,7 @@ class Study:
     baseline: dict[str, Any] | None
     plugins: list[str] = field(default_factory=list)
     reference: Reference | None = None  # published numbers for the paper-layout tables
+    loggers: list[dict[str, Any]] = field(default_factory=list)  # not in the signature: results do not depend on it
 
     @property
     def is_tuning(self) -> bool:
@@ -164,6 +166,19 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     merged = {**base, **{k: v for k, v in raw.items() if k != "config"}}
     merged["config"] = merge(base.get("config") or {}, raw.get("config") or {})
     return merged
+
+
+def _loggers(path: Path, raw: Any) -> list[dict[str, Any]]:
+    specs = [{"name": s} if isinstance(s, str) else s for s in (raw or [])]
+    if not isinstance(raw, list | None) or not all(isinstance(s, dict) for s in specs):
+        raise _fail(path, "loggers: expected a list of logger names or {name: ..., params}")
+    for i, spec in enumerate(specs):
+        if spec.get("name") not in LOGGERS:
+            raise _fail(path, f"loggers[{i}].name: {LOGGERS.unknown_message(spec.get('name'))}")
+        problems = LOGGERS.check_params(spec["name"], LOGGERS.spec_params(spec))
+        if problems:
+            raise _fail(path, f"loggers[{i}]: {'; '.join(problems)}")
+    return specs
 
 
 def _reference(path: Path, raw: Any) -> Reference | None:
@@ -307,6 +322,7 @@ def load_study(path: str | Path, check_configs: bool = True, check_files: bool =
         baseline=baseline,
         plugins=plugins,
         reference=_reference(path, raw.get("reference")),
+        loggers=_loggers(path, raw.get("loggers")),
     )
     if baseline is not None and not tune and not any(study.is_baseline(c) for c in study.configurations()):
         raise _fail(path, f"baseline: {json.dumps(baseline)} matches no grid configuration")
