@@ -85,7 +85,8 @@ POSTPROCESSORS = Registry(
     "postprocessors",
     "factory(**params) -> callable(state: ablate.PostState, ctx: ablate.PostContext) -> PostState; "
     "steps that decide pixels return state.with_(mask=...); the one registered with `default=True` ends every "
-    "chain that produced no mask",
+    "chain that produced no mask; a step that asks ctx.cams(layer=...) lists those layers in `cam_layers`, which "
+    "validation checks against the CAM network",
     check=_is_callable,
 )
 METRICS = Registry(

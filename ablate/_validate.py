@@ -3,7 +3,8 @@
 :func:`validate` resolves a partial config against the defaults, checks every field and component
 (one line listing all problems), then builds the chosen networks on the meta device to catch what only
 the combination can show: roles a paradigm does not train, channel counts a projection cannot map,
-CAM layers a backbone does not have. It also fills in ``cam.network: auto``.
+CAM layers a backbone does not have (also those a post-processing step asks CAMs of). It also fills in
+``cam.network: auto``.
 """
 
 from __future__ import annotations
@@ -63,9 +64,10 @@ def _check_combination(config: dict[str, Any], check_files: bool) -> list[str]:
         paradigm = PARADIGMS.build(config["paradigm"])
     except (ValueError, TypeError) as exc:
         return [f"paradigm: {exc}"]
+    steps = []
     for i, step in enumerate(config["postprocess"]):
         try:
-            POSTPROCESSORS.build(step)
+            steps.append(POSTPROCESSORS.build(step))
         except (ValueError, TypeError) as exc:
             return [f"postprocess[{i}] ({step['name']}): {exc}"]
     if config["cam"].get("network", "auto") == "auto":  # the network the paradigm trains last
@@ -94,10 +96,16 @@ def _check_combination(config: dict[str, Any], check_files: bool) -> list[str]:
                 )
             except (ValueError, TypeError) as exc:
                 return [str(exc)]
-    layer = config["cam"].get("layer")
+    # the CAM layer, and the layers post-processing steps ask CAMs of (a step lists them in `cam_layers`)
+    layers = [("cam.layer", config["cam"].get("layer"))] + [
+        (f"postprocess[{i}] ({config['postprocess'][i]['name']}).layers", layer)
+        for i, step in enumerate(steps)
+        for layer in getattr(step, "cam_layers", ())
+    ]
     for role in networks if cam_network == "both" else [cam_network]:
-        try:
-            networks[role].backbone.cam_layer(layer)
-        except ValueError as exc:
-            return [f"cam.layer: {exc}"]
+        for field, layer in layers:
+            try:
+                networks[role].backbone.cam_layer(layer)
+            except ValueError as exc:
+                return [f"{field}: {exc} (the {role}'s backbone)"]
     return []

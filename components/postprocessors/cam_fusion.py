@@ -46,8 +46,8 @@ class CamFusion:
             raise ValueError(f"cam_fusion: mode must be one of {', '.join(map(repr, _COMBINE))}; got {mode!r}")
         if not layers or not all(isinstance(layer, str) for layer in layers):
             raise ValueError(f"cam_fusion: layers must be a non-empty list of module paths, got {layers!r}")
-        self.layers = tuple(layers)
+        self.cam_layers = tuple(layers)  # the harness checks them against the CAM network before training
         self.mode = mode
 
     def __call__(self, state: PostState, ctx: PostContext) -> PostState:
-        return state.with_(cams=fuse((ctx.cams(layer=layer) for layer in self.layers), self.mode), mask=None)
+        return state.with_(cams=fuse((ctx.cams(layer=layer) for layer in self.cam_layers), self.mode), mask=None)

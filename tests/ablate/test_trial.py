@@ -366,3 +366,10 @@ def test_editing_a_component_retrains_exactly_what_it_produced(tmp_path: Path, p
         assert cache.prune(outdated_only=True) == len(stale)
     finally:
         sys.modules.pop("trial_test_scaled", None)
+
+
+def test_layers_a_post_processing_step_asks_for_are_checked_before_training() -> None:
+    # the default student has 4 blocks: cam_fusion's paper default (blocks -5, -4, -2, -1) names one it lacks
+    with pytest.raises(ablate.ConfigError, match=r"postprocess\[0\] \(cam_fusion\)\.layers: layer 'blocks\.-5'"):
+        ablate.validate({"postprocess": ["cam_fusion"]})
+    ablate.validate({"postprocess": [{"name": "cam_fusion", "layers": ["blocks.-2", "blocks.-1"]}]})
