@@ -7,20 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate import LOGGERS
-
-
-def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted scalar entries of a nested config (TensorBoard's hparams take numbers, strings and booleans)."""
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out |= _flat(value, f"{path}.")
-        elif isinstance(value, bool | int | float | str):
-            out[path] = value
-        elif value is not None:
-            out[path] = str(value)  # lists (post-processing chains, plugins) as text
-    return out
+from ablate.components.loggers._flat import flat_config
 
 
 @LOGGERS.register("tensorboard", label="TensorBoard")
@@ -47,4 +34,4 @@ class TensorBoard:
                     if key not in ("tag", "epoch"):
                         writer.add_scalar(f"{tag}/{key}", value, step)
             finite = {f"test/{k}": v for k, v in metrics.items() if v is not None and math.isfinite(v)}
-            writer.add_hparams(_flat(config), finite, run_name=".")
+            writer.add_hparams(flat_config(config), finite, run_name=".")
