@@ -40,7 +40,7 @@ def compare_studies(paths: list[str | Path], outs: list[str | Path | None], metr
     Raises:
         ConfigError: a study is missing or has no completed trial with the metric.
     """
-    studies = [load_study(p, check_configs=False) for p in paths]
+    studies = [load_study(p, check_configs=False, need_plugins=False) for p in paths]
     metric = metric or studies[0].objectives[0].metric
     column = METRIC_PREFIX + metric
     values: dict[str, dict[str, pd.Series]] = {}

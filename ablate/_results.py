@@ -74,7 +74,7 @@ def load_results(study: str | Path | Study, out: str | Path | None = None, stora
         ConfigError: the study file is invalid, or no such study is stored.
     """
     if not isinstance(study, Study):
-        study = load_study(study, check_configs=False)
+        study = load_study(study, check_configs=False, need_plugins=False)
     runner = StudyRunner(study, out=out, storage=storage)
     runner.open(create=False)
     return trials_frame(runner).drop(columns=["per_image_iou", "names"], errors="ignore")

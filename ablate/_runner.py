@@ -44,7 +44,7 @@ from ablate._storage import (
     open_storage,
     study_lock,
 )
-from ablate._study import Study
+from ablate._study import STORED, Objective, Study
 from ablate._train import Diverged
 from ablate._trial import run_trial
 
@@ -164,9 +164,10 @@ class StudyRunner:
             create: create it when none exists (else raise).
         """
         names = self._names()
-        signature = self.study.signature()
         if names and not new:
             optuna_study = optuna.load_study(study_name=names[-1], storage=self.storage, sampler=_sampler(self.study))
+            self._directions_from(optuna_study)
+            signature = self.study.signature()
             stored = optuna_study.user_attrs.get("signature")
             if stored != signature:
                 raise ConfigError(
@@ -177,6 +178,7 @@ class StudyRunner:
             optuna_study.sampler = _sampler(self.study, seed=len(optuna_study.get_trials(deepcopy=False)))
             self.optuna_study = optuna_study
             return optuna_study
+        signature = self.study.signature()
         if not create:
             raise ConfigError(
                 f"{self.study.path}: no study '{self.study.name}' in {masked_url(self.url)}; run it first"
@@ -193,6 +195,17 @@ class StudyRunner:
         optuna_study.set_user_attr("study_file", str(self.study.path))
         self.optuna_study = optuna_study
         return optuna_study
+
+    def _directions_from(self, optuna_study: optuna.Study) -> None:
+        """Objectives of plugin metrics that could not be imported take the direction the study was created with."""
+        stored = [d.name.lower() for d in optuna_study.directions]
+        objectives = self.study.objectives
+        if any(o.direction == STORED for o in objectives) and len(stored) == len(objectives):
+            self.study.objectives = [
+                Objective(o.metric, s if o.direction == STORED else o.direction)
+                for o, s in zip(objectives, stored, strict=True)
+            ]
+            self.directions = stored
 
     # --- queue -------------------------------------------------------------------------------
     def trials(self, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:

@@ -17,7 +17,7 @@ from typing import Any
 from ablate._cache import StageCache, stable_hash
 from ablate._config import ConfigError, load_yaml, merge, resolve, set_dotted
 from ablate._metrics import lower_is_better
-from ablate._plugins import load_components
+from ablate._plugins import PluginError, load_components
 from ablate._reference import Reference, load_reference
 from ablate._registries import LOGGERS, METRICS
 from ablate._registry import did_you_mean
@@ -41,6 +41,8 @@ STUDY_KEYS = {
     "loggers": "experiment trackers each completed trial is written to, e.g. [tensorboard]",
     "reference": "a file of published numbers shown beside the results (relative to the study file)",
 }
+#: The direction of an objective whose metric's plugin is not importable: the stored Optuna study's.
+STORED = "stored"
 SAMPLERS = ("tpe", "random", "cmaes", "grid", "bruteforce")
 
 
@@ -82,6 +84,7 @@ class Study:
     plugins: list[str] = field(default_factory=list)
     reference: Reference | None = None  # published numbers for the paper-layout tables
     loggers: list[dict[str, Any]] = field(default_factory=list)  # not in the signature: results do not depend on it
+    missing_plugins: str = ""  # why a plugin did not import, for commands that read stored trials only
 
     @property
     def is_tuning(self) -> bool:
@@ -168,11 +171,13 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return merged
 
 
-def _loggers(path: Path, raw: Any) -> list[dict[str, Any]]:
+def _loggers(path: Path, raw: Any, plugins_loaded: bool = True) -> list[dict[str, Any]]:
     specs = [{"name": s} if isinstance(s, str) else s for s in (raw or [])]
     if not isinstance(raw, list | None) or not all(isinstance(s, dict) for s in specs):
         raise _fail(path, "loggers: expected a list of logger names or {name: ..., params}")
     for i, spec in enumerate(specs):
+        if spec.get("name") not in LOGGERS and not plugins_loaded:
+            continue  # a plugin's logger; only running the study needs it
         if spec.get("name") not in LOGGERS:
             raise _fail(path, f"loggers[{i}].name: {LOGGERS.unknown_message(spec.get('name'))}")
         problems = LOGGERS.check_params(spec["name"], LOGGERS.spec_params(spec))
@@ -192,7 +197,7 @@ def _reference(path: Path, raw: Any) -> Reference | None:
     return load_reference(target)
 
 
-def _objectives(path: Path, raw: Any) -> list[Objective]:
+def _objectives(path: Path, raw: Any, plugins_loaded: bool = True) -> list[Objective]:
     if raw is None:  # the metric registered as the default objective
         raw = METRICS.tagged("default_objective")
         if len(raw) != 1:
@@ -204,6 +209,9 @@ def _objectives(path: Path, raw: Any) -> list[Objective]:
         spec = {"metric": item} if isinstance(item, str) else item
         if not isinstance(spec, dict) or not isinstance(spec.get("metric"), str):
             raise _fail(path, f"objective: expected a metric name or {{metric, direction}}, got {item!r}")
+        if spec["metric"] not in METRICS and not plugins_loaded:  # a plugin's metric: its direction is stored
+            objectives.append(Objective(spec["metric"], spec.get("direction", STORED)))
+            continue
         if spec["metric"] not in METRICS:
             raise _fail(path, f"objective: {METRICS.unknown_message(spec['metric'])}")
         default = "minimize" if lower_is_better(spec["metric"]) else "maximize"
@@ -239,7 +247,9 @@ def _distribution(path: Path, dotted: str, spec: Any) -> Distribution:
     return Distribution(dotted, kind, low, high, log, spec.get("step"))
 
 
-def load_study(path: str | Path, check_configs: bool = True, check_files: bool = True) -> Study:
+def load_study(
+    path: str | Path, check_configs: bool = True, check_files: bool = True, need_plugins: bool = True
+) -> Study:
     """Parse and validate a study file.
 
     Args:
@@ -247,6 +257,9 @@ def load_study(path: str | Path, check_configs: bool = True, check_files: bool =
         check_configs: validate the trial config of every grid combination (and tune bounds).
         check_files: also load every distinct dataset (generating synthetic ones) and require checkpoint
             files, so missing or broken data is reported before any training starts.
+        need_plugins: False for commands that only read stored trials (status, report): a plugin that does not
+            import is then noted in ``Study.missing_plugins`` rather than refused, and the direction of a plugin
+            metric's objective comes from the storage.
 
     Raises:
         ConfigError: one line naming the file and the field (and grid combination) at fault.
@@ -256,7 +269,13 @@ def load_study(path: str | Path, check_configs: bool = True, check_files: bool =
     plugins = raw.get("plugins") or []
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise _fail(path, "plugins: expected a list of module names")
-    load_components(plugins, origin=f"{path}: plugins", folder=Path(path).parent)
+    missing_plugins = ""
+    try:
+        load_components(plugins, origin=f"{path}: plugins", folder=Path(path).parent)
+    except PluginError as exc:
+        if need_plugins:
+            raise
+        missing_plugins = str(exc)
     config = raw.get("config") or {}
     if not isinstance(config, dict):
         raise _fail(path, "config: expected a mapping")
@@ -318,11 +337,12 @@ def load_study(path: str | Path, check_configs: bool = True, check_files: bool =
         n_trials=n_trials,
         timeout=timeout,
         seeds=seeds,
-        objectives=_objectives(path, raw.get("objective")),
+        objectives=_objectives(path, raw.get("objective"), plugins_loaded=not missing_plugins),
         baseline=baseline,
         plugins=plugins,
         reference=_reference(path, raw.get("reference")),
-        loggers=_loggers(path, raw.get("loggers")),
+        loggers=_loggers(path, raw.get("loggers"), plugins_loaded=not missing_plugins),
+        missing_plugins=missing_plugins,
     )
     if baseline is not None and not tune and not any(study.is_baseline(c) for c in study.configurations()):
         raise _fail(path, f"baseline: {json.dumps(baseline)} matches no grid configuration")
@@ -332,7 +352,7 @@ def load_study(path: str | Path, check_configs: bool = True, check_files: bool =
             "a study needs at least one of config, grid or tune; a minimal study is "
             "'grid: {transfer.lambda: [0.5, 1.0]}' (every other setting takes the defaults)",
         )
-    if check_configs:
+    if check_configs and not missing_plugins:  # configs naming a plugin's components cannot be checked without it
         _check_configs(study, check_files)
     return study
 

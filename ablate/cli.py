@@ -111,11 +111,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _runner(args: argparse.Namespace, **kwargs: Any) -> Any:
+def _runner(args: argparse.Namespace, read_only: bool = False, **kwargs: Any) -> Any:
+    """The study's runner; ``read_only`` (status, report, export) loads no data and works without the plugins."""
     from ablate._runner import StudyRunner
     from ablate._study import load_study
 
-    study = load_study(args.study)
+    study = load_study(args.study, check_files=not read_only, need_plugins=not read_only)
+    if study.missing_plugins:
+        print(f"ablate: note: {study.missing_plugins}; reading the stored trials without it", file=sys.stderr)
     return StudyRunner(study, out=args.out, storage=args.storage, **kwargs)
 
 
@@ -205,7 +208,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from ablate._results import trials_frame
 
-    runner = _runner(args)
+    runner = _runner(args, read_only=True)
     runner.open(create=False)
     frame = trials_frame(runner)
     if frame.empty:
@@ -233,7 +236,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from ablate._report import write_report
 
-    runner = _runner(args)
+    runner = _runner(args, read_only=True)
     runner.open(create=False)
     print(f"report: {write_report(runner)}")
     return 0
@@ -259,7 +262,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from ablate._export import chosen_trial, export_trial
 
-    runner = _runner(args)
+    runner = _runner(args, read_only=True)
     runner.open(create=False)
     trial = chosen_trial(runner, args.trial)
     folder = export_trial(runner, trial, args.to or runner.folder / "export" / f"trial-{trial.number}")

@@ -194,3 +194,41 @@ def test_broken_entry_point_names_the_entry_point(isolated: Path, monkeypatch: p
     monkeypatch.setattr(plugins, "_loaded", set())
     with pytest.raises(PluginError, match="^entry point 'bad': cannot import plugin module 'plugin_test_gone': "):
         ablate.load_components()
+
+
+METRIC_PLUGIN = '''
+from ablate import METRICS
+
+@METRICS.register("plugin_test_score")
+def plugin_test_score(ev):
+    """Accuracy under another name (lower is better, so the stored direction is minimize)."""
+    return float((ev.smoke_prob >= 0.5).astype(int).__eq__(ev.labels).mean())
+
+plugin_test_score.lower_is_better = True
+'''
+
+
+def test_status_and_report_work_where_the_studys_plugin_does_not_import(tmp_path: Path) -> None:
+    """A study run with a plugin metric as objective, read on a machine without the plugin."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    _write(folder, "plugin_test_metric", METRIC_PLUGIN)
+    study = {"name": "gone", "plugins": ["plugin_test_metric"], "config": TINY, "grid": {"train.lr": [1e-3, 2e-3]}}
+    study |= {"objective": "plugin_test_score"}
+    (folder / "study.yaml").write_text(yaml.safe_dump(study))
+    # a cache of its own: the session's serves other tests that count their trainings
+    env = {**os.environ, "ABLATE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+
+    def ablate_cli(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "ablate", *args, str(folder / "study.yaml"), "--out", str(tmp_path / "out")]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+    assert ablate_cli("run", "--quiet", "--no-report").returncode == 0
+    (folder / "plugin_test_metric.py").unlink()  # the plugin is not on this machine
+    status = ablate_cli("status")
+    assert status.returncode == 0, status.stderr
+    assert "cannot import plugin module 'plugin_test_metric'" in status.stderr and "2/2" in status.stdout
+    report = ablate_cli("report")
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "out" / "report.pdf").is_file()
+    assert ablate_cli("run", "--quiet").returncode == 2  # running needs it: refused in one line
