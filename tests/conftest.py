@@ -32,3 +32,20 @@ def plugin_folder(monkeypatch: pytest.MonkeyPatch, tmp_path):
     monkeypatch.setattr(plugins, "_loaded", set(plugins._loaded))
     monkeypatch.syspath_prepend(str(tmp_path))
     return tmp_path
+
+
+@pytest.fixture
+def ablate_process():
+    """``run(*args, cwd=..., **env)``: ``python -m ablate *args`` in another process, as a user runs it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def run(*args: object, cwd: Path = root, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "ablate", *map(str, args)]
+        environ = {**os.environ, **env}
+        return subprocess.run(command, cwd=cwd, env=environ, capture_output=True, text=True, timeout=timeout)
+
+    return run

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,18 +176,10 @@ def test_trial_with_offline_pretrained_weights_is_one_line(tmp_path: Path, capsy
     assert "checkpoint" in _error_line(capsys)
 
 
-def test_console_entry_point() -> None:
+def test_console_entry_point(ablate_process) -> None:
     (entry,) = importlib.metadata.entry_points(group="console_scripts", name="ablate")
     assert entry.value == "ablate.cli:main"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "ablate", "list", "levels"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = ablate_process("list", "levels", timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == LEVELS_LISTING
 

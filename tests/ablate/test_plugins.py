@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import math
-import os
 import re
 import subprocess
 import sys
@@ -108,7 +107,7 @@ def test_missing_plugin_says_where_it_was_searched(isolated: Path) -> None:
 
 
 def test_plugin_beside_the_study_file_is_found_from_any_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_cache: ablate.StageCache
+    tmp_path: Path, shared_cache: ablate.StageCache, ablate_process
 ) -> None:
     """``my_level.py`` next to ``study.yaml`` is ``plugins: [my_level]``, run from elsewhere, not on sys.path."""
     folder = tmp_path / "project"
@@ -123,15 +122,10 @@ def test_plugin_beside_the_study_file_is_found_from_any_folder(
     (folder / "study.yaml").write_text(yaml.safe_dump(study))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = {**os.environ, "ABLATE_CACHE": str(shared_cache.root), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "ablate", "run", str(folder / "study.yaml"), "--out", "out", "--quiet", "--no-report"],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = ablate_process(
+        "run", folder / "study.yaml", "--out", "out", "--quiet", "--no-report",
+        cwd=elsewhere, ABLATE_CACHE=str(shared_cache.root), PYTHONPATH=str(ROOT),
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "beside: 1/1 trials completed" in proc.stdout
 
@@ -208,7 +202,7 @@ plugin_test_score.lower_is_better = True
 '''
 
 
-def test_status_and_report_work_where_the_studys_plugin_does_not_import(tmp_path: Path) -> None:
+def test_status_and_report_work_where_the_studys_plugin_does_not_import(tmp_path: Path, ablate_process) -> None:
     """A study run with a plugin metric as objective, read on a machine without the plugin."""
     folder = tmp_path / "project"
     folder.mkdir()
@@ -217,11 +211,10 @@ def test_status_and_report_work_where_the_studys_plugin_does_not_import(tmp_path
     study |= {"objective": "plugin_test_score"}
     (folder / "study.yaml").write_text(yaml.safe_dump(study))
     # a cache of its own: the session's serves other tests that count their trainings
-    env = {**os.environ, "ABLATE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    env = {"ABLATE_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
 
-    def ablate_cli(*args: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "ablate", *args, str(folder / "study.yaml"), "--out", str(tmp_path / "out")]
-        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    def ablate_cli(command: str, *options: str) -> subprocess.CompletedProcess:
+        return ablate_process(command, folder / "study.yaml", "--out", tmp_path / "out", *options, **env)
 
     assert ablate_cli("run", "--quiet", "--no-report").returncode == 0
     (folder / "plugin_test_metric.py").unlink()  # the plugin is not on this machine
