@@ -232,6 +232,7 @@ def _check_numbers(config: dict[str, Any]) -> list[str]:
         ("train.augment", train.get("augment"), bool, lambda v: True, "true or false"),
         ("train.warmup", train.get("warmup"), (int, float), lambda v: 0 <= v < 1, "a number in [0, 1)"),
         ("train.ema", train.get("ema"), (int, float), lambda v: 0 <= v < 1, "a number in [0, 1)"),
+        ("train.init_seed", train.get("init_seed"), (int, type(None)), lambda v: v is None or v >= 0, "null or >= 0"),
         ("train.schedule", train.get("schedule"), str, lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
         (
             "device",

@@ -27,8 +27,9 @@ from ablate._transfer import TransferLoss
 
 # Losses are read back (a host sync, which stalls a GPU's queue) once per this many steps, not every step
 SYNC_EVERY = 20
-# a network's initial weights are seeded with trial seed * ROLE_SEEDS + its role's index, so the teacher and
-# the student of one trial start from different streams and no two (seed, role) pairs below 1000 seeds share one
+# a network's initial weights are seeded with (train.init_seed or the trial seed) * ROLE_SEEDS + its role's index,
+# so the teacher and the student of one trial start from different streams and no two (seed, role) pairs below
+# 1000 seeds share one
 ROLE_SEEDS = 1000
 
 
@@ -129,8 +130,10 @@ class Trainer:
         return float(self.config["transfer"]["lambda"])
 
     def build(self, role: str) -> Network:
-        """A fresh network for ``role`` with weights seeded from the trial seed and role."""
-        torch.manual_seed(self.config["seed"] * ROLE_SEEDS + ROLES.index(role))
+        """A fresh network for ``role`` with weights seeded from ``train.init_seed`` (or the trial seed) and role."""
+        init_seed = self.config["train"]["init_seed"]
+        init_seed = self.config["seed"] if init_seed is None else init_seed
+        torch.manual_seed(init_seed * ROLE_SEEDS + ROLES.index(role))
         return build_network(self.config[role]).to(self.device)
 
     def transfer(self, student: Network, teacher: Network) -> TransferLoss:

@@ -6,7 +6,10 @@ Trains, at the defaults (``synthetic-smoke`` and the default networks and traini
 - ``teacher_student``: the default knowledge transfer (lambda 1, global cosine, conv projection);
 - ``teacher (decoupled)``, ``student (decoupled)``: each network alone on the shortcut-free control, the same
   generator with ``train_chimney_without_smoke`` equal to ``train_chimney_with_smoke`` (chimneys then say
-  nothing about the label).
+  nothing about the label);
+- ``teacher (shared init)``, ``student (shared init)``: each network alone with ``train.init_seed: 0``, so every
+  seed starts from the same weights (as a shared pretrained checkpoint gives) and varies only the data order and
+  augmentation: the seed spread splits into what the initial weights cause and what the order causes.
 
 Per configuration: val accuracy (train distribution), test accuracy and their gap, the share of chimney-only
 test images called smoke, chimney_claimed, smoke_iou mean and seed std, the final training loss of the trained
@@ -38,6 +41,8 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "teacher_student": {},
     "teacher (decoupled)": {"paradigm": {"name": "single", "network": "teacher"}, **DECOUPLED},
     "student (decoupled)": {"paradigm": {"name": "single", "network": "student"}, **DECOUPLED},
+    "teacher (shared init)": {"paradigm": {"name": "single", "network": "teacher"}, "train.init_seed": 0},
+    "student (shared init)": {"paradigm": {"name": "single", "network": "student"}, "train.init_seed": 0},
 }
 METRICS = ("val_accuracy", "accuracy", "accuracy_gap", "chimney_only_fpr", "chimney_claimed", "smoke_iou")
 TINY = {

@@ -30,6 +30,8 @@ def test_resolve_without_config_is_the_defaults_in_normal_form() -> None:
         ("train.warmup", 1.0, "a number in [0, 1)"),
         ("train.ema", -0.1, "a number in [0, 1)"),
         ("train.schedule", "linear", "one of constant, cosine"),
+        ("train.init_seed", -1, "null or >= 0"),
+        ("train.init_seed", 1.5, "null or >= 0"),
     ],
 )
 def test_training_schedule_settings_are_checked(field: str, value: object, expected: str) -> None:

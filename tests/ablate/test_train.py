@@ -1,4 +1,4 @@
-"""The trainer's learning-rate schedule and weight averaging."""
+"""The trainer's learning-rate schedule, weight averaging and initial weights."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from ablate._train import _ema, lr_factor
+from ablate._config import resolve
+from ablate._train import Trainer, _ema, lr_factor
 
 
 def test_warmup_ramps_linearly_then_cosine_decays_to_zero() -> None:
@@ -36,3 +37,20 @@ def test_ema_averages_weights_and_buffers() -> None:
     # the first update copies, later ones move by 1 - decay: 4, then 0.75 * 4 + 0.25 * 8 = 5
     assert average.module.weight.item() == pytest.approx(5.0)
     assert average.module.running_mean.item() == pytest.approx(5.0)
+
+
+def _initial_weights(seed: int, init_seed: int | None, role: str) -> list[torch.Tensor]:
+    config = resolve(None, {"seed": seed, "train.init_seed": init_seed})
+    trainer = Trainer(config, data=None, device=torch.device("cpu"), cache=None, progress=False)
+    return [p.detach() for p in trainer.build(role).parameters()]
+
+
+def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("role", ["teacher", "student"])
+def test_init_seed_gives_every_trial_seed_the_same_initial_weights(role: str) -> None:
+    assert not _same(_initial_weights(0, None, role), _initial_weights(1, None, role))
+    assert _same(_initial_weights(0, 7, role), _initial_weights(1, 7, role))
+    assert _same(_initial_weights(3, 3, role), _initial_weights(3, None, role))  # null means the trial seed
