@@ -6,7 +6,7 @@ themselves in the registries re-exported here.
 
 Everything a component (built-in or plugin) needs is a public name of this module: the
 registries, the contracts each kind's objects are passed or return (:class:`Dataset` and
-:class:`Split`, :class:`Network` and :class:`NetworkOutput`, :class:`Trainer`,
+:class:`Split`, :class:`Network` and :class:`NetworkOutput`, :class:`Trainer` and :class:`FrozenFeed`,
 :class:`PostState` and :class:`PostContext`, :class:`Evaluation`) and the helpers the built-in
 variants share (metric arithmetic, the classification loss, layer lookup, array fingerprints).
 A component imports nothing from the private ``ablate._*`` modules, so those may change freely.
@@ -39,7 +39,7 @@ from ablate._registries import (
     PROJECTIONS,
 )
 from ablate._registry import Registry, RegistryError, did_you_mean
-from ablate._train import Diverged, Trainer
+from ablate._train import Diverged, FrozenFeed, Trainer
 from ablate._trial import TrialResult, run_trial
 from ablate._validate import validate
 
@@ -75,6 +75,7 @@ __all__ = [
     "Dataset",
     "Diverged",
     "Evaluation",
+    "FrozenFeed",
     "Network",
     "NetworkOutput",
     "PostContext",

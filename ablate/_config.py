@@ -35,6 +35,8 @@ ROLES = ("teacher", "student")
 ALIGN_CHOICES = ("class_map", "features")
 CAM_NETWORKS = ("auto", "student", "teacher", "both")
 SCHEDULES = ("constant", "cosine")
+#: Top-level keys that say how a trial runs, not what it computes: two configs differing only in them are one trial.
+EXECUTION_KEYS = ("name", "device", "threads", "frozen_outputs_mb")
 
 
 class ConfigError(ValueError):
@@ -225,6 +227,7 @@ def _check_numbers(config: dict[str, Any]) -> list[str]:
     rules = [
         ("seed", config.get("seed"), int, lambda v: v >= 0, "a non-negative integer"),
         ("threads", config.get("threads"), (int, type(None)), lambda v: v is None or v >= 1, "null or >= 1"),
+        ("frozen_outputs_mb", config.get("frozen_outputs_mb"), (int, float), lambda v: v >= 0, "a number >= 0"),
         ("train.epochs", train.get("epochs"), int, lambda v: v >= 1, "an integer >= 1"),
         ("train.batch_size", train.get("batch_size"), int, lambda v: v >= 1, "an integer >= 1"),
         ("train.lr", train.get("lr"), (int, float), lambda v: v > 0, "a number > 0"),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate._cache import StageCache, stable_hash
-from ablate._config import ConfigError, load_yaml, merge, resolve, set_dotted
+from ablate._config import EXECUTION_KEYS, ConfigError, load_yaml, merge, resolve, set_dotted
 from ablate._metrics import lower_is_better
 from ablate._plugins import PluginError, load_components
 from ablate._reference import Reference, load_reference
@@ -382,7 +382,7 @@ def _check_configs(study: Study, check_files: bool) -> None:
         except ConfigError as exc:
             raise _fail(study.path, f"{exc}{label}") from None
         if not study.tune:  # two grid configurations that run one trial config would count it twice
-            key = stable_hash({k: v for k, v in resolved.items() if k not in ("name", "threads", "device")})
+            key = stable_hash({k: v for k, v in resolved.items() if k not in EXECUTION_KEYS})
             if key in same_as:
                 raise _fail(
                     study.path,

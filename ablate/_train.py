@@ -92,6 +92,28 @@ def lr_factor(warmup: float, schedule: str, total_steps: int, step: int) -> floa
 LossFn = Callable[[dict[str, Any], torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor | float]]]
 
 
+class FrozenFeed:
+    """A frozen network's aligned map (``network.aligned(network.align)``) for each training batch.
+
+    Read from a stream the stage cache keeps (``[epochs, n, ...]``, batches in training order) or, without one,
+    computed by running the network on the batch.
+
+    Attributes:
+        network: the frozen network.
+    """
+
+    def __init__(self, network: Network, stream: torch.Tensor | None) -> None:
+        self.network = network
+        self.stream = stream
+
+    def __call__(self, epoch: int, start: int, images: torch.Tensor) -> torch.Tensor:
+        """The map for the batch of ``images`` that starts at position ``start`` of epoch ``epoch`` (1-based)."""
+        if self.stream is None:
+            with torch.no_grad():
+                return self.network(images).aligned(self.network.align)
+        return self.stream[epoch - 1, start : start + images.shape[0]].to(images.device, non_blocking=True)
+
+
 def _ema(module: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
     """An exponential moving average of ``module``'s weights and buffers (None when ``decay`` is 0)."""
     if not decay:
@@ -193,11 +215,58 @@ class Trainer:
 
         return self.cached_networks((role,), None, train)[role]
 
-    def fit(self, networks: dict[str, nn.Module], loss_fn: LossFn, tag: str, extra: nn.Module | None = None) -> None:
+    def frozen_classifier(self, role: str) -> FrozenFeed:
+        """``role`` trained alone (:meth:`classifier`), frozen, with its aligned map for every training batch.
+
+        The maps depend only on that network, the data and the seed's batch order and augmentation, so they are
+        computed once into the stage cache and shared by every trial that trains another network beside it
+        (a lambda or level sweep); when they would take more than ``frozen_outputs_mb``, the feed runs the
+        network instead.
+        """
+        network = self.classifier(role).requires_grad_(False)
+        train_cfg, n = self.config["train"], len(self.data.train)
+        with torch.no_grad(), self._autocast():
+            sample = network(to_tensor(self.data.train.images[:1], self.device)).aligned(network.align)
+        megabytes = sample.element_size() * sample.numel() * n * train_cfg["epochs"] / 2**20
+        if megabytes > self.config["frozen_outputs_mb"]:
+            return FrozenFeed(network, None)
+
+        def build(folder: Path) -> None:
+            generator = torch.Generator().manual_seed(self.config["seed"])
+            stream = torch.empty((train_cfg["epochs"], n, *sample.shape[1:]), dtype=sample.dtype)
+            for epoch in range(train_cfg["epochs"]):
+                order = torch.randperm(n, generator=generator).numpy()
+                for start in range(0, n, train_cfg["batch_size"]):
+                    images, _ = self._batch(order, start, generator)
+                    with torch.no_grad(), self._autocast():
+                        stream[epoch, start : start + images.shape[0]] = network(images).aligned(network.align).cpu()
+            torch.save(stream, folder / "outputs.pt")
+
+        inputs = {"model": self.model_inputs((role,), None), "align": network.align, "device": self.device.type}
+        entry = self.cache.get_or_build("frozen_outputs", inputs, build)
+        return FrozenFeed(network, torch.load(entry / "outputs.pt", weights_only=True))
+
+    def _batch(self, order: np.ndarray, start: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (augmented with ``generator``) and labels of the batch at position ``start`` of ``order``."""
+        split = self.data.train
+        index = np.sort(order[start : start + self.config["train"]["batch_size"]])
+        images = to_tensor(split.images[index], self.device)
+        if self.config["train"]["augment"]:
+            images = _augment(images, generator)
+        return images, torch.from_numpy(split.labels[index]).to(self.device)
+
+    def fit(
+        self,
+        networks: dict[str, nn.Module],
+        loss_fn: LossFn,
+        tag: str,
+        extra: nn.Module | None = None,
+        feeds: dict[str, FrozenFeed] | None = None,
+    ) -> None:
         """Train the trainable parameters of ``networks`` (and ``extra``) with AdamW on the train split.
 
         ``loss_fn(outputs by role, labels)`` returns the loss and named parts (scalar tensors or numbers)
-        for the history.
+        for the history; the outputs hold each network's output and each of ``feeds``' map for the batch.
         Frozen networks (no parameter requiring grad) are run in eval mode without gradients.
         """
         train_cfg = self.config["train"]
@@ -205,9 +274,9 @@ class Trainer:
         params = [p for m in [*trainable, *([extra] if extra is not None else [])] for p in m.parameters()]
         params = [p for p in params if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
+        # the batch order and augmentation draw from this generator only: frozen_classifier replays them
         generator = torch.Generator().manual_seed(self.config["seed"])
-        split = self.data.train
-        n, batch = len(split), train_cfg["batch_size"]
+        n, batch = len(self.data.train), train_cfg["batch_size"]
         total_steps = train_cfg["epochs"] * math.ceil(n / batch)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, functools.partial(lr_factor, train_cfg["warmup"], train_cfg["schedule"], total_steps)
@@ -225,13 +294,10 @@ class Trainer:
             totals: dict[str, float] = {}
             pending: list[dict[str, torch.Tensor]] = []  # per-step losses still on the device
             for step, start in enumerate(bar, start=1):
-                index = np.sort(order[start : start + batch])
-                images = to_tensor(split.images[index], self.device)
-                if train_cfg["augment"]:
-                    images = _augment(images, generator)
-                labels = torch.from_numpy(split.labels[index]).to(self.device)
+                images, labels = self._batch(order, start, generator)
                 with self._autocast():
                     outputs = {role: self._forward(m, images, m in trainable) for role, m in networks.items()}
+                    outputs |= {name: feed(epoch, start, images) for name, feed in (feeds or {}).items()}
                     loss, parts = loss_fn(outputs, labels)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()

@@ -11,7 +11,8 @@ class TeacherStudent:
     uses_transfer = True
 
     def fit(self, trainer):
-        teacher = trainer.classifier("teacher").requires_grad_(False)
+        teacher_maps = trainer.frozen_classifier("teacher")  # computed once per teacher and seed, then shared
+        teacher = teacher_maps.network
 
         def train():
             student = trainer.build("student")
@@ -19,10 +20,10 @@ class TeacherStudent:
 
             def loss(out, labels):
                 cls = classification_loss(out["student"], labels)
-                tf = transfer(out["student"].aligned(student.align), out["teacher"].aligned(teacher.align))
+                tf = transfer(out["student"].aligned(student.align), out["teacher"])
                 return cls + trainer.transfer_weight * tf, {"cls": cls, "tf": tf}
 
-            trainer.fit({"teacher": teacher, "student": student}, loss, "student", extra=transfer)
+            trainer.fit({"student": student}, loss, "student", extra=transfer, feeds={"teacher": teacher_maps})
             return {"teacher": teacher, "student": student}
 
         return trainer.cached_networks(self.roles, trainer.paradigm_inputs(self.uses_transfer), train)

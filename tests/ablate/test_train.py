@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+import ablate
 from ablate._config import resolve
 from ablate._train import Trainer, _ema, lr_factor
 
@@ -54,3 +55,48 @@ def test_init_seed_gives_every_trial_seed_the_same_initial_weights(role: str) ->
     assert not _same(_initial_weights(0, None, role), _initial_weights(1, None, role))
     assert _same(_initial_weights(0, 7, role), _initial_weights(1, 7, role))
     assert _same(_initial_weights(3, 3, role), _initial_weights(3, None, role))  # null means the trial seed
+
+
+TINY_TEACHER_STUDENT = {
+    "data": {"name": "synthetic-smoke", "n_train": 40, "n_val": 8, "n_test": 8},
+    "train": {"epochs": 2, "batch_size": 16},  # a last batch of 8: the stream keeps uneven batches in place
+    "threads": 1,
+}
+
+
+def _student_weights(result: ablate.TrialResult) -> dict[str, torch.Tensor]:
+    return torch.load(result.checkpoints[-1], weights_only=True)["student"]
+
+
+def test_student_from_cached_teacher_outputs_equals_one_with_the_live_teacher(tmp_path) -> None:
+    cached = ablate.run_trial(TINY_TEACHER_STUDENT, cache=ablate.StageCache(tmp_path / "a"), progress=False)
+    live_cache = ablate.StageCache(tmp_path / "b")
+    live = ablate.run_trial({**TINY_TEACHER_STUDENT, "frozen_outputs_mb": 0}, cache=live_cache, progress=False)
+
+    assert "frozen_outputs" not in live_cache.builds
+    weights, live_weights = _student_weights(cached), _student_weights(live)
+    assert weights.keys() == live_weights.keys()
+    assert all(torch.equal(weights[k], live_weights[k]) for k in weights)
+    assert cached.history == live.history
+    assert cached.metrics.keys() == live.metrics.keys()
+    pairs = [(cached.metrics[k], live.metrics[k]) for k in live.metrics]
+    same = [a == b or (math.isnan(a) and math.isnan(b)) for a, b in pairs]
+    assert all(same)
+
+
+def test_every_student_of_a_lambda_sweep_reads_one_cached_teacher_stream(tmp_path) -> None:
+    cache = ablate.StageCache(tmp_path)
+    calls = []
+    for weight in (0.5, 1.0, 1.5):
+        result = ablate.run_trial(TINY_TEACHER_STUDENT, {"transfer.lambda": weight}, cache=cache, progress=False)
+        calls.append(result.trainings)
+    assert cache.builds["frozen_outputs"] == 1 and cache.builds["model"] == 4  # one teacher, three students
+    assert calls == [2, 1, 1]
+    stream = torch.load(next((tmp_path / "frozen_outputs").glob("*/outputs.pt")), weights_only=True)
+    assert stream.shape == (2, 40, 2, 8, 8)  # epochs, train images, the teacher's class map
+
+
+def test_a_teacher_stream_over_frozen_outputs_mb_runs_the_teacher_instead(tmp_path) -> None:
+    cache = ablate.StageCache(tmp_path)
+    ablate.run_trial({**TINY_TEACHER_STUDENT, "frozen_outputs_mb": 0.01}, cache=cache, progress=False)  # 40 kB
+    assert "frozen_outputs" not in cache.builds

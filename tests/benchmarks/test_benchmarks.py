@@ -57,6 +57,14 @@ def test_reuse(scripts, tmp_path):
     assert summary["trainings_ratio"] == 2 and summary["wall_ratio"] > 0
 
 
+def test_shared_teacher(scripts, tmp_path):
+    record = run(scripts, "shared_teacher", tmp_path)
+    summary, rows = record["summary"], record["rows"]
+    # two lambdas on one seed: the first trains the teacher and a student, the second only a student
+    assert [(r["cached"]["trainings"], r["live"]["trainings"]) for r in rows] == [(2, 2), (1, 1)]
+    assert summary["same_smoke_iou"] and summary["student_step_ratio"] > 0 and summary["wall_ratio"] > 0
+
+
 def test_workers(scripts, tmp_path):
     summary = run(scripts, "workers", tmp_path)["summary"]
     assert summary["workers_1_trials"] == summary["workers_2_trials"] == 2
