@@ -42,6 +42,7 @@ from ablate._storage import (
     identity,
     masked_url,
     open_storage,
+    record_trial,
     study_lock,
 )
 from ablate._study import STORED, Objective, Study
@@ -102,6 +103,26 @@ def _live(worker: str | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def result_attrs(result: Any, runtime: float) -> dict[str, Any]:
+    """The user attributes a completed trial stores: what status, the report and export read back."""
+    return {
+        "metrics": result.metrics,
+        "per_image_iou": result.per_image_iou,
+        "timings": result.timings,
+        "trainings": result.trainings,
+        "oracle": result.oracle,
+        "runtime": runtime,
+        "device": result.device,
+        "names": result.names,
+        "config": result.config,  # resolved: what `ablate export` hands on with the weights
+        "checkpoints": result.checkpoints,
+        "ablate_version": ablate_version,
+        # one attribute per metric and the training curves, which the dashboard sorts, filters and plots
+        **{f"{METRIC_PREFIX}{name}": value for name, value in result.metrics.items()},
+        "history": result.history,
+    }
 
 
 @dataclass
@@ -316,17 +337,16 @@ class StudyRunner:
             trial = self._claim()
             if trial is None and self.study.is_tuning and not self._budget_spent():
                 trial = self._held = self.optuna_study.ask()
-                trial.set_user_attr("worker", WORKER)  # first, as a claim records it with the claim
+                record_trial(self.storage, trial._trial_id, {"worker": WORKER})  # first, as a claim records it
                 params = self._suggest(trial)
                 seed = self.study.seeds[0]
-                for key, value in {
+                attrs = {
                     "seed": seed,
                     "params": params,
                     "identity": identity(params, seed),
                     "config_id": config_id(params),
-                    "primary": True,
-                }.items():
-                    trial.set_user_attr(key, value)
+                }
+                record_trial(self.storage, trial._trial_id, {**attrs, "primary": True})
                 duplicate = self._is_duplicate(trial, identity(params, seed))
                 if duplicate is not None:  # the sampler proposed a configuration already run: ask again
                     trial.set_user_attr("duplicate_of", duplicate)
@@ -450,28 +470,9 @@ class StudyRunner:
                 return
 
     def _record(self, trial: optuna.Trial, result: Any, runtime: float) -> None:
-        attrs = {
-            "metrics": result.metrics,
-            "per_image_iou": result.per_image_iou,
-            "timings": result.timings,
-            "trainings": result.trainings,
-            "oracle": result.oracle,
-            "runtime": runtime,
-            "device": result.device,
-            "names": result.names,
-            "config": result.config,  # resolved: what `ablate export` hands on with the weights
-            "checkpoints": result.checkpoints,
-            "ablate_version": ablate_version,
-        }
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
-        # one attribute per metric and the training curves, which the dashboard sorts, filters and plots
-        for name, value in result.metrics.items():
-            trial.set_user_attr(f"{METRIC_PREFIX}{name}", value)
-        trial.set_user_attr("history", result.history)
-        if len(self.study.objectives) == 1:  # Optuna keeps intermediate values of single-objective studies only
-            for step, epoch in enumerate(result.history):
-                trial.report(epoch["loss"], step)
+        # Optuna keeps intermediate values (the curve the dashboard draws) of single-objective studies only
+        curve = [epoch["loss"] for epoch in result.history] if len(self.study.objectives) == 1 else []
+        record_trial(self.storage, trial._trial_id, result_attrs(result, runtime), curve)
         for spec in self.study.loggers:
             try:
                 LOGGERS.build(spec, folder=self.folder).log(

@@ -133,6 +133,51 @@ def claim_waiting(storage: optuna.storages.BaseStorage, trial_id: int, worker: s
     return True
 
 
+def record_trial(
+    storage: optuna.storages.BaseStorage, trial_id: int, attrs: dict[str, Any], intermediate: list[float] = ()
+) -> None:
+    """Set user attributes of running trial ``trial_id`` (and intermediate values, one per step) in one transaction.
+
+    Optuna commits every ``set_user_attr`` and ``report`` on its own, reading the trial first; a trial's record
+    is about 30 attributes and one value per epoch, and on SQLite each commit is a disk sync, so the record is
+    written as one delete and one insert per table instead. Storages without SQL take them one by one.
+
+    Raises:
+        UpdateFinishedTrialError: the trial is no longer running (another process finished or failed it).
+    """
+    rdb = _sql(storage)
+    if rdb is None:
+        for key, value in attrs.items():
+            storage.set_trial_user_attr(trial_id, key, value)
+        for step, value in enumerate(intermediate):
+            storage.set_trial_intermediate_value(trial_id, step, value)
+        return
+    trials = models.TrialModel.__table__
+    user_attrs, values = models.TrialUserAttributeModel.__table__, models.TrialIntermediateValueModel.__table__
+    with rdb.engine.begin() as connection:
+        state = connection.execute(sqlalchemy.select(trials.c.state).where(trials.c.trial_id == trial_id)).scalar()
+        if state != TrialState.RUNNING:
+            raise UpdateFinishedTrialError(f"trial {trial_id} is {state.name if state else 'missing'}, not running")
+        if attrs:
+            connection.execute(
+                user_attrs.delete().where(user_attrs.c.trial_id == trial_id, user_attrs.c.key.in_(list(attrs)))
+            )
+            connection.execute(
+                user_attrs.insert(),
+                [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)} for key, value in attrs.items()],
+            )
+        if intermediate:
+            steps = list(range(len(intermediate)))
+            connection.execute(values.delete().where(values.c.trial_id == trial_id, values.c.step.in_(steps)))
+            rows = []
+            for step, value in enumerate(intermediate):
+                stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
+                rows.append(
+                    {"trial_id": trial_id, "step": step, "intermediate_value": stored, "intermediate_value_type": kind}
+                )
+            connection.execute(values.insert(), rows)
+
+
 @contextlib.contextmanager
 def study_lock(
     storage: optuna.storages.BaseStorage, study_id: int, worker: str, key: str = "ablate:queue-lock"

@@ -1,0 +1,188 @@
+"""Studies that grow: the storage steps of a study holding 100, 1,000 and 10,000 completed trials.
+
+For each size a tuning study (``tune: transfer.lambda``, one seed) gets that many completed trials written
+straight into its storage, without training: each with the user attributes a real trial stores (every
+metric, 320 per-image IoUs, a 10-epoch history, the resolved config). Then, on that storage, it measures:
+
+- ``claim_record_s``: one more trial through the runner's own path: ask the sampler, check it is no
+  duplicate, record its result attributes, tell the objective (what a worker adds to every trial), measured
+  on the second such trial of the process; ``first_claim_s`` is the first, which also reads every stored
+  trial into Optuna's cache (what each worker pays once when it starts);
+- ``resume_scan_s``: what ``ablate run`` does before working on a study it resumes (stale trials, the
+  queue of missing configurations);
+- ``status_s``: ``ablate status`` (every trial as a row), in this process;
+- ``report_s``: ``ablate report`` (tables, plots, PDF; the gallery finds no images, as for trials written
+  elsewhere, and says so).
+
+Each step's growth exponent is the slope of log(seconds) over log(trials), fitted over the sizes: 0 is flat,
+1 linear, 2 quadratic. The storage is SQLite (the default of ``ablate run``). Goals (issue 16): claim + record
+under 50 ms and flat, report of 1,000 trials under 60 s, no step quadratic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from _common import parse_args, print_table, write_result
+
+from ablate import TrialResult, load_components
+from ablate._report._write import write_report
+from ablate._runner import StudyRunner, result_attrs
+from ablate._storage import config_id, identity
+from ablate._study import load_study
+from ablate.cli import main as ablate_main
+
+SIZES = {"tiny": (10, 30, 100), "default": (100, 1000, 10000)}
+STEPS = ("claim_record_s", "first_claim_s", "resume_scan_s", "status_s", "report_s")
+DISTRIBUTION = optuna.distributions.FloatDistribution(0.0, 2.0)
+
+
+def study_file(folder: Path, size: int) -> Path:
+    path = folder / f"scale-{size}.yaml"
+    path.write_text(
+        f"name: scale-{size}\n"
+        "config: {data: {name: synthetic-smoke, image_size: 32, n_train: 8, n_val: 0, n_test: 8}}\n"
+        "tune: {transfer.lambda: {low: 0.0, high: 2.0}}\n"
+        f"n_trials: {size + 2}\n"  # room for the two trials the benchmark adds
+        "sampler: random\n"
+        "objective: smoke_iou\n"
+    )
+    return path
+
+
+def fake_result(rng: random.Random, config: dict[str, Any], metrics: list[str]) -> TrialResult:
+    """A completed trial's result as the harness records it, with random numbers and no gallery images."""
+    return TrialResult(
+        metrics={name: rng.random() for name in metrics},
+        per_image_iou=[rng.random() for _ in range(320)],
+        image_names=[f"test-{i:05d}" for i in range(320)],
+        trainings=1,
+        timings={"data": 0.02, "train": 30.0, "cams": 0.2, "postprocess": 0.0, "metrics": 0.01},
+        oracle=False,
+        history=[{"tag": "student", "epoch": e, "loss": rng.random(), "lr": 1e-3} for e in range(1, 11)],
+        config=config,
+        names={"class": "smoke", "object": "chimney"},
+        gallery={
+            "indices": np.arange(4),
+            "images": np.zeros((4, 32, 32, 3), np.uint8),
+            "masks": np.zeros((4, 32, 32), bool),
+            "cooccur": np.zeros((4, 32, 32), bool),
+            "cams": np.zeros((4, 32, 32), np.float16),
+            "pred": np.zeros((4, 32, 32), bool),
+        },
+    )
+
+
+def fill(runner: StudyRunner, size: int, rng: random.Random, metrics: list[str]) -> None:
+    """``size`` completed trials written in bulk, with the user attributes :meth:`StudyRunner._record` writes."""
+    trials = []
+    for _ in range(size):
+        params = {"transfer.lambda": rng.uniform(0.0, 2.0)}
+        config = runner.study.trial_config(params, 0)
+        result = fake_result(rng, config, metrics)
+        attrs = {
+            "seed": 0,
+            "params": params,
+            "identity": identity(params, 0),
+            "config_id": config_id(params),
+            "primary": True,
+            "worker": "bench",
+            **result_attrs(result, 30.0),
+        }
+        trials.append(
+            optuna.trial.create_trial(
+                params={"transfer.lambda": params["transfer.lambda"]},
+                distributions={"transfer.lambda": DISTRIBUTION},
+                value=result.metrics["smoke_iou"],
+                user_attrs=attrs,
+                intermediate_values={step: h["loss"] for step, h in enumerate(result.history)},
+            )
+        )
+    runner.optuna_study.add_trials(trials)
+
+
+def claim_and_record(runner: StudyRunner, rng: random.Random, metrics: list[str]) -> float:
+    """Seconds of one trial through the worker's path, minus the trial's own work (training and evaluation)."""
+    start = time.perf_counter()
+    claimed = runner._next()
+    assert claimed is not None, "the tuning budget should leave one trial"
+    trial, params, seed = claimed
+    result = fake_result(rng, runner.study.trial_config(params, seed), metrics)
+    runner._record(trial, result, 1.0)
+    runner.optuna_study.tell(trial, result.metrics["smoke_iou"])
+    return time.perf_counter() - start
+
+
+def timed(fn: Any) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def growth(sizes: list[int], seconds: list[float]) -> float:
+    """Least-squares slope of log(seconds) over log(size)."""
+    xs, ys = np.log(sizes), np.log(np.maximum(seconds, 1e-9))
+    return float(np.polyfit(xs, ys, 1)[0])
+
+
+def measure(folder: Path, size: int, metrics: list[str]) -> dict[str, float]:
+    rng = random.Random(size)
+    path = study_file(folder, size)
+    study = load_study(path, check_files=False)
+    out = folder / f"out-{size}"
+    runner = StudyRunner(study, out=out, quiet=True)
+    runner.open()
+    start = time.perf_counter()
+    fill(runner, size, rng, metrics)
+    row = {"trials": size, "fill_s": time.perf_counter() - start}
+    row["first_claim_s"] = claim_and_record(runner, rng, metrics)
+    row["claim_record_s"] = claim_and_record(runner, rng, metrics)
+    row["resume_scan_s"] = timed(runner.enqueue_missing)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        row["status_s"] = timed(lambda: ablate_main(["status", str(path), "--out", str(out)]))
+    read_only = StudyRunner(load_study(path, check_files=False, need_plugins=False), out=out)
+    read_only.open(create=False)
+    row["report_s"] = timed(lambda: write_report(read_only))
+    return row
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args("Storage steps of studies of 100, 1,000 and 10,000 trials.", {"tiny": 1, "default": 1}, argv)
+    load_components()
+    from ablate import METRICS
+
+    metrics = METRICS.names()
+    sizes = list(SIZES[args.size])
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ablate-scale-") as tmp:
+        for size in sizes:
+            rows.append(measure(Path(tmp), size, metrics))
+            print(", ".join(f"{k} {v:.3g}" for k, v in rows[-1].items()), flush=True)
+    exponents = {step: growth(sizes, [r[step] for r in rows]) for step in STEPS}
+    by_size = {r["trials"]: r for r in rows}
+    middle = sizes[1]
+    summary = {
+        "growth_exponent": exponents,
+        "claim_record_max_s": max(r["claim_record_s"] for r in rows),
+        f"report_{middle}_s": by_size[middle]["report_s"],
+        "quadratic": [step for step, e in exponents.items() if e > 1.5],
+    }
+    print_table(
+        ["trials", "fill s", "claim + record s", "first claim s", "resume scan s", "status s", "report s"],
+        [[r["trials"], r["fill_s"], *(r[s] for s in STEPS)] for r in rows]
+        + [["growth exponent", "-", *(exponents[s] for s in STEPS)]],
+    )
+    write_result("scale", args, {"storage": "sqlite", "rows": rows, "summary": summary})
+    return summary
+
+
+if __name__ == "__main__":
+    main()
