@@ -38,7 +38,8 @@ from ablate._registries import (
     POSTPROCESSORS,
     PROJECTIONS,
 )
-from ablate._registry import Registry, RegistryError, did_you_mean
+from ablate._registry import Registry, RegistryError
+from ablate._schema import Match, Range, TrialConfig, did_you_mean
 from ablate._train import Diverged, FrozenFeed, Trainer
 from ablate._trial import TrialResult, run_trial
 from ablate._validate import validate
@@ -76,15 +77,18 @@ __all__ = [
     "Diverged",
     "Evaluation",
     "FrozenFeed",
+    "Match",
     "Network",
     "NetworkOutput",
     "PostContext",
     "PostState",
+    "Range",
     "Registry",
     "RegistryError",
     "Split",
     "StageCache",
     "Trainer",
+    "TrialConfig",
     "TrialResult",
     "__version__",
     "classification_loss",

@@ -1,6 +1,7 @@
 """Trial configuration: defaults, YAML loading, dotted overrides and validation.
 
-A config is a plain nested dict. Component slots hold ``{"name": ..., **params}`` (a bare
+A config is a plain nested dict until it is validated (its schema, and the typed form the harness reads,
+is :class:`ablate.TrialConfig` in ``_schema``). Component slots hold ``{"name": ..., **params}`` (a bare
 string is shorthand for ``{"name": ...}``); which registry each slot draws from is listed in
 :data:`COMPONENT_SLOTS`, so validation needs no knowledge of any specific variant.
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from ablate._registry import did_you_mean
+from ablate._schema import schema_problems
 
 #: The default trial config, read from ``defaults.yaml`` beside this module (data: the harness names no component).
 DEFAULTS: dict[str, Any] = yaml.safe_load((Path(__file__).with_name("defaults.yaml")).read_text(encoding="utf-8"))
@@ -32,9 +33,7 @@ COMPONENT_SLOTS: dict[str, str] = {
     "cam": "cams",
 }
 ROLES = ("teacher", "student")
-ALIGN_CHOICES = ("class_map", "features")
 CAM_NETWORKS = ("auto", "student", "teacher", "both")
-SCHEDULES = ("constant", "cosine")
 #: Top-level keys that say how a trial runs, not what it computes: two configs differing only in them are one trial.
 EXECUTION_KEYS = ("name", "device", "threads", "frozen_outputs_mb")
 
@@ -172,30 +171,11 @@ def resolve(config: dict[str, Any] | None = None, overrides: dict[str, Any] | No
     return result
 
 
-def _unknown_keys(section: dict[str, Any], allowed: dict[str, Any], where: str) -> list[str]:
-    problems = []
-    for key in section:
-        if key not in allowed:
-            problems.append(f"{where}{key}: unknown key{did_you_mean(key, allowed)}")
-    return problems
-
-
 def check(config: dict[str, Any]) -> list[str]:
     """Structural problems of a resolved config, each prefixed with its dotted field."""
     from ablate._registries import ALL
 
-    problems = _unknown_keys(config, DEFAULTS, "")
-    for section in ("train", "teacher", "student", "transfer"):
-        value = config.get(section)
-        if not isinstance(value, dict):
-            problems.append(f"{section}: expected a mapping, got {value!r}")
-            continue
-        problems += _unknown_keys(value, DEFAULTS[section], f"{section}.")
-    for role in ROLES:
-        align = config.get(role, {}).get("align") if isinstance(config.get(role), dict) else None
-        if align not in ALIGN_CHOICES:
-            problems.append(f"{role}.align: expected one of {', '.join(ALIGN_CHOICES)}, got {align!r}")
-    problems += _check_numbers(config)
+    problems = schema_problems(config)  # keys, types and bounds of every field (ablate._schema.TrialConfig)
     for slot, kind in COMPONENT_SLOTS.items():
         try:
             spec = get_dotted(config, slot)
@@ -219,40 +199,6 @@ def check(config: dict[str, Any]) -> list[str]:
             problems += [f"metrics: {ALL['metrics'].unknown_message(m)}" for m in metrics if m not in ALL["metrics"]]
     if not isinstance(config.get("plugins"), list):
         problems.append("plugins: expected a list of module names")
-    return problems
-
-
-def _check_numbers(config: dict[str, Any]) -> list[str]:
-    train = config.get("train") if isinstance(config.get("train"), dict) else {}
-    rules = [
-        ("seed", config.get("seed"), int, lambda v: v >= 0, "a non-negative integer"),
-        ("threads", config.get("threads"), (int, type(None)), lambda v: v is None or v >= 1, "null or >= 1"),
-        ("frozen_outputs_mb", config.get("frozen_outputs_mb"), (int, float), lambda v: v >= 0, "a number >= 0"),
-        ("train.epochs", train.get("epochs"), int, lambda v: v >= 1, "an integer >= 1"),
-        ("train.batch_size", train.get("batch_size"), int, lambda v: v >= 1, "an integer >= 1"),
-        ("train.lr", train.get("lr"), (int, float), lambda v: v > 0, "a number > 0"),
-        ("train.weight_decay", train.get("weight_decay"), (int, float), lambda v: v >= 0, "a number >= 0"),
-        ("train.augment", train.get("augment"), bool, lambda v: True, "true or false"),
-        ("train.warmup", train.get("warmup"), (int, float), lambda v: 0 <= v < 1, "a number in [0, 1)"),
-        ("train.ema", train.get("ema"), (int, float), lambda v: 0 <= v < 1, "a number in [0, 1)"),
-        ("train.init_seed", train.get("init_seed"), (int, type(None)), lambda v: v is None or v >= 0, "null or >= 0"),
-        ("train.schedule", train.get("schedule"), str, lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
-        (
-            "device",
-            config.get("device"),
-            str,
-            lambda v: v in ("auto", "cpu") or v.startswith("cuda"),
-            "auto, cpu or cuda[:N]",
-        ),
-    ]
-    transfer = config.get("transfer")
-    if isinstance(transfer, dict):
-        rules.append(("transfer.lambda", transfer.get("lambda"), (int, float), lambda v: v >= 0, "a number >= 0"))
-    problems = []
-    for field, value, types, ok, expected in rules:
-        bad_type = not isinstance(value, types) or (isinstance(value, bool) and types is not bool)
-        if bad_type or not ok(value):
-            problems.append(f"{field}: expected {expected}, got {value!r}")
     return problems
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
 from ablate._data import CLASSES
 from ablate._registries import BACKBONES, HEADS
+from ablate._schema import NetworkConfig
 
 NUM_CLASSES = len(CLASSES)  # the paper trains a binary classifier
 
@@ -46,11 +46,11 @@ class Network(nn.Module):
         return NUM_CLASSES if self.align == "class_map" else self.backbone.out_channels
 
 
-def build_network(role_config: dict[str, Any]) -> Network:
+def build_network(role_config: NetworkConfig) -> Network:
     """Build a network from a config's ``teacher``/``student`` section."""
-    backbone = BACKBONES.build(role_config["backbone"])
-    head = HEADS.build(role_config["head"], in_channels=backbone.out_channels, num_classes=NUM_CLASSES)
-    return Network(backbone, head, role_config["align"])
+    backbone = BACKBONES.build(role_config.backbone)
+    head = HEADS.build(role_config.head, in_channels=backbone.out_channels, num_classes=NUM_CLASSES)
+    return Network(backbone, head, role_config.align)
 
 
 def resolve_module(root: nn.Module, path: str) -> nn.Module:

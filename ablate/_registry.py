@@ -7,22 +7,14 @@ creates components by name, so it never imports a specific variant.
 
 from __future__ import annotations
 
-import difflib
 import inspect
-import types
-import typing
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ablate._schema import did_you_mean, problem, type_text
+
 _MISSING = inspect.Parameter.empty
-
-
-def did_you_mean(name: object, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the choice closest to ``name`` (ignoring case), or "" when none is close."""
-    by_lower = {str(c).lower(): str(c) for c in choices}
-    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1)
-    return f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
 
 
 class RegistryError(KeyError):
@@ -45,7 +37,7 @@ class Param:
         return self.default is _MISSING
 
     def describe(self) -> str:
-        kind = "" if self.annotation is _MISSING else f": {_type_name(self.annotation)}"
+        kind = "" if self.annotation is _MISSING else f": {type_text(self.annotation)}"
         default = "" if self.required else f" = {self.default!r}"
         return f"{self.name}{kind}{default}"
 
@@ -229,37 +221,8 @@ class Registry:
         return obj
 
 
-def _type_name(annotation: Any) -> str:
-    """``int``, ``float | None``, ``Literal['a', 'b']``: how messages and ``ablate list`` write a type."""
-    if isinstance(annotation, type) and typing.get_origin(annotation) is None:
-        return annotation.__name__
-    return str(annotation).replace("typing.", "").replace("collections.abc.", "")
-
-
-def _fits(annotation: Any, value: Any) -> bool | None:
-    """Whether ``value`` fits ``annotation``: True, False, or None where the annotation is beyond these checks."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        verdicts = [_fits(member, value) for member in typing.get_args(annotation)]
-        return True if True in verdicts else (None if None in verdicts else False)
-    if origin is typing.Literal:
-        return value in typing.get_args(annotation)
-    if annotation is type(None):
-        return value is None
-    if annotation is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if annotation in (bool, str):
-        return isinstance(value, annotation)
-    return None  # anything else (sequences, mappings, classes): the factory checks it
-
-
 def _type_error(param: Param, value: Any) -> str | None:
-    """A message if ``value`` does not fit the parameter's annotation (as far as :func:`_fits` can tell)."""
+    """A message if ``value`` breaks the parameter's annotation (type, and bounds given with ``Annotated``)."""
     if value is None or param.annotation is _MISSING:
         return None  # None means "library default"; factories decide whether it is allowed
-    if _fits(param.annotation, value) is not False:
-        return None
-    got = repr(value) if isinstance(value, bool) else f"{type(value).__name__} {value!r}"
-    return f"expected {_type_name(param.annotation)}, got {got}"
+    return problem(param.annotation, value)

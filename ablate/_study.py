@@ -378,7 +378,7 @@ def _check_configs(study: Study, check_files: bool) -> None:
             resolved = validate(study.trial_config(params, study.seeds[0]), check_files=check_files)
             if check_files and resolved["data"] not in checked_data:
                 checked_data.append(resolved["data"])
-                load_data(resolved, StageCache())
+                load_data(resolved["data"], StageCache())
         except ConfigError as exc:
             raise _fail(study.path, f"{exc}{label}") from None
         if not study.tune:  # two grid configurations that run one trial config would count it twice

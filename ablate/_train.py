@@ -23,6 +23,7 @@ from ablate._data import Dataset
 from ablate._models import Network, build_network
 from ablate._paradigm import classification_loss
 from ablate._registries import BACKBONES, DATASETS, DISTANCES, HEADS, LEVELS, PARADIGMS, PROJECTIONS
+from ablate._schema import TrialConfig, plain
 from ablate._transfer import TransferLoss
 
 # Losses are read back (a host sync, which stalls a GPU's queue) once per this many steps, not every step
@@ -135,7 +136,7 @@ class Trainer:
     """
 
     def __init__(
-        self, config: dict[str, Any], data: Dataset, device: torch.device, cache: StageCache, progress: bool = True
+        self, config: TrialConfig, data: Dataset, device: torch.device, cache: StageCache, progress: bool = True
     ) -> None:
         self.config = config
         self.data = data
@@ -149,42 +150,43 @@ class Trainer:
 
     @property
     def transfer_weight(self) -> float:
-        return float(self.config["transfer"]["lambda"])
+        return float(self.config.transfer.lambda_)
 
     def build(self, role: str) -> Network:
         """A fresh network for ``role`` with weights seeded from ``train.init_seed`` (or the trial seed) and role."""
-        init_seed = self.config["train"]["init_seed"]
-        init_seed = self.config["seed"] if init_seed is None else init_seed
+        init_seed = self.config.train.init_seed
+        init_seed = self.config.seed if init_seed is None else init_seed
         torch.manual_seed(init_seed * ROLE_SEEDS + ROLES.index(role))
-        return build_network(self.config[role]).to(self.device)
+        return build_network(self.config.network(role)).to(self.device)
 
     def transfer(self, student: Network, teacher: Network) -> TransferLoss:
-        return TransferLoss(self.config["transfer"], student.aligned_channels, teacher.aligned_channels).to(self.device)
+        return TransferLoss(self.config.transfer, student.aligned_channels, teacher.aligned_channels).to(self.device)
 
     def model_inputs(self, roles: tuple[str, ...], extra: Any = None) -> dict[str, Any]:
         """Everything a trained model depends on, its code included; ``extra`` is the paradigm's own part."""
         config = self.config
-        components = [(DATASETS, config["data"]["name"]), (PARADIGMS, config["paradigm"]["name"])]
-        for role in roles:
-            components += [(BACKBONES, config[role]["backbone"]["name"]), (HEADS, config[role]["head"]["name"])]
+        networks = {role: config.network(role) for role in roles}
+        components = [(DATASETS, config.data["name"]), (PARADIGMS, config.paradigm["name"])]
+        for network in networks.values():
+            components += [(BACKBONES, network.backbone["name"]), (HEADS, network.head["name"])]
         if isinstance(extra, dict) and extra.get("transfer"):
-            transfer = config["transfer"]
-            components += [(LEVELS, transfer["level"]["name"]), (DISTANCES, transfer["distance"]["name"])]
-            components += [(PROJECTIONS, transfer["projection"]["name"])]
+            transfer = config.transfer
+            components += [(LEVELS, transfer.level["name"]), (DISTANCES, transfer.distance["name"])]
+            components += [(PROJECTIONS, transfer.projection["name"])]
         return {
             "code": code_fingerprint(TRAINING_MODULES, components),
-            "data": self.config["data"],
+            "data": config.data,
             "data_fingerprint": self.data.fingerprint,
-            "networks": {role: self.config[role] for role in roles},
-            "checkpoints": {role: file_digest(self.config[role]["backbone"].get("checkpoint")) for role in roles},
-            "train": self.config["train"],
-            "seed": self.config["seed"],
+            "networks": {role: plain(network) for role, network in networks.items()},
+            "checkpoints": {role: file_digest(net.backbone.get("checkpoint")) for role, net in networks.items()},
+            "train": plain(config.train),
+            "seed": config.seed,
             "paradigm": extra,
         }
 
     def paradigm_inputs(self, uses_transfer: bool) -> dict[str, Any]:
         """The paradigm's part of a model's cache key (the transfer section only when it is used)."""
-        return {"paradigm": self.config["paradigm"], "transfer": self.config["transfer"] if uses_transfer else None}
+        return {"paradigm": self.config.paradigm, "transfer": plain(self.config.transfer) if uses_transfer else None}
 
     def cached_networks(
         self, roles: tuple[str, ...], extra: Any, train: Callable[[], dict[str, Network]]
@@ -200,7 +202,7 @@ class Trainer:
         states = torch.load(entry / "weights.pt", map_location=self.device, weights_only=True)
         networks = {}
         for role in roles:
-            network = build_network(self.config[role]).to(self.device)
+            network = build_network(self.config.network(role)).to(self.device)
             network.load_state_dict(states[role])
             networks[role] = network.eval()
         return networks
@@ -224,19 +226,19 @@ class Trainer:
         network instead.
         """
         network = self.classifier(role).requires_grad_(False)
-        train_cfg, n = self.config["train"], len(self.data.train)
+        train_cfg, n = self.config.train, len(self.data.train)
         with torch.no_grad(), self._autocast():
             sample = network(to_tensor(self.data.train.images[:1], self.device)).aligned(network.align)
-        megabytes = sample.element_size() * sample.numel() * n * train_cfg["epochs"] / 2**20
-        if megabytes > self.config["frozen_outputs_mb"]:
+        megabytes = sample.element_size() * sample.numel() * n * train_cfg.epochs / 2**20
+        if megabytes > self.config.frozen_outputs_mb:
             return FrozenFeed(network, None)
 
         def build(folder: Path) -> None:
-            generator = torch.Generator().manual_seed(self.config["seed"])
-            stream = torch.empty((train_cfg["epochs"], n, *sample.shape[1:]), dtype=sample.dtype)
-            for epoch in range(train_cfg["epochs"]):
+            generator = torch.Generator().manual_seed(self.config.seed)
+            stream = torch.empty((train_cfg.epochs, n, *sample.shape[1:]), dtype=sample.dtype)
+            for epoch in range(train_cfg.epochs):
                 order = torch.randperm(n, generator=generator).numpy()
-                for start in range(0, n, train_cfg["batch_size"]):
+                for start in range(0, n, train_cfg.batch_size):
                     images, _ = self._batch(order, start, generator)
                     with torch.no_grad(), self._autocast():
                         stream[epoch, start : start + images.shape[0]] = network(images).aligned(network.align).cpu()
@@ -249,9 +251,9 @@ class Trainer:
     def _batch(self, order: np.ndarray, start: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (augmented with ``generator``) and labels of the batch at position ``start`` of ``order``."""
         split = self.data.train
-        index = np.sort(order[start : start + self.config["train"]["batch_size"]])
+        index = np.sort(order[start : start + self.config.train.batch_size])
         images = to_tensor(split.images[index], self.device)
-        if self.config["train"]["augment"]:
+        if self.config.train.augment:
             images = _augment(images, generator)
         return images, torch.from_numpy(split.labels[index]).to(self.device)
 
@@ -269,28 +271,28 @@ class Trainer:
         for the history; the outputs hold each network's output and each of ``feeds``' map for the batch.
         Frozen networks (no parameter requiring grad) are run in eval mode without gradients.
         """
-        train_cfg = self.config["train"]
+        train_cfg = self.config.train
         trainable = [m for m in networks.values() if any(p.requires_grad for p in m.parameters())]
         params = [p for m in [*trainable, *([extra] if extra is not None else [])] for p in m.parameters()]
         params = [p for p in params if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
+        optimizer = torch.optim.AdamW(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
         # the batch order and augmentation draw from this generator only: frozen_classifier replays them
-        generator = torch.Generator().manual_seed(self.config["seed"])
-        n, batch = len(self.data.train), train_cfg["batch_size"]
-        total_steps = train_cfg["epochs"] * math.ceil(n / batch)
+        generator = torch.Generator().manual_seed(self.config.seed)
+        n, batch = len(self.data.train), train_cfg.batch_size
+        total_steps = train_cfg.epochs * math.ceil(n / batch)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, functools.partial(lr_factor, train_cfg["warmup"], train_cfg["schedule"], total_steps)
+            optimizer, functools.partial(lr_factor, train_cfg.warmup, train_cfg.schedule, total_steps)
         )
         scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
-        averaged = [(m, _ema(m, train_cfg["ema"])) for m in [*trainable, *([extra] if extra is not None else [])]]
+        averaged = [(m, _ema(m, train_cfg.ema)) for m in [*trainable, *([extra] if extra is not None else [])]]
         averages = [(module, average) for module, average in averaged if average is not None]
         self.trainings += 1
-        for epoch in range(1, train_cfg["epochs"] + 1):
+        for epoch in range(1, train_cfg.epochs + 1):
             for module in networks.values():
                 module.train(module in trainable)
             order = torch.randperm(n, generator=generator).numpy()
             steps = range(0, n, batch)
-            bar = tqdm(steps, desc=f"{tag} epoch {epoch}/{train_cfg['epochs']}", leave=False, disable=not self.bars)
+            bar = tqdm(steps, desc=f"{tag} epoch {epoch}/{train_cfg.epochs}", leave=False, disable=not self.bars)
             totals: dict[str, float] = {}
             pending: list[dict[str, torch.Tensor]] = []  # per-step losses still on the device
             for step, start in enumerate(bar, start=1):
@@ -317,7 +319,7 @@ class Trainer:
             self.history.append({"tag": tag, "epoch": epoch, **means, "lr": scheduler.get_last_lr()[0]})
             if self.progress and not self.bars:
                 losses = " ".join(f"{k} {v:.4f}" for k, v in means.items())
-                print(f"{tag} epoch {epoch}/{train_cfg['epochs']}: {losses}", file=sys.stderr, flush=True)
+                print(f"{tag} epoch {epoch}/{train_cfg.epochs}: {losses}", file=sys.stderr, flush=True)
         for module, average in averages:  # the trained networks keep the averaged weights
             module.load_state_dict(average.module.state_dict())
         for module in networks.values():

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ablate._registries import DISTANCES, LEVELS, PROJECTIONS
+from ablate._schema import TransferConfig
 
 
 class TransferLoss(nn.Module):
@@ -19,9 +18,9 @@ class TransferLoss(nn.Module):
     parameter-free, so ``projection: none`` only requires equal channel counts.
     """
 
-    def __init__(self, transfer: dict[str, Any], student_channels: int, teacher_channels: int) -> None:
+    def __init__(self, transfer: TransferConfig, student_channels: int, teacher_channels: int) -> None:
         super().__init__()
-        spec = transfer["projection"]
+        spec = transfer.projection
         self.projection = PROJECTIONS.build(spec, in_channels=student_channels, out_channels=teacher_channels)
         if self.projection is None and student_channels != teacher_channels:
             raise ValueError(
@@ -29,8 +28,8 @@ class TransferLoss(nn.Module):
                 f"{student_channels} channels and the teacher's {teacher_channels}; use a projection that "
                 "learns a mapping (`ablate list projections`) or align maps of equal width"
             )
-        self.level = LEVELS.build(transfer["level"])
-        self.distance = DISTANCES.build(transfer["distance"])
+        self.level = LEVELS.build(transfer.level)
+        self.distance = DISTANCES.build(transfer.distance)
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         if self.projection is not None:

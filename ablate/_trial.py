@@ -28,6 +28,7 @@ from ablate._metrics import evaluate, per_image_iou
 from ablate._pool import map_images
 from ablate._postprocess import PostState
 from ablate._registries import CAMS, DATASETS, METRICS, PARADIGMS, POSTPROCESSORS
+from ablate._schema import TrialConfig
 from ablate._train import Diverged, Trainer, to_tensor
 from ablate._validate import default_mask_step, validate
 
@@ -78,9 +79,8 @@ def gallery_indices(labels: np.ndarray, cooccur: np.ndarray | None, per_case: in
     return np.array(picked, dtype=np.int64)
 
 
-def load_data(config: dict[str, Any], cache: StageCache) -> Dataset:
-    """The config's dataset (generated or checked before any training starts)."""
-    spec = config["data"]
+def load_data(spec: dict[str, Any], cache: StageCache) -> Dataset:
+    """The dataset of a config's ``data`` slot (generated, or checked before any training starts)."""
     try:
         return DATASETS.build(spec, cache_dir=cache.root)
     except (ValueError, OSError) as exc:
@@ -90,16 +90,16 @@ def load_data(config: dict[str, Any], cache: StageCache) -> Dataset:
 class TrialRun:
     """The state of one running trial; also the :class:`ablate.PostContext` post-processors see."""
 
-    def __init__(self, config: dict[str, Any], cache: StageCache, progress: bool) -> None:
+    def __init__(self, config: TrialConfig, cache: StageCache, progress: bool) -> None:
         self.config = config
         self.cache = cache
-        self.seed = config["seed"]
-        self.device = select_device(config["device"])
+        self.seed = config.seed
+        self.device = select_device(config.device)
         self.timings: dict[str, float] = {}
         self._step: str | None = None  # the post-processing step running now (its code keys its cached values)
         with self.timed("data"):
-            self.data = load_data(config, cache)
-        self.paradigm = PARADIGMS.build(config["paradigm"])
+            self.data = load_data(config.data, cache)
+        self.paradigm = PARADIGMS.build(config.paradigm)
         self.trainer = Trainer(config, self.data, self.device, cache, progress)
         self._networks: dict[str, Any] | None = None
 
@@ -129,8 +129,8 @@ class TrialRun:
     def _cam_set(self, split: str, scale: float, flip: bool, layer: str | None) -> tuple[np.ndarray, np.ndarray]:
         inputs = {
             "model": self.model_inputs,
-            "cam": self.config["cam"],
-            "code": code_fingerprint(CAM_MODULES, [(CAMS, self.config["cam"]["name"])]),
+            "cam": self.config.cam,
+            "code": code_fingerprint(CAM_MODULES, [(CAMS, self.config.cam["name"])]),
             "split": split,
             "scale": scale,
             "flip": flip,
@@ -142,7 +142,7 @@ class TrialRun:
             networks = self.train()  # outside the "cams" timer
             with self.timed("cams"):
                 cams, probs = compute_cams(
-                    networks, self.config["cam"], images, self.device, scale=scale, flip=flip, layer=layer
+                    networks, self.config.cam, images, self.device, scale=scale, flip=flip, layer=layer
                 )
             np.savez(folder / "cams.npz", cams=cams.astype(np.float16), smoke_prob=probs)
 
@@ -154,7 +154,7 @@ class TrialRun:
         return self._cam_set("test", scale, flip, layer)[0]
 
     def features(self) -> np.ndarray:
-        role = self.config["cam"]["network"]
+        role = self.config.cam["network"]
         role = self.paradigm.roles[-1] if role == "both" else role
 
         def build(folder: Any) -> None:
@@ -173,7 +173,7 @@ class TrialRun:
     def cached(self, name: str, params: dict[str, Any], build: Callable[[], T]) -> T:
         # the running step's module: it decides what ``build`` computes, whatever it names its entry
         code = code_fingerprint(POSTPROCESS_MODULES, [(POSTPROCESSORS, self._step)] if self._step else [])
-        inputs = {"model": self.model_inputs, "cam": self.config["cam"], "code": code, "name": name, "params": params}
+        inputs = {"model": self.model_inputs, "cam": self.config.cam, "code": code, "name": name, "params": params}
         entry = self.cache.get_or_build("post", inputs, lambda folder: torch.save(build(), folder / "value.pt"))
         return torch.load(entry / "value.pt", weights_only=False)
 
@@ -181,7 +181,7 @@ class TrialRun:
         return self.data.test.masks
 
     def map_images(self, fn: Callable[..., T], *arrays: np.ndarray) -> list[T]:
-        return map_images(fn, *arrays, workers=self.config["threads"] or os.cpu_count() or 1)
+        return map_images(fn, *arrays, workers=self.config.threads or os.cpu_count() or 1)
 
     # --- the trial ---------------------------------------------------------------------------
     def run(self) -> TrialResult:
@@ -189,7 +189,7 @@ class TrialRun:
         state = PostState(self.data.test.images, cams)
         oracle = False
         with self.timed("postprocess"):
-            steps = self.config["postprocess"]
+            steps = self.config.postprocess
             for spec in steps:
                 self._step = spec["name"]
                 step = POSTPROCESSORS.build(spec)
@@ -211,7 +211,7 @@ class TrialRun:
                 val_labels=val.labels if val is not None else None,
                 val_smoke_prob=val_prob,
             )
-            names = self.config["metrics"] or METRICS.names()
+            names = self.config.metrics or METRICS.names()
             metrics = evaluate(ev, names)
             ious = per_image_iou(state.mask, test.masks)
         shown = gallery_indices(test.labels, test.cooccur_masks)
@@ -234,7 +234,7 @@ class TrialRun:
             history=self.trainer.history,
             checkpoints=[str(p) for p in self.trainer.checkpoints],
             device=describe_device(self.device),
-            config=self.config,
+            config=self.config.to_dict(),
             names={"class": self.data.class_name, "object": self.data.object_name},
             gallery=gallery,
         )
@@ -259,9 +259,9 @@ def run_trial(
         ConfigError: the config is invalid or its data is missing or broken.
         Diverged: the loss became NaN or infinite ("diverged at epoch e, step s").
     """
-    resolved = validate(config, overrides)
-    if resolved["threads"]:
-        torch.set_num_threads(resolved["threads"])
+    resolved = TrialConfig.from_dict(validate(config, overrides))
+    if resolved.threads:
+        torch.set_num_threads(resolved.threads)
     return TrialRun(resolved, cache or StageCache(), progress).run()
 
 

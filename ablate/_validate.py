@@ -9,6 +9,7 @@ CAM layers a backbone does not have (also those a post-processing step asks CAMs
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -17,6 +18,7 @@ from ablate._config import ConfigError, check, resolve
 from ablate._models import build_network
 from ablate._plugins import load_components
 from ablate._registries import PARADIGMS, POSTPROCESSORS
+from ablate._schema import TrialConfig
 from ablate._transfer import TransferLoss
 
 
@@ -55,50 +57,50 @@ def validate(
     return resolved
 
 
-def _check_combination(config: dict[str, Any], check_files: bool) -> list[str]:
+def _check_combination(resolved: dict[str, Any], check_files: bool) -> list[str]:
     """Problems that need built components: roles, channel counts, CAM layers (built on the meta device).
 
     Also fills in ``cam.network: auto`` with the paradigm's last-trained network.
     """
+    config = TrialConfig.from_dict(resolved)  # its component slots are the mappings of ``resolved``
     try:
-        paradigm = PARADIGMS.build(config["paradigm"])
+        paradigm = PARADIGMS.build(config.paradigm)
     except (ValueError, TypeError) as exc:
         return [f"paradigm: {exc}"]
     steps = []
-    for i, step in enumerate(config["postprocess"]):
+    for i, step in enumerate(config.postprocess):
         try:
             steps.append(POSTPROCESSORS.build(step))
         except (ValueError, TypeError) as exc:
             return [f"postprocess[{i}] ({step['name']}): {exc}"]
-    if config["cam"].get("network", "auto") == "auto":  # the network the paradigm trains last
-        config["cam"]["network"] = paradigm.roles[-1]
-    cam_network = config["cam"]["network"]
+    if config.cam.get("network", "auto") == "auto":  # the network the paradigm trains last
+        config.cam["network"] = paradigm.roles[-1]
+    cam_network = config.cam["network"]
     if cam_network != "both" and cam_network not in paradigm.roles:
         return [
-            f"cam.network: '{cam_network}' is not trained by paradigm '{config['paradigm']['name']}' "
+            f"cam.network: '{cam_network}' is not trained by paradigm '{config.paradigm['name']}' "
             f"(it trains {', '.join(paradigm.roles)})"
         ]
     networks = {}
     with torch.device("meta"):
         for role in paradigm.roles:
-            role_config = config[role]
+            role_config = config.network(role)
             if not check_files:
-                backbone = {k: v for k, v in role_config["backbone"].items() if k != "checkpoint"}
-                role_config = {**role_config, "backbone": backbone}
+                backbone = {k: v for k, v in role_config.backbone.items() if k != "checkpoint"}
+                role_config = dataclasses.replace(role_config, backbone=backbone)
             try:
                 networks[role] = build_network(role_config)
             except (ValueError, TypeError, RuntimeError, OSError, KeyError) as exc:
                 return [f"{role}: {exc}"]
         if paradigm.uses_transfer:
             try:
-                TransferLoss(
-                    config["transfer"], networks["student"].aligned_channels, networks["teacher"].aligned_channels
-                )
+                student, teacher = networks["student"], networks["teacher"]
+                TransferLoss(config.transfer, student.aligned_channels, teacher.aligned_channels)
             except (ValueError, TypeError) as exc:
                 return [str(exc)]
     # the CAM layer, and the layers post-processing steps ask CAMs of (a step lists them in `cam_layers`)
-    layers = [("cam.layer", config["cam"].get("layer"))] + [
-        (f"postprocess[{i}] ({config['postprocess'][i]['name']}).layers", layer)
+    layers = [("cam.layer", config.cam.get("layer"))] + [
+        (f"postprocess[{i}] ({config.postprocess[i]['name']}).layers", layer)
         for i, step in enumerate(steps)
         for layer in getattr(step, "cam_layers", ())
     ]

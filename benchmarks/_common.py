@@ -116,7 +116,7 @@ def warm_data(configs: Sequence[dict[str, Any]], root: Path, overrides: dict[str
     ablate.load_components()
     cache = ablate.StageCache(root)
     for config in configs:
-        load_data(resolve(config, overrides), cache)
+        load_data(resolve(config, overrides)["data"], cache)
     return root / "datasets"
 
 

@@ -40,7 +40,7 @@ from _common import (
     write_result,
 )
 
-from ablate import StageCache, validate
+from ablate import StageCache, TrialConfig, validate
 from ablate._data import Dataset
 from ablate._models import build_network
 from ablate._trial import TrialRun, load_data
@@ -64,7 +64,7 @@ def bare(config: dict[str, Any], data: Dataset, device: torch.device) -> dict[st
     sync()
     start = time.perf_counter()
     torch.manual_seed(config["seed"] * 1000 + ("teacher", "student").index(role))
-    network = build_network(config[role]).to(device).train()
+    network = build_network(TrialConfig.from_dict(config).network(role)).to(device).train()
     built = time.perf_counter()
     optimizer = torch.optim.AdamW(network.parameters(), lr=train["lr"], weight_decay=train["weight_decay"])
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
@@ -102,7 +102,7 @@ def harness(config: dict[str, Any], parent: Path, datasets: Path) -> dict[str, f
     start = time.perf_counter()
     resolved = validate(config)
     validated = time.perf_counter()
-    run = TrialRun(resolved, cache, progress=False)
+    run = TrialRun(TrialConfig.from_dict(resolved), cache, progress=False)
     loops: list[float] = []
     fit = run.trainer.fit
 
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         datasets = warm_data([base], parent / "warm")
         for augment in (False, True):
             config = validate(base, {"train.augment": augment})
-            data = load_data(config, StageCache(datasets.parent))
+            data = load_data(config["data"], StageCache(datasets.parent))
             variants = {
                 "harness": partial(harness, config, parent, datasets),
                 "bare": partial(bare, config, data, torch.device(config["device"])),

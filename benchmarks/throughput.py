@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from _common import device_name, interleave, median, paired_ratio, parse_args, print_table, timed, write_result
 
-from ablate import POSTPROCESSORS, PostState, StageCache, load_components, validate
+from ablate import POSTPROCESSORS, PostState, StageCache, TrialConfig, load_components, validate
 from ablate._cams import compute_cams
 from ablate._trial import TrialRun
 
@@ -54,7 +54,7 @@ def context(size: int, images: int, threads: int | None, root: Path) -> TrialRun
             "threads": threads,
         }
     )
-    run = TrialRun(config, StageCache(root / f"cache-{size}"), progress=False)
+    run = TrialRun(TrialConfig.from_dict(config), StageCache(root / f"cache-{size}"), progress=False)
     run.train()  # now, outside the timings
     return run
 
@@ -84,7 +84,7 @@ def measure(run: TrialRun, names: list[str], repeats: int) -> dict[str, dict[str
     """Cold time, warm times and memory of CAM generation and of each post-processor ``names``."""
     images = run.data.test.images
     calls: dict[str, Callable[[], Any]] = {
-        "cams": partial(compute_cams, run.train(), run.config["cam"], images, run.device)
+        "cams": partial(compute_cams, run.train(), run.config.cam, images, run.device)
     }
     counts = {"cams": len(images)}
     cold = {"cams": seconds(calls["cams"])}  # the first CAM pass also pays lazy initialisation

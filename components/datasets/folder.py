@@ -18,11 +18,14 @@ import csv
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 from PIL import Image
 
-from ablate import DATASETS, Dataset, Split
+from ablate import DATASETS, Dataset, Range, Split
+
+Positive = Annotated[int, Range(low=1)]
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -122,16 +125,8 @@ def _tiles(height: int, width: int, tile: int | None, stride: int | None) -> lis
     return [(y, x, y + th, x + tw) for y in starts(height) for x in starts(width)]
 
 
-def _check_params(
-    image_size: int,
-    classes: Sequence[str],
-    tile: int | None,
-    tile_stride: int | None,
-    min_smoke_fraction: float,
-    max_tiles_per_image: int | None,
-) -> None:
-    if image_size < 8:
-        raise DatasetError(f"image_size must be >= 8, got {image_size}")
+def _check_params(classes: Sequence[str], tile: int | None, tile_stride: int | None) -> None:
+    """What the annotations of :func:`folder` cannot say (the registry checks types and bounds)."""
     if (
         isinstance(classes, str)
         or len(classes) != 2
@@ -139,25 +134,20 @@ def _check_params(
         or not all(isinstance(c, str) and c for c in classes)
     ):
         raise DatasetError(f"classes must be two distinct names [no-smoke, smoke], got {classes!r}")
-    for name, value in (("tile", tile), ("tile_stride", tile_stride), ("max_tiles_per_image", max_tiles_per_image)):
-        if value is not None and value < 1:
-            raise DatasetError(f"{name} must be >= 1, got {value}")
     if tile is None and tile_stride is not None:
         raise DatasetError("tile_stride needs tile")
-    if not 0.0 <= min_smoke_fraction <= 1.0:
-        raise DatasetError(f"min_smoke_fraction must be between 0 and 1, got {min_smoke_fraction}")
 
 
 @DATASETS.register("folder")
 def folder(
     root: str,
-    image_size: int = 224,
+    image_size: Annotated[int, Range(low=8)] = 224,
     train_csv: str | None = None,
     classes: Sequence[str] = ("no_smoke", "smoke"),
-    tile: int | None = None,
-    tile_stride: int | None = None,
-    min_smoke_fraction: float = 0.0,
-    max_tiles_per_image: int | None = None,
+    tile: Positive | None = None,
+    tile_stride: Positive | None = None,
+    min_smoke_fraction: Annotated[float, Range(0, 1)] = 0.0,
+    max_tiles_per_image: Positive | None = None,
     object_name: str = "co-occurring object",
     *,
     cache_dir: Path | None = None,
@@ -183,7 +173,7 @@ def folder(
             the class the masks mark is named by ``classes[1]``.
         cache_dir: Harness cache folder (injected; unused, the files are read directly).
     """
-    _check_params(image_size, classes, tile, tile_stride, min_smoke_fraction, max_tiles_per_image)
+    _check_params(classes, tile, tile_stride)
     classes = tuple(classes)
     root_path = _require_dir(Path(root))
 

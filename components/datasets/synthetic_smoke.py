@@ -15,10 +15,11 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 
-from ablate import DATASETS, Dataset, Split, fingerprint_arrays
+from ablate import DATASETS, Dataset, Range, Split, fingerprint_arrays
 from ablate.components.datasets._scene import blend, rect_mask, smooth_noise, soft_blobs, to_uint8, vertical_gradient
 
 # Bump whenever the drawing or planning changes, so caches of the old data are not reused.
@@ -228,24 +229,11 @@ def _fingerprint(arrays: dict[str, np.ndarray]) -> str:
     return fingerprint_arrays(*(arrays[key] for key in _KEYS))
 
 
-def _check_params(params: dict[str, float]) -> None:
-    """Raise ``ValueError`` naming the first parameter out of range."""
-    limits = {
-        "image_size": (32, 512),
-        "n_train": (2, None),
-        "n_val": (0, None),
-        "n_test": (4, None),
-        "seed": (0, None),
-        "smoke_fraction": (0.0, 1.0),
-        "train_chimney_with_smoke": (0.0, 1.0),
-        "train_chimney_without_smoke": (0.0, 1.0),
-        "cloud_rate": (0.0, 1.0),
-    }
-    for name, (low, high) in limits.items():
-        value = params[name]
-        if value < low or (high is not None and value > high):
-            allowed = f"between {low} and {high}" if high is not None else f">= {low}"
-            raise ValueError(f"synthetic-smoke: {name} must be {allowed}, got {value!r}")
+Probability = Annotated[float, Range(0, 1)]
+
+
+def _check_split_sizes(params: dict[str, float]) -> None:
+    """Raise ``ValueError`` if a split would hold only smoke or only smoke-free images."""
     for split in _SPLITS:
         n = params[f"n_{split}"]
         if split == "val" and n == 0:
@@ -260,15 +248,15 @@ def _check_params(params: dict[str, float]) -> None:
 
 @DATASETS.register("synthetic-smoke")
 def synthetic_smoke(
-    image_size: int = 64,
-    n_train: int = 1600,
-    n_val: int = 200,
-    n_test: int = 320,
-    seed: int = 0,
-    smoke_fraction: float = 0.5,
-    train_chimney_with_smoke: float = 1.0,
-    train_chimney_without_smoke: float = 0.1,
-    cloud_rate: float = 0.5,
+    image_size: Annotated[int, Range(32, 512)] = 64,
+    n_train: Annotated[int, Range(low=2)] = 1600,
+    n_val: Annotated[int, Range(low=0)] = 200,
+    n_test: Annotated[int, Range(low=4)] = 320,
+    seed: Annotated[int, Range(low=0)] = 0,
+    smoke_fraction: Probability = 0.5,
+    train_chimney_with_smoke: Probability = 1.0,
+    train_chimney_without_smoke: Probability = 0.1,
+    cloud_rate: Probability = 0.5,
     *,
     cache_dir: Path,
 ) -> Dataset:
@@ -301,7 +289,7 @@ def synthetic_smoke(
         "train_chimney_without_smoke": train_chimney_without_smoke,
         "cloud_rate": cloud_rate,
     }
-    _check_params(params)
+    _check_split_sizes(params)
     key = hashlib.sha256(json.dumps({"version": _VERSION, **params}, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir) / "datasets" / f"synthetic-smoke-{key}.npz"
     arrays = _read_cache(path)

@@ -1,5 +1,7 @@
 """Single-network baseline."""
 
+from typing import Literal
+
 from ablate import PARADIGMS
 
 
@@ -13,9 +15,7 @@ class Single:
 
     uses_transfer = False
 
-    def __init__(self, network: str = "student") -> None:
-        if network not in ("teacher", "student"):
-            raise ValueError(f"paradigm single: network must be 'teacher' or 'student', got {network!r}")
+    def __init__(self, network: Literal["teacher", "student"] = "student") -> None:
         self.roles = (network,)
 
     def fit(self, trainer):

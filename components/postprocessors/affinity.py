@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Annotated
 
 import numpy as np
 from scipy import sparse
 
-from ablate import POSTPROCESSORS, PostContext, PostState, minmax
+from ablate import POSTPROCESSORS, PostContext, PostState, Range, minmax
 from ablate.components.postprocessors._maps import resize
 
 # (features [C, h, w], i, j) -> affinity in [0, 1] of each pixel pair (i[k], j[k]) (flat indices)
@@ -84,10 +85,10 @@ def propagate(
     return state.with_(cams=minmax(resize(walked, state.cams.shape[-2:])), mask=None)
 
 
-def check_walk_params(name: str, radius: int, beta: float, n_steps: int) -> None:
-    """Raise ``ValueError`` naming post-processor ``name`` if the random-walk parameters are unusable."""
-    if radius < 1 or beta <= 0 or n_steps < 1:
-        raise ValueError(f"{name}: need radius >= 1, beta > 0 and n_steps >= 1; got {radius}, {beta}, {n_steps}")
+# the random walk's parameters, shared with AffinityNet
+Radius = Annotated[int, Range(low=1)]
+Beta = Annotated[float, Range(low=0, low_open=True)]
+Steps = Annotated[int, Range(low=1)]
 
 
 @POSTPROCESSORS.register("affinity")
@@ -104,8 +105,7 @@ class Affinity:
         n_steps: Random-walk steps.
     """
 
-    def __init__(self, radius: int = 5, beta: float = 16.0, n_steps: int = 8) -> None:
-        check_walk_params("affinity", radius, beta, n_steps)
+    def __init__(self, radius: Radius = 5, beta: Beta = 16.0, n_steps: Steps = 8) -> None:
         self.walk = {"radius": radius, "beta": beta, "n_steps": n_steps}
 
     def __call__(self, state: PostState, ctx: PostContext) -> PostState:

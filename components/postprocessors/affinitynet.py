@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import torch
 from torch import nn
 
-from ablate import POSTPROCESSORS, PostContext, PostState
+from ablate import POSTPROCESSORS, PostContext, PostState, Range
 from ablate.components.postprocessors._maps import resize
-from ablate.components.postprocessors.affinity import check_walk_params, neighbour_pairs, propagate
+from ablate.components.postprocessors.affinity import Beta, Radius, Steps, neighbour_pairs, propagate
 
 _BATCH = 8
 _EPS = 1e-5
@@ -88,22 +90,17 @@ class AffinityNet:
 
     def __init__(
         self,
-        fg_threshold: float = 0.7,
-        bg_threshold: float = 0.05,
-        stride: int = 8,
-        radius: int = 5,
-        epochs: int = 3,
-        lr: float = 1e-3,
-        beta: float = 16.0,
-        n_steps: int = 8,
+        fg_threshold: Annotated[float, Range(0, 1)] = 0.7,
+        bg_threshold: Annotated[float, Range(0, 1)] = 0.05,
+        stride: Annotated[int, Range(low=1)] = 8,
+        radius: Radius = 5,
+        epochs: Annotated[int, Range(low=1)] = 3,
+        lr: Annotated[float, Range(low=0, low_open=True)] = 1e-3,
+        beta: Beta = 16.0,
+        n_steps: Steps = 8,
     ) -> None:
-        if not 0.0 <= bg_threshold < fg_threshold <= 1.0:
-            raise ValueError(
-                f"affinitynet: need 0 <= bg_threshold < fg_threshold <= 1, got {bg_threshold}, {fg_threshold}"
-            )
-        if stride < 1 or epochs < 1 or lr <= 0:
-            raise ValueError(f"affinitynet: need stride >= 1, epochs >= 1, lr > 0; got {stride}, {epochs}, {lr}")
-        check_walk_params("affinitynet", radius, beta, n_steps)
+        if bg_threshold >= fg_threshold:  # a relation between two parameters, which their annotations cannot say
+            raise ValueError(f"affinitynet: need bg_threshold < fg_threshold, got {bg_threshold} and {fg_threshold}")
         # Only these shape the trained net; beta and n_steps can change without retraining.
         self.train_params = {
             "fg_threshold": fg_threshold,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
-from ablate import POSTPROCESSORS, PostContext, PostState
+from ablate import POSTPROCESSORS, PostContext, PostState, Range
 
 
 def background_score(cams: np.ndarray, power: float) -> np.ndarray:
@@ -24,9 +26,7 @@ class BgPower:
         alpha: Power applied to the background score; > 0.
     """
 
-    def __init__(self, alpha: float = 48.0) -> None:
-        if alpha <= 0:
-            raise ValueError(f"bg_power: alpha must be > 0, got {alpha}")
+    def __init__(self, alpha: Annotated[float, Range(low=0, low_open=True)] = 48.0) -> None:
         self.alpha = alpha
 
     def __call__(self, state: PostState, ctx: PostContext) -> PostState:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
 import torch
 
-from ablate import POSTPROCESSORS, PostContext, PostState, did_you_mean, minmax
+from ablate import POSTPROCESSORS, PostContext, PostState, Range, did_you_mean, minmax
 from ablate.components.postprocessors._maps import resize
 
 # open_clip is imported inside functions: it adds seconds to every start of `ablate`, which imports all components.
 log = logging.getLogger(__name__)
 
-COMBINE_MODES = ("multiply", "average", "gate")
+Combine = Literal["multiply", "average", "gate"]
 DEFAULT_PROMPTS = ["a photo of grey industrial smoke rising from factory chimneys"]
 DEFAULT_NEGATIVE_PROMPTS = [
     "a photo of a factory chimney",
@@ -73,7 +73,7 @@ def combine(cams: np.ndarray, probability: np.ndarray, mode: str, gate_threshold
     elif mode == "gate":
         out = cams * (probability >= gate_threshold)
     else:
-        raise ValueError(f"clip: combine must be one of {', '.join(COMBINE_MODES)}, got {mode!r}")
+        raise ValueError(f"clip: combine must be one of {', '.join(get_args(Combine))}, got {mode!r}")
     return minmax(out)
 
 
@@ -108,10 +108,10 @@ class Clip:
         checkpoint: str | None = None,
         prompts: list = DEFAULT_PROMPTS,
         negative_prompts: list = DEFAULT_NEGATIVE_PROMPTS,
-        combine: str = "multiply",
-        gate_threshold: float = 0.5,
-        temperature: float | None = None,
-        batch_size: int = 16,
+        combine: Combine = "multiply",
+        gate_threshold: Annotated[float, Range(0, 1)] = 0.5,
+        temperature: Annotated[float, Range(low=0, low_open=True)] | None = None,
+        batch_size: Annotated[int, Range(low=1)] = 16,
     ) -> None:
         if not is_supported(model):
             supported = supported_models()
@@ -123,14 +123,6 @@ class Clip:
         for key, texts in (("prompts", prompts), ("negative_prompts", negative_prompts)):
             if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
                 raise ValueError(f"clip: {key} must be a non-empty list of non-empty strings, got {texts!r}")
-        if combine not in COMBINE_MODES:
-            raise ValueError(f"clip: combine must be one of {', '.join(COMBINE_MODES)}, got {combine!r}")
-        if not 0.0 <= gate_threshold <= 1.0:
-            raise ValueError(f"clip: gate_threshold must be in [0, 1], got {gate_threshold}")
-        if temperature is not None and temperature <= 0:
-            raise ValueError(f"clip: temperature must be positive, got {temperature}")
-        if batch_size < 1:
-            raise ValueError(f"clip: batch_size must be at least 1, got {batch_size}")
         self.model = model
         self.checkpoint = checkpoint
         self.prompts = list(prompts)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Annotated
 
 import numpy as np
 import pydensecrf.densecrf as dcrf
 from pydensecrf.utils import unary_from_softmax
 
-from ablate import POSTPROCESSORS, PostContext, PostState
+from ablate import POSTPROCESSORS, PostContext, PostState, Range
 from ablate.components.postprocessors.bg_power import background_score
 
 
@@ -65,7 +66,7 @@ class Crf:
 
     def __init__(
         self,
-        iterations: int = 5,
+        iterations: Annotated[int, Range(low=1)] = 5,
         gaussian_sxy: float = 3.0,
         gaussian_compat: float = 5.0,
         bilateral_sxy: float = 60.0,
@@ -73,8 +74,6 @@ class Crf:
         bilateral_compat: float = 15.0,
         bg_power: float = 48.0,
     ) -> None:
-        if iterations < 1:
-            raise ValueError(f"crf: iterations must be >= 1, got {iterations}")
         self.run_one = partial(
             dense_crf,
             iterations=iterations,

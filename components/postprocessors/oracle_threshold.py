@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Annotated
 
 import numpy as np
 
-from ablate import POSTPROCESSORS, PostContext, PostState
+from ablate import POSTPROCESSORS, PostContext, PostState, Range
 from ablate.components.postprocessors.threshold import apply_threshold
 
 
@@ -38,9 +39,7 @@ class OracleThreshold:
 
     uses_ground_truth = True
 
-    def __init__(self, step: float = 0.05) -> None:
-        if not 0.0 < step <= 1.0:
-            raise ValueError(f"oracle_threshold: step must be in (0, 1], got {step}")
+    def __init__(self, step: Annotated[float, Range(0, 1, low_open=True)] = 0.05) -> None:
         # float32 like the CAMs, so a grid value equals the threshold that apply_threshold compares with.
         self.grid = np.arange(0.0, 1.0 + step / 2, step).clip(max=1.0).astype(np.float32)
 

@@ -6,18 +6,19 @@ import logging
 from collections.abc import Iterable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 
-from ablate import POSTPROCESSORS, PostContext, PostState
+from ablate import POSTPROCESSORS, PostContext, PostState, Range
 
 # segment_anything is imported inside functions, so that `ablate` (which imports all components) starts fast.
 log = logging.getLogger(__name__)
 
 TINY = "tiny"
-MODEL_TYPES = (TINY, "vit_b", "vit_l", "vit_h")
+ModelType = Literal["tiny", "vit_b", "vit_l", "vit_h"]  # tiny: a random-weight SAM for tests
+Share = Annotated[float, Range(0, 1)]
 
 
 def select_masks(seed: np.ndarray, masks: Iterable[np.ndarray], max_area: float, iou_threshold: float) -> np.ndarray:
@@ -107,29 +108,16 @@ class SamSelect:
     def __init__(
         self,
         checkpoint: str | None = None,
-        model_type: str = "vit_b",
-        points_per_side: int = 8,
-        pred_iou_thresh: float = 0.88,
-        stability_score_thresh: float = 0.95,
-        seed_threshold: float = 0.3,
-        max_area: float = 0.5,
-        iou_threshold: float = 0.3,
+        model_type: ModelType = "vit_b",
+        points_per_side: Annotated[int, Range(low=1)] = 8,
+        pred_iou_thresh: Share = 0.88,
+        stability_score_thresh: Share = 0.95,
+        seed_threshold: Share = 0.3,
+        max_area: Share = 0.5,
+        iou_threshold: Share = 0.3,
     ) -> None:
-        if model_type not in MODEL_TYPES:
-            raise ValueError(f"sam: model_type must be one of {', '.join(MODEL_TYPES)}, got {model_type!r}")
         if checkpoint is not None and not Path(checkpoint).is_file():
             raise ValueError(f"sam: checkpoint '{checkpoint}' does not exist or is not a file")
-        if points_per_side < 1:
-            raise ValueError(f"sam: points_per_side must be at least 1, got {points_per_side}")
-        for key, value in (
-            ("pred_iou_thresh", pred_iou_thresh),
-            ("stability_score_thresh", stability_score_thresh),
-            ("seed_threshold", seed_threshold),
-            ("max_area", max_area),
-            ("iou_threshold", iou_threshold),
-        ):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"sam: {key} must be in [0, 1], got {value}")
         self.checkpoint = checkpoint
         self.model_type = model_type
         self.points_per_side = points_per_side

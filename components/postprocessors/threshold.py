@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
-from ablate import POSTPROCESSORS, PostContext, PostState
+from ablate import POSTPROCESSORS, PostContext, PostState, Range
 
 
 def apply_threshold(state: PostState, thresholds: float | np.ndarray) -> PostState:
@@ -25,9 +27,7 @@ class Threshold:
         value: The threshold, in [0, 1].
     """
 
-    def __init__(self, value: float = 0.3) -> None:
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"threshold: value must be in [0, 1], got {value}")
+    def __init__(self, value: Annotated[float, Range(0, 1)] = 0.3) -> None:
         self.value = value
 
     def __call__(self, state: PostState, ctx: PostContext) -> PostState:

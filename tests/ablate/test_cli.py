@@ -84,10 +84,10 @@ def test_list_everything(capsys: pytest.CaptureFixture[str]) -> None:
     assert LEVELS_LISTING in out
     assert re.search(r"^  timm +Any timm model", out, re.M)
     assert (
-        "(model: str, pretrained: bool = False, checkpoint: str | None = None, model_args: dict | None = None, "
+        "(model: str, pretrained: bool = False, checkpoint: str or null = None, model_args: dict or null = None, "
         "conv_stem: bool = False)" in out
     )
-    assert re.search(r"^  single .*\n +\(network: str = 'student'\)$", out, re.M)
+    assert re.search(r"^  single .*\n +\(network: one of teacher, student = 'student'\)$", out, re.M)
 
 
 def test_list_unknown_kind(capsys: pytest.CaptureFixture[str]) -> None:
@@ -123,7 +123,7 @@ def test_trial_with_unknown_component(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_trial_with_bad_set_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _write(tmp_path / "trial.yaml", yaml.safe_dump(TINY))
     assert main(["trial", str(path), "--set", "train.lr=-1", "--quiet"]) == 2
-    assert _error_line(capsys) == "ablate: error: train.lr: expected a number > 0, got -1"
+    assert _error_line(capsys) == "ablate: error: train.lr: expected float > 0, got -1"
 
 
 def test_trial_with_malformed_set(capsys: pytest.CaptureFixture[str]) -> None:

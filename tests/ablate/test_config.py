@@ -27,15 +27,16 @@ def test_resolve_without_config_is_the_defaults_in_normal_form() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
-        ("train.warmup", 1.0, "a number in [0, 1)"),
-        ("train.ema", -0.1, "a number in [0, 1)"),
-        ("train.schedule", "linear", "one of constant, cosine"),
-        ("train.init_seed", -1, "null or >= 0"),
-        ("train.init_seed", 1.5, "null or >= 0"),
+        ("train.warmup", 1.0, "expected float in [0, 1), got 1.0"),
+        ("train.ema", -0.1, "expected float in [0, 1), got -0.1"),
+        ("train.schedule", "linear", "expected one of constant, cosine, got 'linear'"),
+        ("train.init_seed", -1, "expected int >= 0 or null, got -1"),
+        ("train.init_seed", 1.5, "expected int >= 0 or null, got float 1.5"),
+        ("frozen_outputs_mb", -1, "expected float >= 0, got -1"),
     ],
 )
 def test_training_schedule_settings_are_checked(field: str, value: object, expected: str) -> None:
-    assert check(resolve(None, {field: value})) == [f"{field}: expected {expected}, got {value!r}"]
+    assert check(resolve(None, {field: value})) == [f"{field}: {expected}"]
 
 
 def test_resolve_does_not_modify_defaults_or_its_input() -> None:
@@ -166,17 +167,17 @@ def test_check_unknown_keys_name_the_dotted_field_with_suggestion() -> None:
 @pytest.mark.parametrize(
     ("overrides", "problem"),
     [
-        ({"train.lr": -1}, "train.lr: expected a number > 0, got -1"),
-        ({"train.lr": "fast"}, "train.lr: expected a number > 0, got 'fast'"),
-        ({"train.epochs": 0}, "train.epochs: expected an integer >= 1, got 0"),
-        ({"train.epochs": 2.0}, "train.epochs: expected an integer >= 1, got 2.0"),
-        ({"train.batch_size": True}, "train.batch_size: expected an integer >= 1, got True"),
-        ({"train.weight_decay": -0.1}, "train.weight_decay: expected a number >= 0, got -0.1"),
-        ({"train.augment": 1}, "train.augment: expected true or false, got 1"),
-        ({"transfer.lambda": -0.5}, "transfer.lambda: expected a number >= 0, got -0.5"),
-        ({"transfer.lambda": True}, "transfer.lambda: expected a number >= 0, got True"),
-        ({"seed": -1}, "seed: expected a non-negative integer, got -1"),
-        ({"threads": 0}, "threads: expected null or >= 1, got 0"),
+        ({"train.lr": -1}, "train.lr: expected float > 0, got -1"),
+        ({"train.lr": "fast"}, "train.lr: expected float > 0, got str 'fast'"),
+        ({"train.epochs": 0}, "train.epochs: expected int >= 1, got 0"),
+        ({"train.epochs": 2.0}, "train.epochs: expected int >= 1, got float 2.0"),
+        ({"train.batch_size": True}, "train.batch_size: expected int >= 1, got True"),
+        ({"train.weight_decay": -0.1}, "train.weight_decay: expected float >= 0, got -0.1"),
+        ({"train.augment": 1}, "train.augment: expected bool, got int 1"),
+        ({"transfer.lambda": -0.5}, "transfer.lambda: expected float >= 0, got -0.5"),
+        ({"transfer.lambda": True}, "transfer.lambda: expected float >= 0, got True"),
+        ({"seed": -1}, "seed: expected int >= 0, got -1"),
+        ({"threads": 0}, "threads: expected int >= 1 or null, got 0"),
         ({"device": "tpu"}, "device: expected auto, cpu or cuda[:N], got 'tpu'"),
         ({"student.align": "logits"}, "student.align: expected one of class_map, features, got 'logits'"),
         ({"cam.network": "teachr"}, f"cam.network: expected one of {', '.join(CAM_NETWORKS)}, got 'teachr'"),

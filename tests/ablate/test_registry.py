@@ -79,14 +79,14 @@ def test_parameter_types_come_from_the_real_annotations() -> None:
 
     registry.register("gadget")(gadget)
     assert [p.describe() for p in registry.get("gadget").params] == [
-        "mode: Literal['a', 'b'] = 'a'",
-        "size: int | None = None",
-        "shape: list[int] | None = None",
+        "mode: one of a, b = 'a'",
+        "size: int or null = None",
+        "shape: list[int] or null = None",
     ]
     assert registry.check_params("gadget", {"mode": "b", "size": 3, "shape": ["anything"]}) == []
     assert registry.check_params("gadget", {"mode": "c", "size": "3"}) == [
-        "parameter 'mode' of widgets 'gadget': expected Literal['a', 'b'], got str 'c'",
-        "parameter 'size' of widgets 'gadget': expected int | None, got str '3'",
+        "parameter 'mode' of widgets 'gadget': expected one of a, b, got 'c'",
+        "parameter 'size' of widgets 'gadget': expected int or null, got str '3'",
     ]
 
 
@@ -155,8 +155,8 @@ def test_check_params_missing_required() -> None:
         ({"count": 2.5}, "parameter 'count' of widgets 'flag': expected int, got float 2.5"),
         ({"enabled": 1}, "parameter 'enabled' of widgets 'flag': expected bool, got int 1"),
         ({"name": 3}, "parameter 'name' of widgets 'flag': expected str, got int 3"),
-        ({"ratio": "a"}, "parameter 'ratio' of widgets 'flag': expected float | None, got str 'a'"),
-        ({"ratio": False}, "parameter 'ratio' of widgets 'flag': expected float | None, got False"),
+        ({"ratio": "a"}, "parameter 'ratio' of widgets 'flag': expected float or null, got str 'a'"),
+        ({"ratio": False}, "parameter 'ratio' of widgets 'flag': expected float or null, got False"),
     ],
 )
 def test_check_params_simple_type_errors(params: dict, problem: str) -> None:
@@ -203,7 +203,7 @@ def test_create_type_errors_for_real_type_annotations() -> None:
 
 def test_check_params_union_type_annotation_is_checked() -> None:
     assert _widgets().check_params("flag", {"ratio": "a"}) == [
-        "parameter 'ratio' of widgets 'flag': expected float | None, got str 'a'"
+        "parameter 'ratio' of widgets 'flag': expected float or null, got str 'a'"
     ]
 
 

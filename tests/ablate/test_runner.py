@@ -375,7 +375,9 @@ def test_export_hands_on_the_best_trials_weights_config_and_metrics(tmp_path, ca
     states = torch.load(to / "weights.pt", weights_only=True)
     assert set(states) == {"teacher", "student"}
     for role, state in states.items():
-        build_network(config[role]).load_state_dict(state)  # strict: every key of the trained network
+        build_network(ablate.TrialConfig.from_dict(config).network(role)).load_state_dict(
+            state
+        )  # strict: every key of the trained network
     teacher = {**config["teacher"]["backbone"], "checkpoint": str(to / "teacher_backbone.pt")}
     ablate.BACKBONES.build(teacher)  # a later config's backbone.checkpoint takes it as it is
     assert main(["export", str(study), "--out", str(out), "--trial", "99"]) == 2

@@ -41,7 +41,7 @@ def test_ema_averages_weights_and_buffers() -> None:
 
 
 def _initial_weights(seed: int, init_seed: int | None, role: str) -> list[torch.Tensor]:
-    config = resolve(None, {"seed": seed, "train.init_seed": init_seed})
+    config = ablate.TrialConfig.from_dict(resolve(None, {"seed": seed, "train.init_seed": init_seed}))
     trainer = Trainer(config, data=None, device=torch.device("cpu"), cache=None, progress=False)
     return [p.detach() for p in trainer.build(role).parameters()]
 

@@ -50,10 +50,12 @@ def _create(root: Path, **params: object) -> Dataset:
 
 
 def _message(root: Path, **params: object) -> str:
-    with pytest.raises(DatasetError) as info:
+    """The one-line error of a bad parameter: the registry's for types and bounds, the dataset's for the rest."""
+    with pytest.raises((DatasetError, RegistryError)) as info:
         _create(root, **params)
     message = str(info.value)
-    assert message.startswith("folder dataset: ") and "\n" not in message
+    prefix = "folder dataset: " if info.type is DatasetError else "parameter "
+    assert message.startswith(prefix) and "\n" not in message
     return message
 
 

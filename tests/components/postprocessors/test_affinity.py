@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from ablate import POSTPROCESSORS, PostState
+from ablate import POSTPROCESSORS, PostState, RegistryError
 from ablate.components.postprocessors.affinity import cosine_affinity, neighbour_pairs, random_walk
 
 # a path 0 - 1 - 2 with self-loops; row sums 1.5, 2, 1.5, so T = [[2/3, 1/3, 0], [1/4, 1/2, 1/4], [0, 1/3, 2/3]]
@@ -57,5 +57,5 @@ def test_spreads_inside_a_region_but_not_across_its_boundary(fake_context):
 def test_defaults_and_validation():
     entry = POSTPROCESSORS.get("affinity")
     assert {p.name: p.default for p in entry.params} == {"radius": 5, "beta": 16.0, "n_steps": 8}
-    with pytest.raises(ValueError, match="need radius >= 1"):
+    with pytest.raises(RegistryError, match="'radius' of postprocessors 'affinity': expected int >= 1, got 0$"):
         POSTPROCESSORS.create("affinity", radius=0)

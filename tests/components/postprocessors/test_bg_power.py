@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ablate import POSTPROCESSORS, PostState
+from ablate import POSTPROCESSORS, PostState, RegistryError
 from ablate.components.postprocessors.bg_power import background_score
 
 
@@ -33,5 +33,5 @@ def test_default_alpha_48_by_hand():
 
 
 def test_non_positive_alpha_rejected():
-    with pytest.raises(ValueError, match="alpha must be > 0"):
+    with pytest.raises(RegistryError, match="'alpha' of postprocessors 'bg_power': expected float > 0, got 0.0$"):
         POSTPROCESSORS.create("bg_power", alpha=0.0)

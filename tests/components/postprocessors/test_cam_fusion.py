@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ablate import POSTPROCESSORS, PostState
+from ablate import POSTPROCESSORS, PostState, RegistryError
 from ablate.components.postprocessors import cam_fusion  # noqa: F401  (registers "cam_fusion")
 
 # three layers' CAMs for one 1x3 image
@@ -36,7 +36,7 @@ def test_defaults_are_the_papers_blocks():
 
 
 def test_bad_mode_rejected():
-    with pytest.raises(ValueError, match=r"mode must be one of 'mean', 'max'; got 'median'"):
+    with pytest.raises(RegistryError, match=r"'cam_fusion': expected one of mean, max, got 'median'$"):
         POSTPROCESSORS.create("cam_fusion", mode="median")
 
 

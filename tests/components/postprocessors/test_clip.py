@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ablate import POSTPROCESSORS, PostState, minmax
+from ablate import POSTPROCESSORS, PostState, RegistryError, minmax
 from ablate.components.postprocessors.clip import Clip, combine
 
 MODEL = "ViT-S-32"
@@ -115,17 +115,18 @@ def test_mismatched_shapes_fail_naming_the_path(clip, state, fake_context, tmp_p
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"combine": "max"}, "combine must be one of multiply, average, gate"),
+        ({"combine": "max"}, "'combine' of postprocessors 'clip': expected one of multiply, average, gate, got 'max'"),
         ({"model": "ViT-B-61"}, r"not a supported open_clip ViT \(did you mean 'ViT-B-16'\?\)"),
         ({"model": "RN50"}, "'RN50' is not a supported open_clip ViT"),
         ({"negative_prompts": []}, "negative_prompts must be a non-empty list"),
-        ({"gate_threshold": 1.5}, "gate_threshold must be in"),
-        ({"temperature": 0.0}, "temperature must be positive"),
+        ({"gate_threshold": 1.5}, r"'gate_threshold' of postprocessors 'clip': expected float in \[0, 1\], got 1.5"),
+        ({"temperature": 0.0}, "'temperature' of postprocessors 'clip': expected float > 0 or null, got 0.0"),
+        ({"batch_size": 0}, "'batch_size' of postprocessors 'clip': expected int >= 1, got 0"),
     ],
 )
 def test_bad_parameters_fail_at_creation(params, message):
-    with pytest.raises(ValueError, match=message):
-        Clip(**params)
+    with pytest.raises((ValueError, RegistryError), match=message):  # bounds: the registry; the rest: the factory
+        POSTPROCESSORS.create("clip", **params)
 
 
 def test_registered_with_its_parameters():

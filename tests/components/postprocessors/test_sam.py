@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ablate import POSTPROCESSORS, PostState
+from ablate import POSTPROCESSORS, PostState, RegistryError
 from ablate.components.postprocessors.sam import SamSelect, build_tiny_sam, select_masks
 
 
@@ -134,14 +134,14 @@ def test_bad_checkpoint_fails_with_one_line_naming_the_path(content, detail, tmp
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"model_type": "vit_s"}, "model_type must be one of tiny, vit_b, vit_l, vit_h"),
-        ({"max_area": 2.0}, "max_area must be in"),
-        ({"points_per_side": 0}, "points_per_side must be at least 1"),
+        ({"model_type": "vit_s"}, "'model_type' of postprocessors 'sam': expected one of tiny, vit_b, vit_l, vit_h"),
+        ({"max_area": 2.0}, r"'max_area' of postprocessors 'sam': expected float in \[0, 1\], got 2.0"),
+        ({"points_per_side": 0}, "'points_per_side' of postprocessors 'sam': expected int >= 1, got 0"),
     ],
 )
 def test_bad_parameters_fail_at_creation(params, message):
-    with pytest.raises(ValueError, match=message):
-        SamSelect(**params)
+    with pytest.raises(RegistryError, match=message):
+        POSTPROCESSORS.create("sam", **params)
 
 
 def test_registered_with_its_parameters():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ablate import POSTPROCESSORS, PostState
+from ablate import POSTPROCESSORS, PostState, RegistryError
 from ablate.components.postprocessors.threshold import apply_threshold
 
 
@@ -31,5 +31,5 @@ def test_per_image_thresholds():
 
 
 def test_value_out_of_range_rejected():
-    with pytest.raises(ValueError, match=r"value must be in \[0, 1\]"):
+    with pytest.raises(RegistryError, match=r"'threshold': expected float in \[0, 1\], got 1.5$"):
         POSTPROCESSORS.create("threshold", value=1.5)

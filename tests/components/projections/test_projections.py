@@ -7,12 +7,13 @@ import torch
 import torch.nn.functional as F
 
 from ablate import PROJECTIONS
+from ablate._schema import TransferConfig
 from ablate._transfer import TransferLoss
 
 
-def _transfer(projection: str | dict, level: str = "global", distance: str = "l2") -> dict:
+def _transfer(projection: str | dict, level: str = "global", distance: str = "l2") -> TransferConfig:
     spec = {"name": projection} if isinstance(projection, str) else projection
-    return {"lambda": 1.0, "projection": spec, "level": {"name": level}, "distance": {"name": distance}}
+    return TransferConfig(lambda_=1.0, projection=spec, level={"name": level}, distance={"name": distance})
 
 
 def test_none_returns_none() -> None:
