@@ -167,8 +167,13 @@ def _work(args: argparse.Namespace, runner: Any) -> bool:
         "--quiet",
     ]
     command += ["--fail-fast"] if args.fail_fast else []
+    from ablate._device import worker_gpus
+
     env = {**os.environ, "ABLATE_WORKERS": str(args.workers)}
-    children = [subprocess.Popen(command, env=env) for _ in range(args.workers)]
+    children = [
+        subprocess.Popen(command, env=env if gpu is None else {**env, "CUDA_VISIBLE_DEVICES": gpu})
+        for gpu in worker_gpus(args.workers)
+    ]
     try:
         codes = [child.wait() for child in children]
     except KeyboardInterrupt:  # the terminal sent SIGINT to the children too; let them mark their trials

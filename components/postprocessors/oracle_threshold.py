@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated
 
 import numpy as np
 
-from ablate import POSTPROCESSORS, PostContext, PostState, Range
+from ablate import POSTPROCESSORS, PostContext, PostState, Range, iou_at_thresholds
 from ablate.components.postprocessors.threshold import apply_threshold
 
 
-def best_threshold(cam: np.ndarray, truth: np.ndarray, grid: np.ndarray) -> float:
-    """The threshold in ``grid`` whose mask ``cam >= t`` has the highest smoke IoU with ``truth``.
+def best_thresholds(cams: np.ndarray, truth: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Per image, the threshold in ``grid`` whose mask ``cam >= t`` has the highest smoke IoU with ``truth``.
 
-    An empty prediction of an empty truth counts as IoU 1. Ties go to the highest threshold,
-    i.e. the smallest mask, so smoke-free images get the emptiest mask the grid allows.
+    Ties go to the highest threshold, i.e. the smallest mask. An image without smoke gets the top of the grid:
+    its best mask is the emptiest one (an empty prediction of an empty truth counts as IoU 1).
+
+    Args:
+        cams: ``[N, H, W]`` continuous maps.
+        truth: ``[N, H, W]`` ground-truth smoke (nonzero = smoke).
+        grid: the thresholds to try, ascending.
     """
-    truth = truth.astype(bool)
-    ious = []
-    for t in grid:
-        mask = cam >= t
-        union = np.count_nonzero(mask | truth)
-        ious.append(np.count_nonzero(mask & truth) / union if union else 1.0)
-    return float(grid[len(grid) - 1 - int(np.argmax(ious[::-1]))])
+    ious = iou_at_thresholds(cams, truth, grid)  # NaN rows: images without smoke
+    best = len(grid) - 1 - np.argmax(np.nan_to_num(ious, nan=0.0)[:, ::-1], axis=1)
+    return np.where(np.isnan(ious).all(axis=1), grid[-1], grid[best])
 
 
 @POSTPROCESSORS.register("oracle_threshold", label="oracle threshold")
@@ -44,5 +44,4 @@ class OracleThreshold:
         self.grid = np.arange(0.0, 1.0 + step / 2, step).clip(max=1.0).astype(np.float32)
 
     def __call__(self, state: PostState, ctx: PostContext) -> PostState:
-        thresholds = ctx.map_images(partial(best_threshold, grid=self.grid), state.cams, ctx.ground_truth())
-        return apply_threshold(state, np.array(thresholds))
+        return apply_threshold(state, best_thresholds(state.cams, ctx.ground_truth(), self.grid))
