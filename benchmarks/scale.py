@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import optuna
 from _common import parse_args, print_table, write_result
+from pypdf import PdfReader
 
 from ablate import TrialResult, load_components
 from ablate._report._write import write_report
@@ -146,11 +147,15 @@ def measure(folder: Path, size: int, metrics: list[str]) -> dict[str, float]:
     row["first_claim_s"] = claim_and_record(runner, rng, metrics)
     row["claim_record_s"] = claim_and_record(runner, rng, metrics)
     row["resume_scan_s"] = timed(runner.enqueue_missing)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
         row["status_s"] = timed(lambda: ablate_main(["status", str(path), "--out", str(out)]))
+    if f"{size + 2}/" not in printed.getvalue():  # "N/M (configuration, seed) pairs completed"
+        raise RuntimeError(f"ablate status did not list the study: {printed.getvalue()[-300:]}")
     read_only = StudyRunner(load_study(path, check_files=False, need_plugins=False), out=out)
     read_only.open(create=False)
     row["report_s"] = timed(lambda: write_report(read_only))
+    row["report_pages"] = len(PdfReader(out / "report.pdf").pages)
     return row
 
 

@@ -65,6 +65,14 @@ def test_shared_teacher(scripts, tmp_path):
     assert summary["same_smoke_iou"] and summary["student_step_ratio"] > 0 and summary["wall_ratio"] > 0
 
 
+def test_scale(scripts, tmp_path):
+    record = run(scripts, "scale", tmp_path)
+    rows, summary = record["rows"], record["summary"]
+    assert [r["trials"] for r in rows] == list(scripts("scale").SIZES["tiny"])
+    assert all(r[step] > 0 for r in rows for step in scripts("scale").STEPS)
+    assert set(summary["growth_exponent"]) == set(scripts("scale").STEPS)
+
+
 def test_workers(scripts, tmp_path):
     summary = run(scripts, "workers", tmp_path)["summary"]
     assert summary["workers_1_trials"] == summary["workers_2_trials"] == 2

@@ -1,0 +1,38 @@
+"""Plot helpers whose numbers matter: the groups of the critical-difference diagram."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ablate._report._plots import cd_groups
+
+
+def _pairwise(ranks: np.ndarray, cd: float) -> list[tuple[int, int]]:
+    """The definition, pair by pair: maximal runs of ascending ranks spread below cd."""
+    k = len(ranks)
+    return [
+        (start, end)
+        for start in range(k)
+        for end in range(start + 1, k)
+        if ranks[end] - ranks[start] < cd
+        and (start == 0 or ranks[end] - ranks[start - 1] >= cd)
+        and (end == k - 1 or ranks[end + 1] - ranks[start] >= cd)
+    ]
+
+
+def test_groups_by_hand() -> None:
+    ranks = np.array([1.0, 1.5, 1.9, 3.0, 3.2, 5.0])
+    # cd 1.0: 1.0-1.9 and 3.0-3.2 (1.9 and 3.0 are 1.1 apart); 5.0 alone
+    assert cd_groups(ranks, 1.0) == [(0, 2), (3, 4)]
+    # cd 1.2: 1.9-3.0 joins too, but 1.9-3.2 (1.3) does not
+    assert cd_groups(ranks, 1.2) == [(0, 2), (2, 3), (3, 4)]
+    assert cd_groups(ranks, 0.1) == []
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_groups_match_the_pairwise_definition(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ranks = np.sort(rng.uniform(1, 30, size=40))
+    for cd in (0.5, 2.0, 7.5):
+        assert cd_groups(ranks, cd) == _pairwise(ranks, cd)
