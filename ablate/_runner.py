@@ -52,6 +52,8 @@ from ablate._trial import run_trial
 HEARTBEAT_EVERY = 15.0
 STALE_AFTER = 120.0
 POLL_EVERY = 2.0
+# a study another process has just created gets its signature a moment later: wait this long for it
+SIGNATURE_WAIT = 30.0
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -189,7 +191,7 @@ class StudyRunner:
             optuna_study = optuna.load_study(study_name=names[-1], storage=self.storage, sampler=_sampler(self.study))
             self._directions_from(optuna_study)
             signature = self.study.signature()
-            stored = optuna_study.user_attrs.get("signature")
+            stored = self._stored_signature(optuna_study)
             if stored != signature:
                 raise ConfigError(
                     f"{self.study.path}: the search space (config, grid, tune, seeds or objective) changed since "
@@ -216,6 +218,20 @@ class StudyRunner:
         optuna_study.set_user_attr("study_file", str(self.study.path))
         self.optuna_study = optuna_study
         return optuna_study
+
+    def _stored_signature(self, optuna_study: optuna.Study) -> str | None:
+        """The search-space signature stored with ``optuna_study``.
+
+        Creating a study and storing its signature are two writes, so a process that starts together with the
+        one creating it can find the study before its signature: it waits for the signature rather than take
+        the study for one with another search space (seen with 3 processes started at once on a busy machine).
+        """
+        deadline = time.monotonic() + SIGNATURE_WAIT
+        while True:
+            stored = self.storage.get_study_user_attrs(optuna_study._study_id).get("signature")
+            if stored is not None or time.monotonic() >= deadline:
+                return stored
+            time.sleep(0.1)
 
     def _directions_from(self, optuna_study: optuna.Study) -> None:
         """Objectives of plugin metrics that could not be imported take the direction the study was created with."""

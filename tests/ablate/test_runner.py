@@ -239,6 +239,32 @@ def test_four_workers_and_two_more_processes_run_each_trial_exactly_once(tmp_pat
     assert all(t.user_attrs["worker"].rpartition(":")[2].isdigit() for t in stored)
 
 
+def test_a_study_found_before_its_creator_stored_its_signature_is_waited_for(tmp_path, monkeypatch):
+    """The race the stress test met on a busy machine: a process finds the study between its creation by
+    another process and that process storing the signature; it must wait, not refuse the study."""
+    import threading
+
+    import ablate._runner
+    from ablate._config import ConfigError
+    from ablate._runner import StudyRunner
+    from ablate._study import load_study
+
+    path = write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"train.lr": [0.001]})
+    runner = StudyRunner(load_study(path), out=tmp_path / "out")
+    created = optuna.create_study(study_name="tiny", storage=runner.url)  # the signature comes 0.5 s later
+    later = threading.Timer(0.5, created.set_user_attr, ("signature", runner.study.signature()))
+    later.start()
+    runner.open()
+    later.join()
+    assert runner.optuna_study.study_name == "tiny"
+
+    other = write_study(tmp_path, name="plain")  # a study created by plain Optuna never gets a signature
+    optuna.create_study(study_name="plain", storage=runner.url)
+    monkeypatch.setattr(ablate._runner, "SIGNATURE_WAIT", 0.2)
+    with pytest.raises(ConfigError, match="the search space .* changed since study 'plain'"):
+        StudyRunner(load_study(other), out=tmp_path / "out").open()
+
+
 def test_postprocessing_only_study_trains_once_per_seed(tmp_path):
     chains = [[{"name": "threshold", "value": 0.3}], [{"name": "threshold", "value": 0.5}], [{"name": "bg_power"}]]
     study = write_study(
