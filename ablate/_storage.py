@@ -12,7 +12,7 @@ import contextlib
 import datetime
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import optuna
@@ -134,7 +134,7 @@ def claim_waiting(storage: optuna.storages.BaseStorage, trial_id: int, worker: s
 
 
 def record_trial(
-    storage: optuna.storages.BaseStorage, trial_id: int, attrs: dict[str, Any], intermediate: list[float] = ()
+    storage: optuna.storages.BaseStorage, trial_id: int, attrs: dict[str, Any], intermediate: Sequence[float] = ()
 ) -> None:
     """Set user attributes of running trial ``trial_id`` (and intermediate values, one per step) in one transaction.
 

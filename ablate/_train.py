@@ -225,13 +225,13 @@ class Trainer:
         (a lambda or level sweep); when they would take more than ``frozen_outputs_mb``, the feed runs the
         network instead.
         """
-        network = self.classifier(role).requires_grad_(False)
-        train_cfg, n = self.config.train, len(self.data.train)
-        with torch.no_grad(), self._autocast():
-            sample = network(to_tensor(self.data.train.images[:1], self.device)).aligned(network.align)
+        live = FrozenFeed(self.classifier(role).requires_grad_(False), None)
+        network, train_cfg, n = live.network, self.config.train, len(self.data.train)
+        with self._autocast():
+            sample = live(1, 0, to_tensor(self.data.train.images[:1], self.device))
         megabytes = sample.element_size() * sample.numel() * n * train_cfg.epochs / 2**20
         if megabytes > self.config.frozen_outputs_mb:
-            return FrozenFeed(network, None)
+            return live
 
         def build(folder: Path) -> None:
             generator = torch.Generator().manual_seed(self.config.seed)
@@ -240,8 +240,8 @@ class Trainer:
                 order = torch.randperm(n, generator=generator).numpy()
                 for start in range(0, n, train_cfg.batch_size):
                     images, _ = self._batch(order, start, generator)
-                    with torch.no_grad(), self._autocast():
-                        stream[epoch, start : start + images.shape[0]] = network(images).aligned(network.align).cpu()
+                    with self._autocast():
+                        stream[epoch, start : start + images.shape[0]] = live(epoch + 1, start, images).cpu()
             torch.save(stream, folder / "outputs.pt")
 
         inputs = {"model": self.model_inputs((role,), None), "align": network.align, "device": self.device.type}

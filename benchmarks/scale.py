@@ -34,7 +34,7 @@ import optuna
 from _common import parse_args, print_table, write_result
 from pypdf import PdfReader
 
-from ablate import TrialResult, load_components
+from ablate import METRICS, TrialResult, load_components
 from ablate._report._write import write_report
 from ablate._runner import StudyRunner, result_attrs
 from ablate._storage import config_id, identity
@@ -162,8 +162,6 @@ def measure(folder: Path, size: int, metrics: list[str]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args("Storage steps of studies of 100, 1,000 and 10,000 trials.", {"tiny": 1, "default": 1}, argv)
     load_components()
-    from ablate import METRICS
-
     metrics = METRICS.names()
     sizes = list(SIZES[args.size])
     rows = []
