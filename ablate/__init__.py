@@ -15,7 +15,7 @@ A component imports nothing from the private ``ablate._*`` modules, so those may
 from ablate._cache import StageCache
 from ablate._cams import minmax
 from ablate._config import DEFAULTS, ConfigError
-from ablate._data import CLASSES, Dataset, Split, fingerprint_arrays
+from ablate._data import CLASSES, Dataset, Pretraining, Split, fingerprint_arrays
 from ablate._evaluation import Evaluation
 from ablate._metrics import ORACLE_THRESHOLDS, confusion_matrix, iou_at_thresholds, mean_defined, per_image_iou, ratio
 from ablate._models import Network, NetworkOutput, resolve_module
@@ -36,6 +36,7 @@ from ablate._registries import (
     METRICS,
     PARADIGMS,
     POSTPROCESSORS,
+    PRETRAINERS,
     PROJECTIONS,
 )
 from ablate._registry import Registry, RegistryError
@@ -70,6 +71,7 @@ __all__ = [
     "METRICS",
     "PARADIGMS",
     "POSTPROCESSORS",
+    "PRETRAINERS",
     "PROJECTIONS",
     "REGISTRIES",
     "ConfigError",
@@ -82,6 +84,7 @@ __all__ = [
     "NetworkOutput",
     "PostContext",
     "PostState",
+    "Pretraining",
     "Range",
     "Registry",
     "RegistryError",

@@ -26,12 +26,16 @@ COMPONENT_SLOTS: dict[str, str] = {
     "teacher.head": "heads",
     "student.backbone": "backbones",
     "student.head": "heads",
+    "teacher.pretrain": "pretrainers",
+    "student.pretrain": "pretrainers",
     "paradigm": "paradigms",
     "transfer.level": "levels",
     "transfer.distance": "distances",
     "transfer.projection": "projections",
     "cam": "cams",
 }
+#: Component slots that may be null (the step is skipped).
+OPTIONAL_SLOTS = ("teacher.pretrain", "student.pretrain")
 ROLES = ("teacher", "student")
 CAM_NETWORKS = ("auto", "student", "teacher", "both")
 #: Top-level keys that say how a trial runs, not what it computes: two configs differing only in them are one trial.
@@ -166,7 +170,8 @@ def resolve(config: dict[str, Any] | None = None, overrides: dict[str, Any] | No
             value = get_dotted(result, slot)
         except KeyError:
             continue
-        set_dotted(result, slot, _as_component(value))
+        if value is not None or slot not in OPTIONAL_SLOTS:
+            set_dotted(result, slot, _as_component(value))
     result["postprocess"] = [_as_component(step) for step in result.get("postprocess") or []]
     return result
 
@@ -180,6 +185,8 @@ def check(config: dict[str, Any]) -> list[str]:
         try:
             spec = get_dotted(config, slot)
         except KeyError:
+            continue
+        if spec is None and slot in OPTIONAL_SLOTS:
             continue
         problems += _check_component(spec, slot, ALL[kind])
     cam = config.get("cam", {})

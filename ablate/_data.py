@@ -89,3 +89,38 @@ def fingerprint_arrays(*arrays: np.ndarray) -> str:
         digest.update(f"{array.dtype}{array.shape}".encode())
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:16]
+
+
+@dataclass
+class Pretraining:
+    """What a pretrainer returns: labelled images a backbone learns to classify before any trial trains it.
+
+    The harness trains the backbone with a linear classifier on its pooled map (AdamW, warm-up then cosine
+    decay), once per backbone and pretrainer, and every trial starts from the result.
+
+    Attributes:
+        images: uint8 ``[N, H, W, 3]``, normalised as the trial's images are.
+        labels: int ``[N]``, classes ``0 .. K-1``.
+        steps: optimiser steps.
+        batch_size: images per step, in a seeded order (each image once per pass).
+        lr: the peak learning rate.
+        seed: seed of the batch order.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    steps: int
+    batch_size: int
+    lr: float
+    seed: int = 0
+
+    def check(self, where: str) -> None:
+        """Raise ``ValueError`` naming ``where`` if the arrays do not fit together."""
+        images, labels = self.images, np.asarray(self.labels)
+        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(labels) != len(images):
+            raise ValueError(
+                f"{where}: expected uint8 images [N, H, W, 3] and N labels, got {images.dtype} "
+                f"{tuple(images.shape)} and {len(labels)} labels"
+            )
+        if len(labels) < self.batch_size or labels.min() < 0:
+            raise ValueError(f"{where}: needs at least batch_size ({self.batch_size}) images and labels >= 0")

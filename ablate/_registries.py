@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from ablate._data import Dataset
+from ablate._data import Dataset, Pretraining
 from ablate._registry import Registry
 
 
@@ -25,16 +25,16 @@ def _is_callable(obj: Any) -> None:
         raise TypeError(f"expected a callable, got {type(obj).__name__}")
 
 
-def _is_dataset(obj: Any) -> None:
-    if not isinstance(obj, Dataset):
-        raise TypeError(f"expected ablate.Dataset, got {type(obj).__name__}")
+def _is_instance(obj: Any, cls: type) -> None:
+    if not isinstance(obj, cls):
+        raise TypeError(f"expected ablate.{cls.__name__}, got {type(obj).__name__}")
 
 
 DATASETS = Registry(
     "datasets",
     "factory(**params, cache_dir: Path) -> ablate.Dataset (train split with image labels, "
     "test split with smoke masks and optional co-occurrence masks, all at one image size)",
-    check=_is_dataset,
+    check=lambda obj: _is_instance(obj, Dataset),
     injected=("cache_dir",),
 )
 BACKBONES = Registry(
@@ -72,6 +72,13 @@ PROJECTIONS = Registry(
     "factory(in_channels: int, out_channels: int, **params) -> nn.Module mapping student "
     "features [B, in, h, w] to [B, out, h, w], or None when it learns nothing and needs in == out",
     injected=("in_channels", "out_channels"),
+)
+PRETRAINERS = Registry(
+    "pretrainers",
+    "factory(**params) -> ablate.Pretraining (uint8 images [N, H, W, 3], class labels, steps, batch size, lr): a "
+    "labelled task the harness trains a network's backbone on once, before any trial trains it (`pretrain:` of "
+    "`teacher` / `student`); every trial with that backbone starts from the result, cached",
+    check=lambda obj: _is_instance(obj, Pretraining),
 )
 CAMS = Registry(
     "cams",
@@ -117,6 +124,7 @@ ALL: dict[str, Registry] = {
         LEVELS,
         DISTANCES,
         PROJECTIONS,
+        PRETRAINERS,
         CAMS,
         POSTPROCESSORS,
         METRICS,

@@ -160,6 +160,7 @@ class NetworkConfig:
     backbone: Component
     head: Component
     align: Literal["class_map", "features"]  # the map L_tf compares
+    pretrain: Component | None  # a pretrainer whose task the backbone learns first (null: from its initial weights)
 
 
 @dataclass(frozen=True)

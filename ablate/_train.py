@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import math
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,10 +21,19 @@ from tqdm.auto import tqdm
 from ablate._cache import StageCache
 from ablate._code import TRAINING_MODULES, code_fingerprint
 from ablate._config import ROLES
-from ablate._data import Dataset
+from ablate._data import Dataset, Pretraining
 from ablate._models import Network, build_network
 from ablate._paradigm import classification_loss
-from ablate._registries import BACKBONES, DATASETS, DISTANCES, HEADS, LEVELS, PARADIGMS, PROJECTIONS
+from ablate._registries import (
+    BACKBONES,
+    DATASETS,
+    DISTANCES,
+    HEADS,
+    LEVELS,
+    PARADIGMS,
+    PRETRAINERS,
+    PROJECTIONS,
+)
 from ablate._schema import TrialConfig, plain
 from ablate._transfer import TransferLoss
 
@@ -32,6 +43,11 @@ SYNC_EVERY = 20
 # so the teacher and the student of one trial start from different streams and no two (seed, role) pairs below
 # 1000 seeds share one
 ROLE_SEEDS = 1000
+# a backbone's pre-training starts from one seed for every trial (like a published checkpoint), ramps its learning
+# rate over this share of its steps, then decays it along a cosine, and logs its loss every so many steps
+PRETRAIN_INIT_SEED = 0
+PRETRAIN_WARMUP = 0.1
+PRETRAIN_LOG_EVERY = 100
 
 
 class Diverged(RuntimeError):
@@ -157,7 +173,80 @@ class Trainer:
         init_seed = self.config.train.init_seed
         init_seed = self.config.seed if init_seed is None else init_seed
         torch.manual_seed(init_seed * ROLE_SEEDS + ROLES.index(role))
-        return build_network(self.config.network(role)).to(self.device)
+        network = build_network(self.config.network(role)).to(self.device)
+        if self.config.network(role).pretrain is not None:  # the head keeps its seeded initial weights
+            network.backbone.load_state_dict(self.pretrained_backbone(role))
+        return network
+
+    def pretrained_backbone(self, role: str) -> dict[str, torch.Tensor]:
+        """The weights of ``role``'s backbone after its ``pretrain`` task, from the stage cache or trained now.
+
+        They depend on the backbone, the pretrainer and their code only (not the trial seed or data): every
+        trial with that backbone starts from them, as from one published checkpoint.
+        """
+        network = self.config.network(role)
+        components = [(BACKBONES, network.backbone["name"]), (PRETRAINERS, network.pretrain["name"])]
+        inputs = {
+            "code": code_fingerprint(TRAINING_MODULES, components),
+            "backbone": network.backbone,
+            "checkpoint": file_digest(network.backbone.get("checkpoint")),
+            "pretrain": network.pretrain,
+        }
+
+        def build(folder: Path) -> None:
+            task = PRETRAINERS.build(network.pretrain)
+            task.check(f"{role}.pretrain ({network.pretrain['name']})")
+            torch.manual_seed(PRETRAIN_INIT_SEED)
+            backbone = BACKBONES.build(network.backbone).to(self.device)
+            start = time.perf_counter()
+            history = self._pretrain(backbone, task, f"{role} pretrain")
+            torch.save(backbone.state_dict(), folder / "backbone.pt")
+            record = {"seconds": time.perf_counter() - start, "device": self.device.type, "history": history}
+            (folder / "pretraining.json").write_text(json.dumps(record, indent=1))
+
+        entry = self.cache.get_or_build("pretrained", inputs, build)
+        return torch.load(entry / "backbone.pt", map_location=self.device, weights_only=True)
+
+    def _pretrain(self, backbone: nn.Module, task: Pretraining, tag: str) -> list[dict[str, float]]:
+        """Train ``backbone`` in place on ``task`` through a linear classifier on its pooled map; one history
+        entry (step, loss and accuracy since the last) per :data:`PRETRAIN_LOG_EVERY` steps."""
+        head = nn.Linear(backbone.out_channels, int(np.max(task.labels)) + 1).to(self.device)
+        params = [*backbone.parameters(), *head.parameters()]
+        optimizer = torch.optim.AdamW(params, lr=task.lr, weight_decay=self.config.train.weight_decay)
+        schedule = functools.partial(lr_factor, PRETRAIN_WARMUP, "cosine", task.steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
+        generator = torch.Generator().manual_seed(task.seed)
+        labels = torch.as_tensor(np.asarray(task.labels), dtype=torch.int64)
+        n, batch = len(labels), task.batch_size
+        order, position = torch.randperm(n, generator=generator), 0
+        history: list[dict[str, float]] = []
+        totals = torch.zeros(2)
+        backbone.train()
+        for step in tqdm(range(1, task.steps + 1), desc=tag, leave=False, disable=not self.bars):
+            if position + batch > n:  # a new pass over the images in a new order
+                order, position = torch.randperm(n, generator=generator), 0
+            index = order[position : position + batch].sort().values
+            position += batch
+            images, targets = to_tensor(task.images[index.numpy()], self.device), labels[index].to(self.device)
+            with self._autocast():
+                logits = head(backbone(images).mean(dim=(2, 3))).float()
+                loss = nn.functional.cross_entropy(logits, targets)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            totals += torch.stack([loss.detach(), (logits.argmax(1) == targets).float().mean()]).cpu()
+            if step % PRETRAIN_LOG_EVERY == 0 or step == task.steps:
+                seen = (step - 1) % PRETRAIN_LOG_EVERY + 1
+                loss_mean, accuracy = (totals / seen).tolist()
+                if not math.isfinite(loss_mean):
+                    raise Diverged(f"{tag} diverged before step {step} (loss {loss_mean})")
+                history.append({"step": step, "loss": loss_mean, "accuracy": accuracy})
+                totals.zero_()
+        self.trainings += 1
+        return history
 
     def transfer(self, student: Network, teacher: Network) -> TransferLoss:
         return TransferLoss(self.config.transfer, student.aligned_channels, teacher.aligned_channels).to(self.device)
@@ -169,6 +258,8 @@ class Trainer:
         components = [(DATASETS, config.data["name"]), (PARADIGMS, config.paradigm["name"])]
         for network in networks.values():
             components += [(BACKBONES, network.backbone["name"]), (HEADS, network.head["name"])]
+            if network.pretrain is not None:
+                components.append((PRETRAINERS, network.pretrain["name"]))
         if isinstance(extra, dict) and extra.get("transfer"):
             transfer = config.transfer
             components += [(LEVELS, transfer.level["name"]), (DISTANCES, transfer.distance["name"])]

@@ -1,13 +1,17 @@
-"""The trainer's learning-rate schedule, weight averaging and initial weights."""
+"""The trainer's learning-rate schedule, weight averaging, initial weights and pre-trained backbones."""
 
 from __future__ import annotations
 
+import json
 import math
+import types
 
+import numpy as np
 import pytest
 import torch
 
 import ablate
+from ablate._cache import stable_hash
 from ablate._config import resolve
 from ablate._train import Trainer, _ema, lr_factor
 
@@ -100,3 +104,64 @@ def test_a_teacher_stream_over_frozen_outputs_mb_runs_the_teacher_instead(tmp_pa
     cache = ablate.StageCache(tmp_path)
     ablate.run_trial({**TINY_TEACHER_STUDENT, "frozen_outputs_mb": 0.01}, cache=cache, progress=False)  # 40 kB
     assert "frozen_outputs" not in cache.builds
+
+
+TINY_PRETRAIN = {"name": "fractaldb", "classes": 3, "per_class": 4, "image_size": 32, "steps": 3, "batch_size": 4}
+TINY_STUDENT = {
+    "data": {"name": "synthetic-smoke", "image_size": 32, "n_train": 16, "n_val": 8, "n_test": 8},
+    "paradigm": {"name": "single", "network": "student"},
+    "train": {"epochs": 1, "batch_size": 8},
+    "threads": 1,
+}
+
+
+def _trainer(cache: ablate.StageCache, **overrides) -> Trainer:
+    config = ablate.TrialConfig.from_dict(ablate.validate(TINY_STUDENT, overrides))
+    data = types.SimpleNamespace(fingerprint="data")  # what model_inputs reads of the data
+    return Trainer(config, data=data, device=torch.device("cpu"), cache=cache, progress=False)
+
+
+def test_a_pretrained_backbone_is_trained_once_and_every_seed_starts_from_it(tmp_path) -> None:
+    cache = ablate.StageCache(tmp_path)
+    first, second = (_trainer(cache, seed=s, **{"student.pretrain": TINY_PRETRAIN}) for s in (0, 1))
+    networks = [first.build("student"), second.build("student")]
+
+    assert cache.builds["pretrained"] == 1 and first.trainings == 1 and second.trainings == 0
+    state = torch.load(next((tmp_path / "pretrained").glob("*/backbone.pt")), weights_only=True)
+    for network in networks:  # the backbone is the pre-trained one, bit for bit
+        assert all(torch.equal(network.backbone.state_dict()[k], state[k]) for k in state)
+    # the head keeps the initial weights of the trial's seed
+    assert not torch.equal(networks[0].head.classifier.weight, networks[1].head.classifier.weight)
+    scratch = _trainer(cache, seed=0).build("student")
+    assert not torch.equal(scratch.backbone.state_dict()["model.pos_embed"], state["model.pos_embed"])
+    record = json.loads(next((tmp_path / "pretrained").glob("*/pretraining.json")).read_text())
+    assert [entry["step"] for entry in record["history"]] == [3]  # logged every 100 steps and at the last
+
+
+def test_pretraining_changes_the_model_key_and_a_new_pretrainer_setting_pretrains_again(tmp_path) -> None:
+    cache = ablate.StageCache(tmp_path)
+    plain = _trainer(cache).model_inputs(("student",))
+    pretrained = _trainer(cache, **{"student.pretrain": TINY_PRETRAIN})
+    assert stable_hash(plain) != stable_hash(pretrained.model_inputs(("student",)))
+    pretrained.build("student")
+    _trainer(cache, **{"student.pretrain": {**TINY_PRETRAIN, "steps": 4}}).build("student")
+    assert cache.builds["pretrained"] == 2
+
+
+def test_a_trial_with_a_pretrained_student_runs_and_reuses_the_pretraining(tmp_path) -> None:
+    cache = ablate.StageCache(tmp_path)
+    results = [
+        ablate.run_trial(TINY_STUDENT, {"seed": s, "student.pretrain": TINY_PRETRAIN}, cache=cache, progress=False)
+        for s in (0, 1)
+    ]
+    assert [r.trainings for r in results] == [2, 1]  # pre-training + student, then the student only
+    assert results[0].config["student"]["pretrain"] == TINY_PRETRAIN | {"name": "fractaldb"}
+
+
+def test_a_pretrainer_returning_mismatched_arrays_is_named(tmp_path, plugin_folder) -> None:
+    @ablate.PRETRAINERS.register("broken-task")
+    def broken() -> ablate.Pretraining:
+        return ablate.Pretraining(np.zeros((4, 8, 8, 3), np.float32), np.zeros(4, int), 1, 2, 0.1)
+
+    with pytest.raises(ValueError, match=r"student\.pretrain \(broken-task\): expected uint8 images"):
+        _trainer(ablate.StageCache(tmp_path), **{"student.pretrain": {"name": "broken-task"}}).build("student")

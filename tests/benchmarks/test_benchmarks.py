@@ -121,3 +121,11 @@ def test_learning_signal(scripts, tmp_path):
         assert summary["seeds"] == 1 and 0.0 <= summary["val_accuracy"] <= 1.0
     assert record["decoupled_control"] == {"data.train_chimney_without_smoke": 1.0}
     assert all(isinstance(c["holds"], bool) for c in record["criteria"])
+
+
+def test_pretraining(scripts, tmp_path):
+    record = run(scripts, "pretraining", tmp_path)
+    rows = scripts("pretraining").configurations({"name": "fractaldb"})
+    assert set(record["summary"]) == set(rows)
+    assert set(record["pretrain_s"]) == {"test_resnet", "test_vit"}  # each backbone pre-trained once
+    assert all(summary["seeds"] == 1 for summary in record["summary"].values())

@@ -1,0 +1,1 @@
+"""Registered pretrainers (see ablate.PRETRAINERS for the contract)."""
