@@ -10,51 +10,123 @@ registries, the contracts each kind's objects are passed or return (:class:`Data
 :class:`PostState` and :class:`PostContext`, :class:`Evaluation`) and the helpers the built-in
 variants share (metric arithmetic, the classification loss, layer lookup, array fingerprints).
 A component imports nothing from the private ``ablate._*`` modules, so those may change freely.
+
+Names are imported when first used (``ablate.run_trial``, ``from ablate import BACKBONES``), so a command that
+needs none of torch, timm or Optuna (``ablate --version``, ``ablate list`` from its cached index) starts at once.
 """
 
-from ablate._cache import StageCache
-from ablate._cams import minmax
-from ablate._config import DEFAULTS, ConfigError
-from ablate._data import CLASSES, Dataset, Pretraining, Split, fingerprint_arrays
-from ablate._evaluation import Evaluation
-from ablate._metrics import ORACLE_THRESHOLDS, confusion_matrix, iou_at_thresholds, mean_defined, per_image_iou, ratio
-from ablate._models import Network, NetworkOutput, resolve_module
-from ablate._paradigm import classification_loss
-from ablate._plugins import load_components
-from ablate._postprocess import PostContext, PostState
-from ablate._registries import (
-    ALL as REGISTRIES,
-)
-from ablate._registries import (
-    BACKBONES,
-    CAMS,
-    DATASETS,
-    DISTANCES,
-    HEADS,
-    LEVELS,
-    LOGGERS,
-    METRICS,
-    PARADIGMS,
-    POSTPROCESSORS,
-    PRETRAINERS,
-    PROJECTIONS,
-)
-from ablate._registry import Registry, RegistryError
-from ablate._schema import Match, Range, TrialConfig, did_you_mean
-from ablate._train import Diverged, FrozenFeed, Trainer
-from ablate._trial import TrialResult, run_trial
-from ablate._validate import validate
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+#: public name -> (module, name in it)
+_EXPORTS: dict[str, tuple[str, str]] = {
+    "BACKBONES": ("ablate._registries", "BACKBONES"),
+    "CAMS": ("ablate._registries", "CAMS"),
+    "CLASSES": ("ablate._data", "CLASSES"),
+    "classification_loss": ("ablate._paradigm", "classification_loss"),
+    "ConfigError": ("ablate._config", "ConfigError"),
+    "confusion_matrix": ("ablate._metrics", "confusion_matrix"),
+    "Dataset": ("ablate._data", "Dataset"),
+    "DATASETS": ("ablate._registries", "DATASETS"),
+    "DEFAULTS": ("ablate._config", "DEFAULTS"),
+    "did_you_mean": ("ablate._schema", "did_you_mean"),
+    "DISTANCES": ("ablate._registries", "DISTANCES"),
+    "Diverged": ("ablate._train", "Diverged"),
+    "Evaluation": ("ablate._evaluation", "Evaluation"),
+    "fingerprint_arrays": ("ablate._data", "fingerprint_arrays"),
+    "FrozenFeed": ("ablate._train", "FrozenFeed"),
+    "HEADS": ("ablate._registries", "HEADS"),
+    "iou_at_thresholds": ("ablate._metrics", "iou_at_thresholds"),
+    "LEVELS": ("ablate._registries", "LEVELS"),
+    "load_components": ("ablate._plugins", "load_components"),
+    "load_results": ("ablate._results", "load_results"),
+    "LOGGERS": ("ablate._registries", "LOGGERS"),
+    "Match": ("ablate._schema", "Match"),
+    "mean_defined": ("ablate._metrics", "mean_defined"),
+    "METRICS": ("ablate._registries", "METRICS"),
+    "minmax": ("ablate._cams", "minmax"),
+    "Network": ("ablate._models", "Network"),
+    "NetworkOutput": ("ablate._models", "NetworkOutput"),
+    "ORACLE_THRESHOLDS": ("ablate._metrics", "ORACLE_THRESHOLDS"),
+    "PARADIGMS": ("ablate._registries", "PARADIGMS"),
+    "per_image_iou": ("ablate._metrics", "per_image_iou"),
+    "PostContext": ("ablate._postprocess", "PostContext"),
+    "POSTPROCESSORS": ("ablate._registries", "POSTPROCESSORS"),
+    "PostState": ("ablate._postprocess", "PostState"),
+    "PRETRAINERS": ("ablate._registries", "PRETRAINERS"),
+    "Pretraining": ("ablate._data", "Pretraining"),
+    "PROJECTIONS": ("ablate._registries", "PROJECTIONS"),
+    "Range": ("ablate._schema", "Range"),
+    "ratio": ("ablate._metrics", "ratio"),
+    "REGISTRIES": ("ablate._registries", "ALL"),
+    "Registry": ("ablate._registry", "Registry"),
+    "RegistryError": ("ablate._registry", "RegistryError"),
+    "resolve_module": ("ablate._models", "resolve_module"),
+    "run_trial": ("ablate._trial", "run_trial"),
+    "Split": ("ablate._data", "Split"),
+    "StageCache": ("ablate._cache", "StageCache"),
+    "Trainer": ("ablate._train", "Trainer"),
+    "TrialConfig": ("ablate._schema", "TrialConfig"),
+    "TrialResult": ("ablate._trial", "TrialResult"),
+    "validate": ("ablate._validate", "validate"),
+}
 
-def __getattr__(name: str) -> object:
-    # the results API imports Optuna and SQLAlchemy: only for those who ask for it
-    if name == "load_results":
-        from ablate._results import load_results
+if TYPE_CHECKING:
+    from ablate._cache import StageCache
+    from ablate._cams import minmax
+    from ablate._config import DEFAULTS, ConfigError
+    from ablate._data import CLASSES, Dataset, Pretraining, Split, fingerprint_arrays
+    from ablate._evaluation import Evaluation
+    from ablate._metrics import (
+        ORACLE_THRESHOLDS,
+        confusion_matrix,
+        iou_at_thresholds,
+        mean_defined,
+        per_image_iou,
+        ratio,
+    )
+    from ablate._models import Network, NetworkOutput, resolve_module
+    from ablate._paradigm import classification_loss
+    from ablate._plugins import load_components
+    from ablate._postprocess import PostContext, PostState
+    from ablate._registries import ALL as REGISTRIES
+    from ablate._registries import (
+        BACKBONES,
+        CAMS,
+        DATASETS,
+        DISTANCES,
+        HEADS,
+        LEVELS,
+        LOGGERS,
+        METRICS,
+        PARADIGMS,
+        POSTPROCESSORS,
+        PRETRAINERS,
+        PROJECTIONS,
+    )
+    from ablate._registry import Registry, RegistryError
+    from ablate._results import load_results
+    from ablate._schema import Match, Range, TrialConfig, did_you_mean
+    from ablate._train import Diverged, FrozenFeed, Trainer
+    from ablate._trial import TrialResult, run_trial
+    from ablate._validate import validate
 
-        return load_results
-    raise AttributeError(f"module 'ablate' has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ablate' has no attribute {name!r}")
+    module, attribute = _EXPORTS[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
 
 
 __all__ = [

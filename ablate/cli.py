@@ -52,19 +52,18 @@ def _format_value(value: float) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ablate import REGISTRIES, load_components
+    from ablate._index import component_index
 
-    load_components(args.plugin or [], origin="--plugin")
-    kinds = [args.kind] if args.kind else list(REGISTRIES)
+    index = component_index(args.plugin or [])  # stored: listing imports no component while none changed
+    kinds = [args.kind] if args.kind else list(index)
     for kind in kinds:
-        if kind not in REGISTRIES:
-            raise ValueError(f"unknown kind '{kind}'; kinds: {', '.join(REGISTRIES)}")
-        registry = REGISTRIES[kind]
-        print(f"{kind}: {registry.contract}")
-        for entry in registry:
-            print(f"  {entry.name:<18} {entry.description}")
-            if entry.params:
-                print(f"  {'':<18}   ({', '.join(p.describe() for p in entry.params)})")
+        if kind not in index:
+            raise ValueError(f"unknown kind '{kind}'; kinds: {', '.join(index)}")
+        print(f"{kind}: {index[kind]['contract']}")
+        for entry in index[kind]["entries"]:
+            print(f"  {entry['name']:<18} {entry['description']}")
+            if entry["params"]:
+                print(f"  {'':<18}   ({', '.join(entry['params'])})")
         print()
     return 0
 
@@ -387,7 +386,6 @@ def main(argv: list[str] | None = None) -> int:
     from ablate._config import ConfigError
     from ablate._plugins import PluginError
     from ablate._registry import RegistryError
-    from ablate._train import Diverged
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -402,14 +400,21 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RegistryError, PluginError, ValueError, OSError) as exc:
         print(f"ablate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except Diverged as exc:
-        print(f"ablate: trial failed: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     except Exception as exc:  # anything unexpected: one line, the traceback in a file
+        if _diverged(exc):
+            print(f"ablate: trial failed: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         log = _write_traceback()
         first = str(exc).splitlines()[0] if str(exc) else ""
         print(f"ablate: failed: {type(exc).__name__}: {first} (traceback: {log})", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _diverged(exc: Exception) -> bool:
+    """Whether ``exc`` is a training's divergence (only a command that trained can raise one, so the training
+    module, which imports torch, is looked up rather than imported)."""
+    train = sys.modules.get("ablate._train")
+    return train is not None and isinstance(exc, train.Diverged)
 
 
 def _write_traceback() -> Path:
