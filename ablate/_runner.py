@@ -17,6 +17,7 @@ import contextlib
 import math
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -28,6 +29,7 @@ import numpy as np
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
+from tqdm.auto import tqdm
 
 from ablate import __version__ as ablate_version
 from ablate._cache import StageCache
@@ -172,6 +174,7 @@ class StudyRunner:
         self._run_started = time.time()
         self._runtimes: list[float] = []
         self._held: optuna.Trial | None = None  # the trial this worker claimed last (Ctrl-C marks it)
+        self._bar: tqdm | None = None  # the study's bar (trials done, ETA) in a terminal, above the epoch bars
 
     # --- opening ---------------------------------------------------------------------------
     def _names(self) -> list[str]:
@@ -408,7 +411,18 @@ class StudyRunner:
         return len(done), self.study.total_trials()
 
     def _log(self, message: str) -> None:
-        print(message, flush=True)
+        if self._bar is not None:
+            self._bar.write(message)  # clears the bars, prints the line, draws them again below it
+        else:
+            print(message, flush=True)
+
+    def _study_bar(self) -> tqdm | None:
+        """In a terminal (not --quiet): one bar of the study's (configuration, seed) pairs done, with tqdm's ETA;
+        the trainer's per-epoch bars open below it."""
+        done, total = self.progress()
+        if self.quiet or not sys.stderr.isatty():
+            return None
+        return tqdm(total=total, initial=done, desc=f"study {self.study.name}", unit="trial", disable=False)
 
     def _eta(self, done: int, total: int | None) -> str:
         if not self._runtimes or total is None:
@@ -421,10 +435,13 @@ class StudyRunner:
     def work(self) -> RunOutcome:
         """Claim and run trials until none are left (or the budget is spent, or fail-fast stops)."""
         outcome = RunOutcome()
+        self._bar = self._study_bar()
         try:
             while (claimed := self._next()) is not None:
                 trial, params, seed = claimed
                 self._run_one(trial, params, seed, outcome)
+                if self._bar is not None:
+                    self._bar.update(self.progress()[0] - self._bar.n)
                 if self.fail_fast and outcome.failed:
                     break
         except KeyboardInterrupt:
@@ -433,6 +450,10 @@ class StudyRunner:
             if held is not None and self.storage.get_trial(held._trial_id).state == TrialState.RUNNING:
                 self._fail(held, "interrupted by user (Ctrl-C); it runs again on resume", None)
             outcome.interrupted = True
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
         return outcome
 
     def _run_one(self, trial: optuna.Trial, params: dict[str, Any], seed: int, outcome: RunOutcome) -> None:

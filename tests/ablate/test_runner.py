@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -408,3 +409,27 @@ def test_export_hands_on_the_best_trials_weights_config_and_metrics(tmp_path, ca
     ablate.BACKBONES.build(teacher)  # a later config's backbone.checkpoint takes it as it is
     assert main(["export", str(study), "--out", str(out), "--trial", "99"]) == 2
     assert "--trial 99: study 'tiny' has no such trial" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_in_a_terminal_a_study_bar_counts_trials_above_the_epoch_bars(tmp_path, monkeypatch, capsys):
+    study = write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"train.lr": [1e-3, 2e-3]})
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["run", str(study), "--out", str(tmp_path / "out"), "--no-report"]) == 0
+    drawn = terminal.getvalue()
+    assert "study tiny:   0%|" in drawn and "study tiny: 100%|" in drawn and "| 2/2 [" in drawn
+    assert "student epoch 1/1" in drawn  # the trainer's bar, drawn while the study bar is open
+    assert "[2/2] trial 1" in capsys.readouterr().out  # the log lines still reach stdout
+
+
+def test_outside_a_terminal_no_bar_is_drawn(tmp_path, capfd):
+    study = write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}})
+    assert main(["run", str(study), "--out", str(tmp_path / "out"), "--no-report"]) == 0
+    err = capfd.readouterr().err
+    assert "study tiny" not in err and "\r" not in err
+    assert "student epoch 1/1: loss" in err  # one line per epoch instead
