@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,24 +74,40 @@ def storage_url(study: Study, out: str | Path | None, storage: str | None) -> st
     return f"sqlite:///{folder}/study.db"
 
 
+class _NoStop:
+    """A grid or brute-force sampler that leaves the end of a study to the runner.
+
+    Optuna's enumerating samplers call ``Study.stop`` from ``after_trial`` at the end of their space, which only an
+    ``optimize`` loop allows (a told trial raised ``RuntimeError``), and the grid sampler reads a grid id there that
+    the queued trials of the other seeds do not have (``KeyError``). The runner stops at the study's budget and
+    when :meth:`optuna.samplers.GridSampler.is_exhausted` says so.
+    """
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any) -> None:
+        return None
+
+
+class _GridSampler(_NoStop, optuna.samplers.GridSampler):
+    pass
+
+
+class _BruteForceSampler(_NoStop, optuna.samplers.BruteForceSampler):
+    pass
+
+
 def _sampler(study: Study, seed: int = 0) -> optuna.samplers.BaseSampler:
     """The study's sampler; ``seed`` is the number of trials already stored, so that a resumed or joining
     process continues the random stream instead of replaying the first samples (reproducible all the same)."""
     if study.sampler in ("grid", "bruteforce"):
         if study.sampler == "bruteforce":
-            return optuna.samplers.BruteForceSampler(seed=seed)
-        space = {d.path: [encode(c) for c in d.choices] or _steps(d) for d in study.tune}
-        return optuna.samplers.GridSampler(space, seed=seed)
+            return _BruteForceSampler(seed=seed)
+        space = {d.path: [encode(c) for c in d.choices] or d.values() for d in study.tune}
+        return _GridSampler(space, seed=seed)
     return {
         "tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
         "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
     }[study.sampler]()
-
-
-def _steps(d: Any) -> list[float]:
-    """The values of a range with a step (``load_study`` refuses grid ranges without one)."""
-    return [float(v) for v in np.arange(d.low, d.high + d.step / 2, d.step)]
 
 
 def _live(worker: str | None) -> bool:
@@ -134,6 +151,7 @@ class RunOutcome:
     """What one worker did."""
 
     completed: int = 0
+    pruned: int = 0
     failed: list[str] = field(default_factory=list)
     interrupted: bool = False
 
@@ -191,7 +209,9 @@ class StudyRunner:
         """
         names = self._names()
         if names and not new:
-            optuna_study = optuna.load_study(study_name=names[-1], storage=self.storage, sampler=_sampler(self.study))
+            optuna_study = optuna.load_study(
+                study_name=names[-1], storage=self.storage, sampler=_sampler(self.study), pruner=self._pruner()
+            )
             self._directions_from(optuna_study)
             signature = self.study.signature()
             stored = self._stored_signature(optuna_study)
@@ -215,12 +235,16 @@ class StudyRunner:
             storage=self.storage,
             directions=self.directions,
             sampler=_sampler(self.study),
+            pruner=self._pruner(),
             load_if_exists=True,
         )
         optuna_study.set_user_attr("signature", signature)
         optuna_study.set_user_attr("study_file", str(self.study.path))
         self.optuna_study = optuna_study
         return optuna_study
+
+    def _pruner(self) -> optuna.pruners.BasePruner:
+        return self.study.pruner.build() if self.study.pruner else optuna.pruners.NopPruner()
 
     def _stored_signature(self, optuna_study: optuna.Study) -> str | None:
         """The search-space signature stored with ``optuna_study``.
@@ -278,16 +302,20 @@ class StudyRunner:
             return self._enqueue_missing()
 
     def _enqueue_missing(self) -> int:
-        taken = {
-            t.user_attrs.get("identity")
-            for t in self.trials((TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING))
-        }
+        # a pruned configuration is done with: it is never queued again
+        taking = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, TrialState.RUNNING)
+        taken = {t.user_attrs.get("identity") for t in self.trials(taking)}
         if self.study.is_tuning:
             wanted = {
                 t.user_attrs["identity"]: (t.user_attrs["params"], t.user_attrs["seed"], t.user_attrs["primary"])
                 for t in self.trials()
                 if "identity" in t.user_attrs
             }
+            for t in self.trials((TrialState.COMPLETE,)):  # the other seeds of a completed first seed
+                if t.user_attrs.get("primary"):
+                    params = t.user_attrs["params"]
+                    for seed in self.study.seeds:
+                        wanted.setdefault(identity(params, seed), (params, seed, False))
         else:
             wanted = {identity(p, s): (p, s, True) for p in self.study.configurations() for s in self.study.seeds}
         missing = [(p, s, primary) for key, (p, s, primary) in wanted.items() if key not in taken]
@@ -371,8 +399,8 @@ class StudyRunner:
                     trial.set_user_attr("duplicate_of", duplicate)
                     self.optuna_study.tell(trial, state=TrialState.PRUNED)
                     continue
-                for other in self.study.seeds[1:]:
-                    self._enqueue(params, other, primary=False)
+                if not self.study.pruner:  # with a pruner, only once the first seed has run to the end
+                    self._enqueue_other_seeds(params)
                 return trial, params, seed
             if trial is None:
                 if self.recover_stale():
@@ -391,9 +419,16 @@ class StudyRunner:
                 continue
             return trial, self._suggest(trial), trial.user_attrs["seed"]
 
+    def _enqueue_other_seeds(self, params: dict[str, Any]) -> None:
+        for other in self.study.seeds[1:]:
+            self._enqueue(params, other, primary=False)
+
     def _budget_spent(self) -> bool:
         if self.study.timeout is not None and time.time() - self._run_started >= self.study.timeout:
             return True
+        sampler = self.optuna_study.sampler
+        if isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(self.optuna_study):
+            return True  # every grid point asked: more asks would only repeat them
         primaries = [
             t
             for t in self.optuna_study.get_trials(deepcopy=False)
@@ -406,9 +441,10 @@ class StudyRunner:
 
     # --- progress ------------------------------------------------------------------------------
     def progress(self) -> tuple[int, int | None]:
-        """(completed (configuration, seed) pairs, total expected or None)."""
+        """(finished (configuration, seed) pairs: completed or pruned, total expected or None)."""
         done = {t.user_attrs.get("identity") for t in self.trials((TrialState.COMPLETE,))}
-        return len(done), self.study.total_trials()
+        pruned = {t.user_attrs.get("identity") for t in self.trials((TrialState.PRUNED,))} - done
+        return len(done | pruned), self.study.expected_trials(pruned=len(pruned))
 
     def _log(self, message: str) -> None:
         if self._bar is not None:
@@ -467,7 +503,12 @@ class StudyRunner:
         try:
             config = self.study.trial_config(params, seed)
             config["name"] = f"{self.study.name}#{trial.number}"
-            result = run_trial(config, cache=self.cache, progress=not self.quiet)
+            result = run_trial(config, cache=self.cache, progress=not self.quiet, on_epoch=self._reporter(trial))
+        except optuna.TrialPruned as exc:
+            self.optuna_study.tell(trial, state=TrialState.PRUNED)
+            self._log(f"  pruned trial {trial.number}: {exc}")
+            outcome.pruned += 1
+            return
         except Diverged as exc:
             self._fail(trial, str(exc), None)
             outcome.failed.append(f"trial {trial.number}: {exc}")
@@ -490,6 +531,8 @@ class StudyRunner:
             outcome.failed.append(f"trial {trial.number}: objective {', '.join(bad)} is NaN")
             return
         self.optuna_study.tell(trial, values)
+        if self.study.pruner and self._is_primary(trial):
+            self._enqueue_other_seeds(params)
         self._runtimes.append(runtime)
         outcome.completed += 1
         done, total = self.progress()
@@ -499,6 +542,29 @@ class StudyRunner:
             f"{self._eta(done, total)}"
         )
 
+    def _is_primary(self, trial: optuna.Trial) -> bool:
+        """Whether ``trial`` runs a tuned configuration's first seed (read from the storage: an asked trial's
+        ``user_attrs`` are those it was asked with)."""
+        return self.study.is_tuning and bool(self.storage.get_trial_user_attrs(trial._trial_id).get("primary"))
+
+    def _reporter(self, trial: optuna.Trial) -> Callable[[dict[str, Any]], None] | None:
+        """With a pruner: the trial's per-epoch callback, reporting the pruner's loss and stopping the trial when the
+        pruner says so (only a configuration's first seed is pruned; its other seeds run once it finished)."""
+        spec = self.study.pruner
+        if spec is None:
+            return None
+        prunable = self._is_primary(trial)
+
+        def report(entry: dict[str, Any]) -> None:
+            if spec.on not in entry:
+                reported = ", ".join(k for k in entry if k not in ("tag", "epoch"))
+                raise ConfigError(f"pruner.on: '{spec.on}' is not a per-epoch value of this training ({reported})")
+            trial.report(float(entry[spec.on]), entry["epoch"])
+            if prunable and trial.should_prune():
+                raise optuna.TrialPruned(f"at epoch {entry['epoch']} ({spec.on} {entry[spec.on]:.4f})")
+
+        return report
+
     def _heartbeat(self, trial: optuna.Trial, stop: threading.Event) -> None:
         while True:
             with contextlib.suppress(Exception):  # a missed beat only delays stale detection
@@ -507,8 +573,10 @@ class StudyRunner:
                 return
 
     def _record(self, trial: optuna.Trial, result: Any, runtime: float) -> None:
-        # Optuna keeps intermediate values (the curve the dashboard draws) of single-objective studies only
-        curve = [epoch["loss"] for epoch in result.history] if len(self.study.objectives) == 1 else []
+        # Optuna keeps intermediate values (the curve the dashboard draws) of single-objective studies only; with a
+        # pruner they are the reported per-epoch losses already
+        single = len(self.study.objectives) == 1 and not self.study.pruner
+        curve = [epoch["loss"] for epoch in result.history] if single else []
         record_trial(self.storage, trial._trial_id, result_attrs(result, runtime), curve)
         for spec in self.study.loggers:
             try:

@@ -10,14 +10,18 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ablate._cache import StageCache, stable_hash
 from ablate._config import EXECUTION_KEYS, ConfigError, load_yaml, merge, resolve, set_dotted
 from ablate._metrics import lower_is_better
 from ablate._plugins import PluginError, load_components
+from ablate._pruning import PrunerSpec, parse_pruner
 from ablate._reference import Reference, load_reference
 from ablate._registries import LOGGERS, METRICS
 from ablate._registry import did_you_mean
@@ -34,6 +38,8 @@ STUDY_KEYS = {
     "sampler": "tpe (default), random, cmaes, grid, bruteforce",
     "n_trials": "tuning budget in configurations",
     "timeout": "tuning budget in seconds",
+    "pruner": "stop unpromising tuning trials by their per-epoch loss: median, percentile, successive_halving, "
+    "hyperband, or {name, on: cls, **Optuna pruner params}",
     "seeds": "list of seeds or a count (default [0])",
     "objective": "metric name, {metric, direction}, or a list of them",
     "baseline": "dotted path -> value identifying the baseline configuration",
@@ -64,6 +70,12 @@ class Distribution:
     step: float | None = None
     choices: tuple[Any, ...] = ()
 
+    def values(self) -> list[Any]:
+        """The values a grid sampler enumerates: the choices, or a range's steps from low to high."""
+        if self.choices or self.step is None:
+            return list(self.choices)
+        return [float(v) for v in np.arange(self.low, self.high + self.step / 2, self.step)]
+
 
 @dataclass
 class Study:
@@ -84,6 +96,7 @@ class Study:
     plugins: list[str] = field(default_factory=list)
     reference: Reference | None = None  # published numbers for the paper-layout tables
     loggers: list[dict[str, Any]] = field(default_factory=list)  # not in the signature: results do not depend on it
+    pruner: PrunerSpec | None = None  # not in the signature either: it decides which trials finish, not their numbers
     missing_plugins: str = ""  # why a plugin did not import, for commands that read stored trials only
 
     @property
@@ -124,8 +137,16 @@ class Study:
     def total_trials(self) -> int | None:
         """Trials a complete run holds: grid size x seeds, or budget x seeds when tuning (None: time budget only)."""
         if self.is_tuning:
-            return self.n_trials * len(self.seeds) if self.n_trials else None
+            if not self.n_trials:
+                return None
+            points = math.prod(len(d.values()) for d in self.tune) if self.sampler == "grid" else self.n_trials
+            return min(self.n_trials, points) * len(self.seeds)  # a grid sampler stops at the end of its grid
         return len(self.configurations()) * len(self.seeds)
+
+    def expected_trials(self, pruned: int = 0) -> int | None:
+        """:meth:`total_trials` less the other seeds of ``pruned`` configurations, which never run."""
+        total = self.total_trials()
+        return None if total is None else total - pruned * (len(self.seeds) - 1)
 
     def is_baseline(self, params: dict[str, Any]) -> bool:
         return self.baseline is not None and all(params.get(k) == v for k, v in self.baseline.items())
@@ -138,7 +159,8 @@ class Study:
         else:
             space = f"grid of {len(self.configurations())} configurations"
         goal = ", ".join(f"{o.direction} {o.metric}" for o in self.objectives)
-        return f"study '{self.name}': {space} x {len(self.seeds)} seeds; objective: {goal}"
+        pruning = f"; {self.pruner.name} pruner on per-epoch {self.pruner.on}" if self.pruner else ""
+        return f"study '{self.name}': {space} x {len(self.seeds)} seeds; objective: {goal}{pruning}"
 
 
 def _fail(path: Path, message: str) -> ConfigError:
@@ -320,6 +342,7 @@ def load_study(
             if not d.choices and d.step is None:
                 raise _fail(path, f"tune.{d.path}: sampler grid needs choices or a step")
 
+    pruner = _pruner(path, raw.get("pruner"), tune, raw.get("objective"))
     baseline = raw.get("baseline")
     if baseline is not None and not isinstance(baseline, dict):
         raise _fail(path, "baseline: expected a mapping of dotted path -> value from the grid")
@@ -342,6 +365,7 @@ def load_study(
         plugins=plugins,
         reference=_reference(path, raw.get("reference")),
         loggers=_loggers(path, raw.get("loggers"), plugins_loaded=not missing_plugins),
+        pruner=pruner,
         missing_plugins=missing_plugins,
     )
     if baseline is not None and not tune and not any(study.is_baseline(c) for c in study.configurations()):
@@ -355,6 +379,19 @@ def load_study(
     if check_configs and not missing_plugins:  # configs naming a plugin's components cannot be checked without it
         _check_configs(study, check_files)
     return study
+
+
+def _pruner(path: Path, raw: Any, tune: list[Distribution], objective: Any) -> PrunerSpec | None:
+    if raw is None:
+        return None
+    if not tune:
+        raise _fail(path, "pruner: only a tuning study (tune:) prunes; a grid runs every configuration to the end")
+    if isinstance(objective, list) and len(objective) > 1:
+        raise _fail(path, "pruner: Optuna prunes single-objective studies only; name one objective")
+    try:
+        return parse_pruner(raw)
+    except ValueError as exc:
+        raise _fail(path, f"pruner: {exc}") from None
 
 
 def _refuse_overlaps(path: Path, section: str, keys: list[str]) -> None:

@@ -163,6 +163,8 @@ class Trainer:
         self.trainings = 0  # trainings actually executed (not loaded from the cache)
         self.history: list[dict[str, float]] = []
         self.checkpoints: list[Path] = []  # weight files of the networks this trial used
+        # called after every epoch with the roles the fit trains and the epoch's history entry (it may raise to stop)
+        self.on_epoch: Callable[[tuple[str, ...], dict[str, Any]], None] | None = None
 
     @property
     def transfer_weight(self) -> float:
@@ -301,9 +303,13 @@ class Trainer:
     def classifier(self, role: str) -> Network:
         """``role`` trained alone with L_cls; shared by every trial with the same network, data and seed."""
 
+        def loss(outputs: dict[str, Any], labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            cls = classification_loss(outputs[role], labels)
+            return cls, {"cls": cls}  # named as in every paradigm's history (a pruner watches it)
+
         def train() -> dict[str, Network]:
             network = self.build(role)
-            self.fit({role: network}, lambda out, labels: (classification_loss(out[role], labels), {}), role)
+            self.fit({role: network}, loss, role)
             return {role: network}
 
         return self.cached_networks((role,), None, train)[role]
@@ -411,6 +417,8 @@ class Trainer:
             if self.progress and not self.bars:
                 losses = " ".join(f"{k} {v:.4f}" for k, v in means.items())
                 print(f"{tag} epoch {epoch}/{train_cfg.epochs}: {losses}", file=sys.stderr, flush=True)
+            if self.on_epoch is not None:
+                self.on_epoch(tuple(role for role, m in networks.items() if m in trainable), self.history[-1])
         for module, average in averages:  # the trained networks keep the averaged weights
             module.load_state_dict(average.module.state_dict())
         for module in networks.values():

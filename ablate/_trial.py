@@ -90,7 +90,13 @@ def load_data(spec: dict[str, Any], cache: StageCache) -> Dataset:
 class TrialRun:
     """The state of one running trial; also the :class:`ablate.PostContext` post-processors see."""
 
-    def __init__(self, config: TrialConfig, cache: StageCache, progress: bool) -> None:
+    def __init__(
+        self,
+        config: TrialConfig,
+        cache: StageCache,
+        progress: bool,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.config = config
         self.cache = cache
         self.seed = config.seed
@@ -101,6 +107,9 @@ class TrialRun:
             self.data = load_data(config.data, cache)
         self.paradigm = PARADIGMS.build(config.paradigm)
         self.trainer = Trainer(config, self.data, self.device, cache, progress)
+        if on_epoch is not None:  # the epochs of the network the trial evaluates (a fused CAM: the last trained)
+            watched = config.cam["network"] if config.cam["network"] != "both" else self.paradigm.roles[-1]
+            self.trainer.on_epoch = lambda roles, entry: on_epoch(entry) if watched in roles else None
         self._networks: dict[str, Any] | None = None
 
     @contextmanager
@@ -246,6 +255,7 @@ def run_trial(
     *,
     cache: StageCache | None = None,
     progress: bool = True,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrialResult:
     """Train and evaluate one configuration.
 
@@ -254,6 +264,8 @@ def run_trial(
         overrides: dotted-path overrides, e.g. ``{"transfer.lambda": 0.5}``.
         cache: the stage cache (default: ``$ABLATE_CACHE`` or ``~/.cache/ablate``).
         progress: show per-epoch progress bars.
+        on_epoch: called with each epoch's history entry (``epoch``, ``cls``, ``loss``, ...) of the training of the
+            network the trial evaluates (its CAM network); it may raise, e.g. ``optuna.TrialPruned``, to stop the trial.
 
     Raises:
         ConfigError: the config is invalid or its data is missing or broken.
@@ -262,7 +274,7 @@ def run_trial(
     resolved = TrialConfig.from_dict(validate(config, overrides))
     if resolved.threads:
         torch.set_num_threads(resolved.threads)
-    return TrialRun(resolved, cache or StageCache(), progress).run()
+    return TrialRun(resolved, cache or StageCache(), progress, on_epoch).run()
 
 
 __all__ = ["Diverged", "TrialResult", "TrialRun", "load_data", "run_trial"]

@@ -186,13 +186,16 @@ def _finish(args: argparse.Namespace, runner: Any, interrupted: bool) -> int:
 
     latest = latest_per_identity(trials_frame(runner))
     done, total = runner.progress()
-    failed = latest[latest["state"] != "COMPLETE"] if not latest.empty else latest
+    states = latest["state"] if not latest.empty else None
+    failed = latest[~states.isin(["COMPLETE", "PRUNED"])] if states is not None else latest
+    pruned = int(states.eq("PRUNED").sum()) if states is not None else 0
     if not args.no_report:
         from ablate._report import write_report
 
         path = write_report(runner)
         print(f"report: {path}")
     summary = f"{runner.study.name}: {done}/{total or done} trials completed"
+    summary += f" ({pruned} pruned)" if pruned else ""
     if interrupted:
         print(f"{summary}; interrupted: run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED

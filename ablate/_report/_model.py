@@ -179,7 +179,7 @@ class Status:
     Attributes:
         expected: (configuration, seed) pairs a complete run holds; None for a time budget only.
         completed: pairs with a completed trial.
-        unfinished: the latest attempt of every pair that did not complete.
+        unfinished: the latest attempt of every pair that did not complete and was not pruned.
         failures: every trial that did not complete, with ``rerun`` saying whether a later attempt completed.
     """
 
@@ -187,10 +187,11 @@ class Status:
     completed: int
     unfinished: pd.DataFrame
     failures: pd.DataFrame
+    pruned: int = 0  # configurations a pruner stopped at their first seed (their other seeds never run)
 
     @property
     def not_run(self) -> int:
-        return max(0, (self.expected or 0) - self.completed - len(self.unfinished))
+        return max(0, (self.expected or 0) - self.completed - self.pruned - len(self.unfinished))
 
     @property
     def partial(self) -> bool:
@@ -199,6 +200,7 @@ class Status:
     def describe(self) -> str:
         total = self.expected if self.expected is not None else self.completed + len(self.unfinished)
         text = f"{self.completed} of {total} trials completed"
+        text += f", {self.pruned} pruned" if self.pruned else ""
         if not self.partial:
             return text
         failed = int(self.unfinished["state"].eq("FAIL").sum()) if len(self.unfinished) else 0
@@ -210,10 +212,12 @@ class Status:
 def _status(frame: pd.DataFrame, latest: pd.DataFrame, study: Study) -> Status:
     if frame.empty:
         return Status(study.total_trials(), 0, frame, frame)
-    done = latest["state"].eq("COMPLETE")
+    done, pruned = latest["state"].eq("COMPLETE"), latest["state"].eq("PRUNED")
     completed_identities = set(latest.loc[done, "identity"])
-    failures = frame[~frame["state"].eq("COMPLETE")].assign(rerun=lambda f: f["identity"].isin(completed_identities))
-    return Status(study.total_trials(), int(done.sum()), latest[~done], failures)
+    failures = frame[~frame["state"].isin(["COMPLETE", "PRUNED"])]
+    failures = failures.assign(rerun=lambda f: f["identity"].isin(completed_identities))
+    expected = study.expected_trials(pruned=int(pruned.sum()))
+    return Status(expected, int(done.sum()), latest[~done & ~pruned], failures, int(pruned.sum()))
 
 
 @dataclass(frozen=True)

@@ -252,6 +252,7 @@ def configurations(data: ReportData) -> pd.DataFrame:
     out["oracle"] = data.scored.groupby("config_id", sort=False)["oracle"].any()
     out["baseline"] = first["baseline"].astype(bool)
     out["seeds"] = stats_["trials"]
+    out["pruned"] = data.scored.groupby("config_id", sort=False)["state"].agg(lambda s: s.eq("PRUNED").any())
     objective = data.objective
     rank = pd.Series(math.nan, index=out.index)
     if objective:
@@ -452,7 +453,8 @@ def _direction(data: ReportData, metric: str) -> str:
 
 def _summary_table(data: ReportData, summary: pd.DataFrame) -> Table:
     objective = data.objective
-    shown = pd.DataFrame({"rank": summary["rank"].map(number_or_blank), "configuration": summary["configuration"]})
+    rank = summary["rank"].map(number_or_blank).where(~summary["pruned"] | summary["rank"].notna(), "pruned")
+    shown = pd.DataFrame({"rank": rank, "configuration": summary["configuration"]})
     shown["seeds"] = summary["seeds"].astype(str)
     title = "Configurations"
     if objective:

@@ -118,6 +118,11 @@ def test_failed_trial_keeps_its_error_and_the_study_goes_on(tmp_path, monkeypatc
     assert "FAILED trial" in captured.out and "1/2 trials completed" in captured.err
 
 
+def _default_sigint() -> None:
+    # a suite started in the background (`pytest &` in a script) ignores SIGINT, and children inherit that
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _spawn(study: Path, out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "ablate", "run", str(study), "--out", str(out), "--quiet", "--no-report", *extra],
@@ -125,6 +130,7 @@ def _spawn(study: Path, out: Path, *extra: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
         env=os.environ.copy(),
+        preexec_fn=_default_sigint,
     )
 
 
@@ -433,3 +439,67 @@ def test_outside_a_terminal_no_bar_is_drawn(tmp_path, capfd):
     err = capfd.readouterr().err
     assert "study tiny" not in err and "\r" not in err
     assert "student epoch 1/1: loss" in err  # one line per epoch instead
+
+
+def test_a_pruned_configuration_stops_at_its_first_seed_and_the_others_run_every_seed(tmp_path, monkeypatch, capsys):
+    import ablate._runner as runner_module
+
+    losses = {1e-3: 0.2, 2e-3: 0.3, 3e-3: 2.0, 4e-3: 3.0}  # per-epoch L_cls scripted by learning rate
+    real = runner_module.run_trial
+
+    def scripted(config, *, on_epoch=None, **kwargs):
+        for epoch in (1, 2):
+            if on_epoch is not None:
+                on_epoch({"tag": "student", "epoch": epoch, "loss": 1.0, "cls": losses[config["train"]["lr"]]})
+        return real(config, **kwargs)
+
+    monkeypatch.setattr(runner_module, "run_trial", scripted)
+    study = write_study(
+        tmp_path,
+        config={**TINY, "paradigm": {"name": "single"}},
+        tune={"train.lr": {"choices": list(losses)}},
+        sampler="grid",
+        n_trials=4,
+        seeds=2,
+        pruner={"name": "median", "n_startup_trials": 1},
+    )
+    out = tmp_path / "out"
+    assert main(["run", str(study), "--out", str(out), "--quiet"]) == 0
+    stored = trials(out)
+    by_lr: dict[float, list[str]] = {}
+    for t in stored:
+        by_lr.setdefault(t.user_attrs["params"]["train.lr"], []).append(t.state.name)
+    pruned = [lr for lr, states in by_lr.items() if "PRUNED" in states]
+    assert pruned and set(pruned) <= {3e-3, 4e-3}  # only the configurations whose loss stays high
+    assert all(states == ["PRUNED"] for lr, states in by_lr.items() if lr in pruned)  # no second seed run
+    assert all(states == ["COMPLETE", "COMPLETE"] for lr, states in by_lr.items() if lr not in pruned)
+    first = min((t for t in stored if t.state.name == "PRUNED"), key=lambda t: t.number)
+    assert first.intermediate_values == {1: losses[first.user_attrs["params"]["train.lr"]]}
+    printed = capsys.readouterr()
+    assert f"pruned trial {first.number}: at epoch 1 (cls " in printed.out
+    assert f"trials completed ({len(pruned)} pruned)" in printed.out
+    assert f"trials completed, {len(pruned)} pruned" in (out / "summary.md").read_text()
+    # resuming queues nothing: pruned configurations are finished
+    assert main(["run", str(study), "--out", str(out), "--quiet", "--no-report"]) == 0
+    assert len(trials(out)) == len(stored)
+
+
+def test_a_pruner_needs_a_tuning_study(tmp_path, capsys):
+    study = write_study(tmp_path, grid={"train.lr": [1e-3, 2e-3]}, pruner="median")
+    assert main(["validate", str(study)]) == 2
+    assert "pruner: only a tuning study (tune:) prunes" in capsys.readouterr().err
+
+
+def test_a_grid_sampler_over_tuned_choices_runs_every_seed_and_stops_at_the_end_of_its_grid(tmp_path, capsys):
+    # Optuna's grid sampler asked Study.stop (refused outside optimize) and read a grid id the queued seeds lack
+    study = write_study(
+        tmp_path,
+        config={**TINY, "paradigm": {"name": "single"}},
+        tune={"train.lr": {"choices": [1e-3, 2e-3]}},
+        sampler="grid",
+        n_trials=5,  # more than the grid holds
+        seeds=2,
+    )
+    assert run_cli(str(study), "--out", str(tmp_path / "out")) == 0
+    assert len(completed_identities(tmp_path / "out")) == 4
+    assert "tiny: 4/4 trials completed" in capsys.readouterr().out

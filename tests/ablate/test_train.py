@@ -165,3 +165,11 @@ def test_a_pretrainer_returning_mismatched_arrays_is_named(tmp_path, plugin_fold
 
     with pytest.raises(ValueError, match=r"student\.pretrain \(broken-task\): expected uint8 images"):
         _trainer(ablate.StageCache(tmp_path), **{"student.pretrain": {"name": "broken-task"}}).build("student")
+
+
+def test_on_epoch_sees_each_epoch_of_the_evaluated_networks_training_only(tmp_path) -> None:
+    seen: list[dict] = []
+    ablate.run_trial(TINY_TEACHER_STUDENT, cache=ablate.StageCache(tmp_path), progress=False, on_epoch=seen.append)
+    # the teacher trained first (2 epochs) is not the network the trial evaluates: only the student's epochs
+    assert [(e["tag"], e["epoch"]) for e in seen] == [("student", 1), ("student", 2)]
+    assert {"cls", "tf", "loss", "lr"} <= set(seen[0])
