@@ -2,8 +2,8 @@
 
 A trial reports, after each epoch of the training of the network it evaluates, one value of that epoch's
 history (``on``, default ``cls``: the mean classification loss L_cls) as an Optuna intermediate value; the pruner
-stops a trial whose curve is worse than those of earlier trials at the same epoch. The value is a loss (lower is
-better) whatever the direction of the study's objective, so the pruner sees a minimising study.
+stops a trial whose curve is worse than those of earlier trials at the same epoch. The value is a loss, reported
+with its sign turned in a maximising study (:meth:`PrunerSpec.score`), so that lower losses rank better there too.
 """
 
 from __future__ import annotations
@@ -14,39 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-from optuna.study import StudyDirection
 
 from ablate._schema import did_you_mean
 
 DEFAULT_ON = "cls"
 
 
-class _Minimising:
-    """A view of a study that reports the direction ``MINIMIZE``; everything else is the study's."""
-
-    direction = StudyDirection.MINIMIZE
-    directions = [StudyDirection.MINIMIZE]
-
-    def __init__(self, study: Any) -> None:
-        self._study = study
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._study, name)
-
-
-class _MinimisingHyperband(optuna.pruners.HyperbandPruner):
-    """Hyperband whose bracket studies (which it builds from the storage, reading the stored direction again)
-    are minimising views too (``_create_bracket_study`` is Optuna's, pinned at 5.0.0)."""
-
-    def _create_bracket_study(self, study: optuna.Study, bracket_id: int) -> Any:
-        return _Minimising(super()._create_bracket_study(study, bracket_id))
-
-
 PRUNERS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
     "median": optuna.pruners.MedianPruner,
     "percentile": optuna.pruners.PercentilePruner,
     "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-    "hyperband": _MinimisingHyperband,
+    "hyperband": optuna.pruners.HyperbandPruner,
 }
 
 
@@ -65,8 +43,14 @@ class PrunerSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
     def build(self) -> optuna.pruners.BasePruner:
-        """The Optuna pruner, judging the reported losses as a minimising study would."""
-        return _LossPruner(PRUNERS[self.name](**self.params))
+        return PRUNERS[self.name](**self.params)
+
+    @staticmethod
+    def score(loss: float, maximize: bool) -> float:
+        """The intermediate value reported for ``loss``: the loss itself in a minimising study, minus it in a
+        maximising one, so that the pruner and the sampler (which ranks pruned trials by their last value) read
+        it in the objective's direction."""
+        return -loss if maximize else loss
 
 
 def parse_pruner(raw: Any) -> PrunerSpec:
@@ -98,13 +82,3 @@ def parse_pruner(raw: Any) -> PrunerSpec:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name}: {exc}") from None
     return spec
-
-
-class _LossPruner(optuna.pruners.BasePruner):
-    """``pruner`` deciding on reported losses (lower is better) in a study of either direction."""
-
-    def __init__(self, pruner: optuna.pruners.BasePruner) -> None:
-        self.pruner = pruner
-
-    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-        return self.pruner.prune(_Minimising(study), trial)

@@ -79,8 +79,8 @@ class _NoStop:
 
     Optuna's enumerating samplers call ``Study.stop`` from ``after_trial`` at the end of their space, which only an
     ``optimize`` loop allows (a told trial raised ``RuntimeError``), and the grid sampler reads a grid id there that
-    the queued trials of the other seeds do not have (``KeyError``). The runner stops at the study's budget and
-    when :meth:`optuna.samplers.GridSampler.is_exhausted` says so.
+    the queued trials of the other seeds do not have (``KeyError``). The runner stops at the study's budget, which
+    :attr:`Study.trial_budget` caps at the size of the space.
     """
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any) -> None:
@@ -146,12 +146,15 @@ def result_attrs(result: Any, runtime: float) -> dict[str, Any]:
     }
 
 
+class PrunerError(ConfigError):
+    """The pruner watches a value the trials' training does not report (a study-file error: the run stops)."""
+
+
 @dataclass
 class RunOutcome:
     """What one worker did."""
 
     completed: int = 0
-    pruned: int = 0
     failed: list[str] = field(default_factory=list)
     interrupted: bool = False
 
@@ -294,7 +297,8 @@ class StudyRunner:
         """Queue every (configuration, seed) with no completed, queued or running trial; returns how many.
 
         For a grid that is every pair not yet done (failed and interrupted ones included); when
-        tuning, configurations already sampled whose trials failed or were interrupted. Processes
+        tuning, configurations already sampled whose trials failed or were interrupted, and the other
+        seeds of a configuration whose first seed completed. A pruned configuration is done. Processes
         queueing at the same time take turns, so each pair is queued once.
         """
         self.recover_stale()
@@ -350,9 +354,10 @@ class StudyRunner:
         return None
 
     def _is_duplicate(self, trial: optuna.Trial, key: str) -> int | None:
-        for other in self.trials((TrialState.COMPLETE, TrialState.RUNNING)):
+        """The number of a trial that completed, was pruned or holds an earlier claim on the same identity."""
+        for other in self.trials((TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)):
             same = other.number != trial.number and other.user_attrs.get("identity") == key
-            if same and (other.state == TrialState.COMPLETE or other.number < trial.number):
+            if same and (other.state != TrialState.RUNNING or other.number < trial.number):
                 return other.number
         return None
 
@@ -426,18 +431,13 @@ class StudyRunner:
     def _budget_spent(self) -> bool:
         if self.study.timeout is not None and time.time() - self._run_started >= self.study.timeout:
             return True
-        sampler = self.optuna_study.sampler
-        if isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(self.optuna_study):
-            return True  # every grid point asked: more asks would only repeat them
         primaries = [
             t
             for t in self.optuna_study.get_trials(deepcopy=False)
             if t.user_attrs.get("primary") and "duplicate_of" not in t.user_attrs
         ]
-        return (
-            self.study.n_trials is not None
-            and len({t.user_attrs["identity"] for t in primaries}) >= self.study.n_trials
-        )
+        budget = self.study.trial_budget  # capped at the space of a grid or brute-force sampler
+        return budget is not None and len({t.user_attrs["identity"] for t in primaries}) >= budget
 
     # --- progress ------------------------------------------------------------------------------
     def progress(self) -> tuple[int, int | None]:
@@ -455,9 +455,9 @@ class StudyRunner:
     def _study_bar(self) -> tqdm | None:
         """In a terminal (not --quiet): one bar of the study's (configuration, seed) pairs done, with tqdm's ETA;
         the trainer's per-epoch bars open below it."""
-        done, total = self.progress()
         if self.quiet or not sys.stderr.isatty():
             return None
+        done, total = self.progress()
         return tqdm(total=total, initial=done, desc=f"study {self.study.name}", unit="trial", disable=False)
 
     def _eta(self, done: int, total: int | None) -> str:
@@ -477,7 +477,8 @@ class StudyRunner:
                 trial, params, seed = claimed
                 self._run_one(trial, params, seed, outcome)
                 if self._bar is not None:
-                    self._bar.update(self.progress()[0] - self._bar.n)
+                    done, self._bar.total = self.progress()  # a pruned configuration lowers the total
+                    self._bar.update(done - self._bar.n)
                 if self.fail_fast and outcome.failed:
                     break
         except KeyboardInterrupt:
@@ -507,8 +508,10 @@ class StudyRunner:
         except optuna.TrialPruned as exc:
             self.optuna_study.tell(trial, state=TrialState.PRUNED)
             self._log(f"  pruned trial {trial.number}: {exc}")
-            outcome.pruned += 1
             return
+        except PrunerError as exc:  # the study file's mistake, not this trial's: every trial would fail alike
+            self._fail(trial, str(exc), None)
+            raise
         except Diverged as exc:
             self._fail(trial, str(exc), None)
             outcome.failed.append(f"trial {trial.number}: {exc}")
@@ -530,9 +533,9 @@ class StudyRunner:
             self._fail(trial, f"objective {', '.join(bad)} is undefined (NaN) for this trial", None)
             outcome.failed.append(f"trial {trial.number}: objective {', '.join(bad)} is NaN")
             return
-        self.optuna_study.tell(trial, values)
-        if self.study.pruner and self._is_primary(trial):
+        if self.study.pruner and self._is_primary(trial):  # before it is told: a crash in between re-runs it
             self._enqueue_other_seeds(params)
+        self.optuna_study.tell(trial, values)
         self._runtimes.append(runtime)
         outcome.completed += 1
         done, total = self.progress()
@@ -554,12 +557,16 @@ class StudyRunner:
         if spec is None:
             return None
         prunable = self._is_primary(trial)
+        maximize = self.directions[0] == "maximize"
 
         def report(entry: dict[str, Any]) -> None:
             if spec.on not in entry:
                 reported = ", ".join(k for k in entry if k not in ("tag", "epoch"))
-                raise ConfigError(f"pruner.on: '{spec.on}' is not a per-epoch value of this training ({reported})")
-            trial.report(float(entry[spec.on]), entry["epoch"])
+                raise PrunerError(
+                    f"{self.study.path}: pruner.on: '{spec.on}' is not a per-epoch value of trial {trial.number}'s "
+                    f"training (it has {reported})"
+                )
+            trial.report(spec.score(float(entry[spec.on]), maximize), entry["epoch"])
             if prunable and trial.should_prune():
                 raise optuna.TrialPruned(f"at epoch {entry['epoch']} ({spec.on} {entry[spec.on]:.4f})")
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ablate._cache import StageCache, stable_hash
-from ablate._config import EXECUTION_KEYS, ConfigError, load_yaml, merge, resolve, set_dotted
+from ablate._config import EXECUTION_KEYS, OPTIONAL_SLOTS, ConfigError, load_yaml, merge, resolve, set_dotted
 from ablate._metrics import lower_is_better
 from ablate._plugins import PluginError, load_components
 from ablate._pruning import PrunerSpec, parse_pruner
@@ -71,10 +71,12 @@ class Distribution:
     choices: tuple[Any, ...] = ()
 
     def values(self) -> list[Any]:
-        """The values a grid sampler enumerates: the choices, or a range's steps from low to high."""
-        if self.choices or self.step is None:
+        """The values a grid or brute-force sampler enumerates: the choices, or a range's steps from low to high."""
+        if self.choices:
             return list(self.choices)
-        return [float(v) for v in np.arange(self.low, self.high + self.step / 2, self.step)]
+        step = self.step or 1  # an int range without a step counts by one
+        values = np.arange(self.low, self.high + step / 2, step)
+        return [int(v) for v in values] if self.kind == "int" else [float(v) for v in values]
 
 
 @dataclass
@@ -124,9 +126,14 @@ class Study:
 
     def signature(self) -> str:
         """Hash of everything that defines the search space; a change refuses to resume."""
+        config = resolve(self.config)
+        for slot in OPTIONAL_SLOTS:  # left out while unset, so studies stored before a slot existed still resume
+            section, key = slot.split(".")
+            if config[section].get(key) is None:
+                del config[section][key]
         return stable_hash(
             {
-                "config": resolve(self.config),
+                "config": config,
                 "grid": self.grid,
                 "seeds": self.seeds,
                 "tune": [d.__dict__ for d in self.tune],
@@ -134,13 +141,21 @@ class Study:
             }
         )
 
+    @property
+    def trial_budget(self) -> int | None:
+        """Configurations a tuning study runs: ``n_trials``, at most the size of an enumerated (grid or brute-force)
+        space, whose sampler could only repeat itself beyond it (None: a time budget only)."""
+        if not self.n_trials:
+            return None
+        if self.sampler in ("grid", "bruteforce"):
+            return min(self.n_trials, math.prod(len(d.values()) for d in self.tune))
+        return self.n_trials
+
     def total_trials(self) -> int | None:
         """Trials a complete run holds: grid size x seeds, or budget x seeds when tuning (None: time budget only)."""
         if self.is_tuning:
-            if not self.n_trials:
-                return None
-            points = math.prod(len(d.values()) for d in self.tune) if self.sampler == "grid" else self.n_trials
-            return min(self.n_trials, points) * len(self.seeds)  # a grid sampler stops at the end of its grid
+            budget = self.trial_budget
+            return None if budget is None else budget * len(self.seeds)
         return len(self.configurations()) * len(self.seeds)
 
     def expected_trials(self, pruned: int = 0) -> int | None:
@@ -337,10 +352,10 @@ def load_study(
         raise _fail(path, f"timeout: expected seconds > 0, got {timeout!r}")
     if tune and n_trials is None and timeout is None:
         raise _fail(path, "tune: needs a budget: n_trials and/or timeout")
-    if sampler == "grid":  # the grid sampler enumerates values: ranges need a step
+    if sampler in ("grid", "bruteforce"):  # they enumerate values: float ranges need a step
         for d in tune:
-            if not d.choices and d.step is None:
-                raise _fail(path, f"tune.{d.path}: sampler grid needs choices or a step")
+            if not d.choices and d.step is None and d.kind != "int":
+                raise _fail(path, f"tune.{d.path}: sampler {sampler} needs choices or a step")
 
     pruner = _pruner(path, raw.get("pruner"), tune, raw.get("objective"))
     baseline = raw.get("baseline")

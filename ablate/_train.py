@@ -47,6 +47,7 @@ ROLE_SEEDS = 1000
 # rate over this share of its steps, then decays it along a cosine, and logs its loss every so many steps
 PRETRAIN_INIT_SEED = 0
 PRETRAIN_WARMUP = 0.1
+PRETRAIN_WEIGHT_DECAY = 0.05
 PRETRAIN_LOG_EVERY = 100
 
 
@@ -198,10 +199,12 @@ class Trainer:
         def build(folder: Path) -> None:
             task = PRETRAINERS.build(network.pretrain)
             task.check(f"{role}.pretrain ({network.pretrain['name']})")
-            torch.manual_seed(PRETRAIN_INIT_SEED)
-            backbone = BACKBONES.build(network.backbone).to(self.device)
-            start = time.perf_counter()
-            history = self._pretrain(backbone, task, f"{role} pretrain")
+            # on a fork of the random streams: what the trial draws next is the same whether this ran or was cached
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                torch.manual_seed(PRETRAIN_INIT_SEED)
+                backbone = BACKBONES.build(network.backbone).to(self.device)
+                start = time.perf_counter()
+                history = self._pretrain(backbone, task, f"{role} pretrain")
             torch.save(backbone.state_dict(), folder / "backbone.pt")
             record = {"seconds": time.perf_counter() - start, "device": self.device.type, "history": history}
             (folder / "pretraining.json").write_text(json.dumps(record, indent=1))
@@ -214,7 +217,7 @@ class Trainer:
         entry (step, loss and accuracy since the last) per :data:`PRETRAIN_LOG_EVERY` steps."""
         head = nn.Linear(backbone.out_channels, int(np.max(task.labels)) + 1).to(self.device)
         params = [*backbone.parameters(), *head.parameters()]
-        optimizer = torch.optim.AdamW(params, lr=task.lr, weight_decay=self.config.train.weight_decay)
+        optimizer = torch.optim.AdamW(params, lr=task.lr, weight_decay=PRETRAIN_WEIGHT_DECAY)
         schedule = functools.partial(lr_factor, PRETRAIN_WARMUP, "cosine", task.steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")

@@ -194,8 +194,8 @@ def _finish(args: argparse.Namespace, runner: Any, interrupted: bool) -> int:
 
         path = write_report(runner)
         print(f"report: {path}")
-    summary = f"{runner.study.name}: {done}/{total or done} trials completed"
-    summary += f" ({pruned} pruned)" if pruned else ""
+    summary = f"{runner.study.name}: {done - pruned}/{total or done} trials completed"
+    summary += f", {pruned} pruned" if pruned else ""
     if interrupted:
         print(f"{summary}; interrupted: run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED

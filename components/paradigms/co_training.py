@@ -19,7 +19,7 @@ class CoTraining:
                 cls_t = classification_loss(out["teacher"], labels)
                 cls_s = classification_loss(out["student"], labels)
                 tf = transfer(out["student"].aligned(student.align), out["teacher"].aligned(teacher.align))
-                parts = {"cls_teacher": cls_t, "cls_student": cls_s, "tf": tf}
+                parts = {"cls": cls_t + cls_s, "cls_teacher": cls_t, "cls_student": cls_s, "tf": tf}
                 return cls_t + cls_s + trainer.transfer_weight * tf, parts
 
             trainer.fit({"teacher": teacher, "student": student}, loss, "co-training", extra=transfer)

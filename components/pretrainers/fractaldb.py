@@ -81,13 +81,15 @@ def _render(systems: np.ndarray, size: int, points: int, rng: np.random.Generato
     xy = np.zeros((n, TRAJECTORIES, 2))
     trail = np.empty((steps, n, TRAJECTORIES, 2))
     rows = np.arange(n)[:, None]
-    for step in range(BURN_IN + steps):
-        pick = _pick(systems[:, None], rng.random((n, TRAJECTORIES)))
-        a, b, c, d, e, f = np.moveaxis(systems[rows, pick, :6], -1, 0)
-        xy = np.stack([a * xy[..., 0] + b * xy[..., 1] + e, c * xy[..., 0] + d * xy[..., 1] + f], axis=-1)
-        if step >= BURN_IN:
-            trail[step - BURN_IN] = xy
+    with np.errstate(over="ignore", invalid="ignore"):  # an expanding system may overflow: see below
+        for step in range(BURN_IN + steps):
+            pick = _pick(systems[:, None], rng.random((n, TRAJECTORIES)))
+            a, b, c, d, e, f = np.moveaxis(systems[rows, pick, :6], -1, 0)
+            xy = np.stack([a * xy[..., 0] + b * xy[..., 1] + e, c * xy[..., 0] + d * xy[..., 1] + f], axis=-1)
+            if step >= BURN_IN:
+                trail[step - BURN_IN] = xy
     trail = trail.transpose(1, 0, 2, 3).reshape(n, -1, 2)
+    trail[~np.isfinite(trail).all(axis=(1, 2))] = 0.0  # an expanding system escaped: one point, refused by min_fill
     low, high = trail.min(axis=1, keepdims=True), trail.max(axis=1, keepdims=True)
     pixels = ((trail - low) / np.maximum(high - low, 1e-9) * (size - 1)).round().astype(np.int64)
     images = np.zeros((n, size * size), dtype=np.float64)

@@ -23,20 +23,21 @@ GOOD, BAD = [1.0, 0.6, 0.4, 0.3], [1.0, 1.5, 2.0, 2.5]  # per-epoch losses
 )
 @pytest.mark.parametrize("direction", ["maximize", "minimize"])
 def test_a_rising_loss_is_pruned_and_falling_ones_run_to_the_end(name, params, direction) -> None:
-    study = optuna.create_study(direction=direction, pruner=parse_pruner({"name": name, **params}).build())
+    spec = parse_pruner({"name": name, **params})
+    study = optuna.create_study(direction=direction, pruner=spec.build())
     curves = [GOOD, GOOD, BAD, GOOD, BAD] * 4
     pruned = []
     for curve in curves:
         trial = study.ask()
         for step, loss in enumerate(curve, start=1):
-            trial.report(loss, step)
+            trial.report(spec.score(loss, maximize=direction == "maximize"), step)
             if trial.should_prune():
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 pruned.append(curve)
                 break
         else:
             study.tell(trial, 1.0)
-    # whatever the objective's direction, only rising losses are stopped (Hyperband's brackets leave some to run)
+    # the loss turned to the objective's direction: only rising losses are stopped (Hyperband's brackets leave some)
     assert pruned and all(curve is BAD for curve in pruned)
 
 

@@ -474,10 +474,11 @@ def test_a_pruned_configuration_stops_at_its_first_seed_and_the_others_run_every
     assert all(states == ["PRUNED"] for lr, states in by_lr.items() if lr in pruned)  # no second seed run
     assert all(states == ["COMPLETE", "COMPLETE"] for lr, states in by_lr.items() if lr not in pruned)
     first = min((t for t in stored if t.state.name == "PRUNED"), key=lambda t: t.number)
-    assert first.intermediate_values == {1: losses[first.user_attrs["params"]["train.lr"]]}
+    # reported with its sign turned: the study maximises smoke_iou, so a higher value must be the better one
+    assert first.intermediate_values == {1: -losses[first.user_attrs["params"]["train.lr"]]}
     printed = capsys.readouterr()
     assert f"pruned trial {first.number}: at epoch 1 (cls " in printed.out
-    assert f"trials completed ({len(pruned)} pruned)" in printed.out
+    assert f"trials completed, {len(pruned)} pruned" in printed.out
     assert f"trials completed, {len(pruned)} pruned" in (out / "summary.md").read_text()
     # resuming queues nothing: pruned configurations are finished
     assert main(["run", str(study), "--out", str(out), "--quiet", "--no-report"]) == 0
@@ -503,3 +504,20 @@ def test_a_grid_sampler_over_tuned_choices_runs_every_seed_and_stops_at_the_end_
     assert run_cli(str(study), "--out", str(tmp_path / "out")) == 0
     assert len(completed_identities(tmp_path / "out")) == 4
     assert "tiny: 4/4 trials completed" in capsys.readouterr().out
+
+
+def test_a_pruned_configuration_proposed_again_is_a_duplicate_not_a_new_run(tmp_path):
+    from ablate._runner import StudyRunner
+    from ablate._storage import identity
+    from ablate._study import load_study
+
+    path = write_study(tmp_path, tune={"train.lr": {"choices": [1e-3, 2e-3]}}, n_trials=2, pruner="median")
+    runner = StudyRunner(load_study(path, check_configs=False), out=tmp_path / "out")
+    runner.open()
+    key = identity({"train.lr": 1e-3}, 0)
+    pruned = runner.optuna_study.ask()
+    pruned.set_user_attr("identity", key)
+    runner.optuna_study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
+    again = runner.optuna_study.ask()
+    assert runner._is_duplicate(again, key) == pruned.number
+    assert runner._is_duplicate(again, identity({"train.lr": 2e-3}, 0)) is None

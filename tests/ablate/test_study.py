@@ -118,3 +118,24 @@ def test_signature_changes_with_the_search_space_only(tmp_path):
 
 def test_config_error_is_a_value_error():
     assert issubclass(ConfigError, ValueError)
+
+
+def test_an_unset_optional_slot_leaves_the_signature_as_before_the_slot_existed(tmp_path):
+    base = {"config": TINY, "grid": {"transfer.lambda": [1.0]}}
+    first = load_study(study_file(tmp_path, base)).signature()
+    unset = {**base, "config": {**TINY, "student": {"pretrain": None}}}
+    assert load_study(study_file(tmp_path, unset)).signature() == first
+    chosen = {**base, "config": {**TINY, "student": {"pretrain": {"name": "fractaldb"}}}}
+    assert load_study(study_file(tmp_path, chosen)).signature() != first
+
+
+@pytest.mark.parametrize("sampler", ["grid", "bruteforce"])
+def test_an_enumerating_sampler_budget_is_at_most_its_space(tmp_path, sampler):
+    tune = {"train.epochs": {"low": 1, "high": 3}, "transfer.lambda": {"choices": [0.5, 1.0]}}  # 3 x 2 points
+    study = load_study(study_file(tmp_path, {"config": TINY, "tune": tune, "sampler": sampler, "n_trials": 10}))
+    assert study.trial_budget == 6 and study.total_trials() == 6
+    assert [d.values() for d in study.tune] == [[1, 2, 3], [0.5, 1.0]]
+    with pytest.raises(ConfigError, match=rf"tune.train.lr: sampler {sampler} needs choices or a step"):
+        load_study(
+            study_file(tmp_path, {"tune": {"train.lr": {"low": 1e-4, "high": 1e-3}}, "sampler": sampler, "n_trials": 2})
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import types
 
 import numpy as np
@@ -173,3 +174,17 @@ def test_on_epoch_sees_each_epoch_of_the_evaluated_networks_training_only(tmp_pa
     # the teacher trained first (2 epochs) is not the network the trial evaluates: only the student's epochs
     assert [(e["tag"], e["epoch"]) for e in seen] == [("student", 1), ("student", 2)]
     assert {"cls", "tf", "loss", "lr"} <= set(seen[0])
+
+
+def test_a_trial_draws_the_same_whether_its_pretraining_was_built_or_cached(tmp_path) -> None:
+    config = {**TINY_TEACHER_STUDENT, "student": {"pretrain": TINY_PRETRAIN}}
+    built = ablate.run_trial(config, cache=ablate.StageCache(tmp_path / "a"), progress=False)
+    (tmp_path / "b").mkdir()
+    shutil.copytree(tmp_path / "a" / "pretrained", tmp_path / "b" / "pretrained")  # only the pre-training cached
+    cached_cache = ablate.StageCache(tmp_path / "b")
+    cached = ablate.run_trial(config, cache=cached_cache, progress=False)
+    assert "pretrained" not in cached_cache.builds and cached_cache.builds["model"] == 2
+    # the projection of L_tf is drawn after the student is built: the same draw either way
+    weights, again = _student_weights(built), _student_weights(cached)
+    assert all(torch.equal(weights[k], again[k]) for k in weights)
+    assert built.history == cached.history
