@@ -521,3 +521,19 @@ def test_a_pruned_configuration_proposed_again_is_a_duplicate_not_a_new_run(tmp_
     again = runner.optuna_study.ask()
     assert runner._is_duplicate(again, key) == pruned.number
     assert runner._is_duplicate(again, identity({"train.lr": 2e-3}, 0)) is None
+
+
+def test_a_pruner_watching_a_value_the_training_lacks_stops_the_run_with_one_line(tmp_path, capsys):
+    study = write_study(
+        tmp_path,
+        config={**TINY, "paradigm": {"name": "single"}},
+        tune={"train.lr": {"choices": [1e-3, 2e-3]}},
+        n_trials=2,
+        pruner={"name": "median", "on": "tf"},  # a single network has no L_tf
+    )
+    assert run_cli(str(study), "--out", str(tmp_path / "out")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"ablate: error: {study}: pruner.on: 'tf' is not a per-epoch value of trial 0's training (it has loss, cls, lr)"
+    ]
+    assert [t.state.name for t in trials(tmp_path / "out")] == ["FAIL"]  # marked, not left RUNNING
