@@ -234,7 +234,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     counts = frame["state"].value_counts().to_dict()
     done, total = runner.progress()
     print(
-        f"\n{done}/{total or '?'} (configuration, seed) pairs completed; trials by state: "
+        f"\n{done}/{total or '?'} (configuration, seed) pairs done (completed or pruned); trials by state: "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
     )
     return 0

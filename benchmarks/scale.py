@@ -150,7 +150,7 @@ def measure(folder: Path, size: int, metrics: list[str]) -> dict[str, float]:
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
         row["status_s"] = timed(lambda: ablate_main(["status", str(path), "--out", str(out)]))
-    if f"{size + 2}/" not in printed.getvalue():  # "N/M (configuration, seed) pairs completed"
+    if f"{size + 2}/" not in printed.getvalue():  # "N/M (configuration, seed) pairs done ..."
         raise RuntimeError(f"ablate status did not list the study: {printed.getvalue()[-300:]}")
     read_only = StudyRunner(load_study(path, check_files=False, need_plugins=False), out=out)
     read_only.open(create=False)

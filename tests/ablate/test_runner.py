@@ -480,6 +480,10 @@ def test_a_pruned_configuration_stops_at_its_first_seed_and_the_others_run_every
     assert f"pruned trial {first.number}: at epoch 1 (cls " in printed.out
     assert f"trials completed, {len(pruned)} pruned" in printed.out
     assert f"trials completed, {len(pruned)} pruned" in (out / "summary.md").read_text()
+    assert main(["status", str(study), "--out", str(out)]) == 0
+    status = capsys.readouterr().out.splitlines()[-1]
+    assert status.startswith(f"{len(stored)}/{len(stored)} (configuration, seed) pairs done (completed or pruned)")
+    assert f"PRUNED {len(pruned)}" in status
     # resuming queues nothing: pruned configurations are finished
     assert main(["run", str(study), "--out", str(out), "--quiet", "--no-report"]) == 0
     assert len(trials(out)) == len(stored)
