@@ -33,13 +33,21 @@ SIZES = ("tiny", "default")
 THREADS: dict[str, int | None] = {"tiny": 1, "default": None}
 
 
-def parse_args(description: str, repeats: dict[str, int], argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """``--size``, ``--out`` and ``--repeats`` (default per size); also records the environment at start."""
+def parse_args(
+    description: str,
+    repeats: dict[str, int],
+    argv: Sequence[str] | None = None,
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
+    """``--size``, ``--out`` and ``--repeats`` (default per size), and what ``options`` adds to the parser;
+    also records the environment at start."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--size", choices=SIZES, default="default", help="tiny: a smoke test of the script")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"folder of the JSON result (default {RESULTS})")
     parser.add_argument("--repeats", type=int, help=f"measurements per variant (default {repeats})")
     parser.add_argument("--threads", type=int, help=f"torch threads (default {THREADS}; None: every core)")
+    if options is not None:
+        options(parser)
     args = parser.parse_args(argv)
     args.repeats = args.repeats or repeats[args.size]
     args.threads = args.threads or THREADS[args.size]

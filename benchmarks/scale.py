@@ -15,17 +15,21 @@ metric, 320 per-image IoUs, a 10-epoch history, the resolved config). Then, on t
   elsewhere, and says so).
 
 Each step's growth exponent is the slope of log(seconds) over log(trials), fitted over the sizes: 0 is flat,
-1 linear, 2 quadratic. The storage is SQLite (the default of ``ablate run``). Goals (issue 16): claim + record
-under 50 ms and flat, report of 1,000 trials under 60 s, no step quadratic.
+1 linear, 2 quadratic. The storage is SQLite (the default of ``ablate run``), or with ``--postgresql URL`` a
+PostgreSQL server (each size in a new database ``ablate_scale_<size>`` there, dropped afterwards; the JSON is then
+``scale-postgresql-<size>.json``). Goals (issue 16): claim + record under 50 ms and flat, report of 1,000 trials
+under 60 s, no step quadratic.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import random
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,12 +138,32 @@ def growth(sizes: list[int], seconds: list[float]) -> float:
     return float(np.polyfit(xs, ys, 1)[0])
 
 
-def measure(folder: Path, size: int, metrics: list[str]) -> dict[str, float]:
+@contextlib.contextmanager
+def storage_for(server: str | None, size: int) -> Iterator[str | None]:
+    """None (SQLite in the study folder), or the URL of a new database on the PostgreSQL ``server``."""
+    if server is None:
+        yield None
+        return
+    import psycopg
+
+    name = f"ablate_scale_{size}"
+    plain = server.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name}")
+        connection.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"{server.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(plain, autocommit=True) as connection:  # FORCE: the runner's connections are still open
+            connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def measure(folder: Path, size: int, metrics: list[str], storage: str | None) -> dict[str, float]:
     rng = random.Random(size)
     path = study_file(folder, size)
     study = load_study(path, check_files=False)
     out = folder / f"out-{size}"
-    runner = StudyRunner(study, out=out, quiet=True)
+    runner = StudyRunner(study, out=out, storage=storage, quiet=True)
     runner.open()
     start = time.perf_counter()
     fill(runner, size, rng, metrics)
@@ -149,10 +173,11 @@ def measure(folder: Path, size: int, metrics: list[str]) -> dict[str, float]:
     row["resume_scan_s"] = timed(runner.enqueue_missing)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-        row["status_s"] = timed(lambda: ablate_main(["status", str(path), "--out", str(out)]))
+        where = ["--out", str(out), *(["--storage", storage] if storage else [])]
+        row["status_s"] = timed(lambda: ablate_main(["status", str(path), *where]))
     if f"{size + 2}/" not in printed.getvalue():  # "N/M (configuration, seed) pairs done ..."
         raise RuntimeError(f"ablate status did not list the study: {printed.getvalue()[-300:]}")
-    read_only = StudyRunner(load_study(path, check_files=False, need_plugins=False), out=out)
+    read_only = StudyRunner(load_study(path, check_files=False, need_plugins=False), out=out, storage=storage)
     read_only.open(create=False)
     row["report_s"] = timed(lambda: write_report(read_only))
     row["report_pages"] = len(PdfReader(out / "report.pdf").pages)
@@ -160,14 +185,19 @@ def measure(folder: Path, size: int, metrics: list[str]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args("Storage steps of studies of 100, 1,000 and 10,000 trials.", {"tiny": 1, "default": 1}, argv)
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--postgresql", metavar="URL", help="a PostgreSQL server (postgresql://user@host:port/db)")
+
+    description = "Storage steps of studies of 100, 1,000 and 10,000 trials."
+    args = parse_args(description, {"tiny": 1, "default": 1}, argv, options)
     load_components()
     metrics = METRICS.names()
     sizes = list(SIZES[args.size])
     rows = []
     with tempfile.TemporaryDirectory(prefix="ablate-scale-") as tmp:
         for size in sizes:
-            rows.append(measure(Path(tmp), size, metrics))
+            with storage_for(args.postgresql, size) as storage:
+                rows.append(measure(Path(tmp), size, metrics, storage))
             print(", ".join(f"{k} {v:.3g}" for k, v in rows[-1].items()), flush=True)
     exponents = {step: growth(sizes, [r[step] for r in rows]) for step in STEPS}
     by_size = {r["trials"]: r for r in rows}
@@ -183,7 +213,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         [[r["trials"], r["fill_s"], *(r[s] for s in STEPS)] for r in rows]
         + [["growth exponent", "-", *(exponents[s] for s in STEPS)]],
     )
-    write_result("scale", args, {"storage": "sqlite", "rows": rows, "summary": summary})
+    kind = "postgresql" if args.postgresql else "sqlite"
+    name = "scale" if kind == "sqlite" else "scale-postgresql"
+    write_result(name, args, {"storage": kind, "rows": rows, "summary": summary})
     return summary
 
 

@@ -1,12 +1,19 @@
-"""Test-wide settings: offline, a private stage cache per session, few threads."""
+"""Test-wide settings: offline, a private stage cache per session, few threads; shared fixtures."""
 
+import glob
 import os
+import shutil
+import socket
+import subprocess
 import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # no test may reach a model hub
 os.environ["ABLATE_CACHE"] = tempfile.mkdtemp(prefix="ablate-test-cache-")  # never the user's cache
 os.environ.setdefault("TQDM_DISABLE", "1")
 
+import psycopg  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -49,3 +56,41 @@ def ablate_process():
         return subprocess.run(command, cwd=cwd, env=environ, capture_output=True, text=True, timeout=timeout)
 
     return run
+
+
+def _server_binaries() -> Path | None:
+    found = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))[::-1]), None)
+    return Path(found).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """The URL of a fresh, empty database on a private PostgreSQL server (stopped afterwards)."""
+    bindir = _server_binaries()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed; .ci/run installs them")
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses root
+    folder = Path(tempfile.mkdtemp(prefix="ablate-pg-"))
+    if as_postgres:
+        shutil.chown(folder, "postgres", "postgres")
+    data, port = folder / "data", _free_port()
+
+    def run(*command: str) -> None:
+        subprocess.run([*as_postgres, *command], check=True, capture_output=True, timeout=120)
+
+    run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "ablate")
+    options = f"-p {port} -h 127.0.0.1 -k {folder}"
+    run(str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start")
+    try:
+        with psycopg.connect(f"postgresql://ablate@127.0.0.1:{port}/postgres", autocommit=True) as connection:
+            connection.execute("CREATE DATABASE studies")
+        yield f"postgresql://ablate@127.0.0.1:{port}/studies"
+    finally:
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(folder, ignore_errors=True)

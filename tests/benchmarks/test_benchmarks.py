@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 import torch
 
@@ -71,6 +72,16 @@ def test_scale(scripts, tmp_path):
     assert [r["trials"] for r in rows] == list(scripts("scale").SIZES["tiny"])
     assert all(r[step] > 0 for r in rows for step in scripts("scale").STEPS)
     assert set(summary["growth_exponent"]) == set(scripts("scale").STEPS)
+
+
+def test_scale_on_postgresql(scripts, tmp_path, postgres):
+    scripts("scale").main(["--size", "tiny", "--out", str(tmp_path), "--postgresql", postgres])
+    record = json.loads((tmp_path / "scale-postgresql-tiny.json").read_text())
+    assert record["storage"] == "postgresql"
+    assert [r["trials"] for r in record["rows"]] == list(scripts("scale").SIZES["tiny"])
+    with psycopg.connect(postgres, autocommit=True) as connection:  # every size's database dropped again
+        names = {row[0] for row in connection.execute("SELECT datname FROM pg_database")}
+    assert not any(name.startswith("ablate_scale_") for name in names)
 
 
 def test_workers(scripts, tmp_path):
