@@ -476,9 +476,6 @@ class StudyRunner:
             while (claimed := self._next()) is not None:
                 trial, params, seed = claimed
                 self._run_one(trial, params, seed, outcome)
-                if self._bar is not None:
-                    done, self._bar.total = self.progress()  # a pruned configuration lowers the total
-                    self._bar.update(done - self._bar.n)
                 if self.fail_fast and outcome.failed:
                     break
         except KeyboardInterrupt:
@@ -489,12 +486,20 @@ class StudyRunner:
             outcome.interrupted = True
         finally:
             if self._bar is not None:
+                self._show(*self.progress())
                 self._bar.close()
                 self._bar = None
         return outcome
 
+    def _show(self, done: int, total: int | None) -> None:
+        """Move the study bar to ``done`` of ``total`` (a pruned configuration lowers the total)."""
+        if self._bar is not None:
+            self._bar.total = total
+            self._bar.update(done - self._bar.n)
+
     def _run_one(self, trial: optuna.Trial, params: dict[str, Any], seed: int, outcome: RunOutcome) -> None:
         done, total = self.progress()
+        self._show(done, total)
         label = ", ".join(f"{k}={v}" for k, v in params.items()) or "base config"
         self._log(f"[{done + 1}/{total or '?'}] trial {trial.number}: {label}, seed {seed}")
         stop_beat = threading.Event()

@@ -64,6 +64,21 @@ def final_loss(history: list[dict[str, Any]]) -> float:
     return float(last.get("cls", last["loss"]))
 
 
+def run_seeds(
+    configurations: dict[str, dict[str, Any]], seeds: list[int], overrides: dict[str, Any], cache: StageCache
+) -> dict[str, list[dict[str, Any]]]:
+    """Every configuration at every seed on one stage cache: per configuration, one row of metrics per seed."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in configurations}
+    for seed in seeds:
+        for name, config in configurations.items():
+            result = run_trial(None, {**config, **overrides, "seed": seed}, cache=cache, progress=False)
+            runs[name].append(
+                {"seed": seed, **{m: result.metrics[m] for m in METRICS}, "final_loss": final_loss(result.history)}
+            )
+            print(f"{name} seed {seed}: " + ", ".join(f"{m} {result.metrics[m]:.3f}" for m in METRICS), flush=True)
+    return runs
+
+
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in (*METRICS, "final_loss"):
@@ -115,16 +130,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     seeds = list(range(args.repeats))
     overrides = {**(TINY if args.size == "tiny" else {}), "device": device_name()}
     start = time.perf_counter()
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in CONFIGURATIONS}
     with tempfile.TemporaryDirectory(prefix="signal-") as root:
         cache = StageCache(Path(root))  # from scratch, data generation included; teachers shared as in a study
-        for seed in seeds:
-            for name, config in CONFIGURATIONS.items():
-                result = run_trial(None, {**config, **overrides, "seed": seed}, cache=cache, progress=False)
-                runs[name].append(
-                    {"seed": seed, **{m: result.metrics[m] for m in METRICS}, "final_loss": final_loss(result.history)}
-                )
-                print(f"{name} seed {seed}: " + ", ".join(f"{m} {result.metrics[m]:.3f}" for m in METRICS), flush=True)
+        runs = run_seeds(CONFIGURATIONS, seeds, overrides, cache)
     summary = {name: summarise(r) for name, r in runs.items()}
     checks = criteria(summary)
     print_table(

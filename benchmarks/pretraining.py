@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from _common import device_name, parse_args, print_table, write_result
-from learning_signal import MAX_SEED_STD, METRICS, TINY, final_loss, summarise
+from learning_signal import MAX_SEED_STD, TINY, run_seeds, summarise
 
-from ablate import StageCache, run_trial
+from ablate import StageCache
 
 PRETRAIN = {"name": "fractaldb"}
 TINY_PRETRAIN = {"name": "fractaldb", "classes": 4, "per_class": 8, "image_size": 32, "steps": 10, "batch_size": 8}
@@ -60,16 +60,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     overrides = {**(TINY if tiny else {}), "device": device_name()}
     rows = configurations(TINY_PRETRAIN if tiny else PRETRAIN)
     start = time.perf_counter()
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in rows}
     with tempfile.TemporaryDirectory(prefix="pretraining-") as root:
-        cache = StageCache(Path(root))
-        for seed in seeds:
-            for name, config in rows.items():
-                result = run_trial(None, {**config, **overrides, "seed": seed}, cache=cache, progress=False)
-                runs[name].append(
-                    {"seed": seed, **{m: result.metrics[m] for m in METRICS}, "final_loss": final_loss(result.history)}
-                )
-                print(f"{name} seed {seed}: " + ", ".join(f"{m} {result.metrics[m]:.3f}" for m in METRICS), flush=True)
+        runs = run_seeds(rows, seeds, overrides, StageCache(Path(root)))
         pretrain_s = {
             json.loads((entry / "meta.json").read_text())["inputs"]["backbone"]["model"]: json.loads(
                 (entry / "pretraining.json").read_text()
