@@ -61,6 +61,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Pretraining": ("ablate._data", "Pretraining"),
     "PROJECTIONS": ("ablate._registries", "PROJECTIONS"),
     "Range": ("ablate._schema", "Range"),
+    "SEGMENTERS": ("ablate._registries", "SEGMENTERS"),
+    "SegmentTraining": ("ablate._schema", "SegmentTraining"),
     "ratio": ("ablate._metrics", "ratio"),
     "REGISTRIES": ("ablate._registries", "ALL"),
     "Registry": ("ablate._registry", "Registry"),
@@ -107,10 +109,11 @@ if TYPE_CHECKING:
         POSTPROCESSORS,
         PRETRAINERS,
         PROJECTIONS,
+        SEGMENTERS,
     )
     from ablate._registry import Registry, RegistryError
     from ablate._results import load_results
-    from ablate._schema import Match, Range, TrialConfig, did_you_mean
+    from ablate._schema import Match, Range, SegmentTraining, TrialConfig, did_you_mean
     from ablate._train import Diverged, FrozenFeed, Trainer
     from ablate._trial import TrialResult, run_trial
     from ablate._validate import validate
@@ -146,6 +149,7 @@ __all__ = [
     "PRETRAINERS",
     "PROJECTIONS",
     "REGISTRIES",
+    "SEGMENTERS",
     "ConfigError",
     "Dataset",
     "Diverged",
@@ -160,6 +164,7 @@ __all__ = [
     "Range",
     "Registry",
     "RegistryError",
+    "SegmentTraining",
     "Split",
     "StageCache",
     "Trainer",

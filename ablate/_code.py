@@ -23,6 +23,7 @@ from ablate._registry import Registry
 TRAINING_MODULES = ("ablate._data", "ablate._models", "ablate._paradigm", "ablate._train", "ablate._transfer")
 CAM_MODULES = ("ablate._cams", "ablate._trial")
 POSTPROCESS_MODULES = ("ablate._postprocess", "ablate._trial")
+SEGMENT_MODULES = ("ablate._segmentation", "ablate._trial", *TRAINING_MODULES)
 
 
 # module name -> (the module's spec when hashed, hash): the code this process runs, read once per import

@@ -9,15 +9,18 @@ string is shorthand for ``{"name": ...}``); which registry each slot draws from 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ablate._schema import schema_problems
+from ablate._schema import SegmentTraining, schema_problems
 
 #: The default trial config, read from ``defaults.yaml`` beside this module (data: the harness names no component).
 DEFAULTS: dict[str, Any] = yaml.safe_load((Path(__file__).with_name("defaults.yaml")).read_text(encoding="utf-8"))
+#: The defaults of the ``segment`` slot's training keys (:class:`ablate.SegmentTraining`), filled in when it is set.
+SEGMENT_TRAINING: dict[str, Any] = DEFAULTS.pop("segment_training")
 
 #: Dotted path of every component slot -> registry kind it is looked up in.
 COMPONENT_SLOTS: dict[str, str] = {
@@ -33,9 +36,10 @@ COMPONENT_SLOTS: dict[str, str] = {
     "transfer.distance": "distances",
     "transfer.projection": "projections",
     "cam": "cams",
+    "segment": "segmenters",
 }
 #: Component slots that may be null (the step is skipped).
-OPTIONAL_SLOTS = ("teacher.pretrain", "student.pretrain")
+OPTIONAL_SLOTS = ("teacher.pretrain", "student.pretrain", "segment")
 ROLES = ("teacher", "student")
 CAM_NETWORKS = ("auto", "student", "teacher", "both")
 #: Top-level keys that say how a trial runs, not what it computes: two configs differing only in them are one trial.
@@ -173,6 +177,8 @@ def resolve(config: dict[str, Any] | None = None, overrides: dict[str, Any] | No
         if value is not None or slot not in OPTIONAL_SLOTS:
             set_dotted(result, slot, _as_component(value))
     result["postprocess"] = [_as_component(step) for step in result.get("postprocess") or []]
+    if isinstance(result.get("segment"), dict):
+        result["segment"] = {"name": result["segment"].get("name"), **SEGMENT_TRAINING, **result["segment"]}
     return result
 
 
@@ -198,6 +204,10 @@ def check(config: dict[str, Any]) -> list[str]:
     else:
         for i, step in enumerate(steps):
             problems += _check_component(step, f"postprocess[{i}]", ALL["postprocessors"])
+    segment = config.get("segment")
+    if isinstance(segment, dict):  # its training keys (the segmenter's own parameters are checked above)
+        keys = {field.name for field in dataclasses.fields(SegmentTraining)}
+        problems += schema_problems({k: v for k, v in segment.items() if k in keys}, SegmentTraining, "segment.")
     metrics = config.get("metrics")
     if metrics is not None:
         if not isinstance(metrics, list):

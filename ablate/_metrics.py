@@ -15,6 +15,7 @@ import numpy as np
 
 from ablate._evaluation import Evaluation
 from ablate._registries import METRICS
+from ablate._registry import Entry, RegistryError
 
 ORACLE_THRESHOLDS = np.round(np.linspace(0.0, 1.0, 21), 2)
 """Threshold grid 0.00, 0.05, ..., 1.00 searched per image by oracle metrics (rounded so 0.3 is exactly 0.3)."""
@@ -147,6 +148,43 @@ def evaluate(ev: Evaluation, names: list[str]) -> dict[str, float]:
     return {entry.name: float(entry.factory(ev)) for entry in entries}
 
 
+#: Prefixes of the metrics a trial with a ``segment`` stage adds: each registered metric again, of what a prefix names.
+STAGE_PREFIXES = {"seg_": "the segmenter on the test split", "train_": "the gated pseudo-masks of the train split"}
+
+
+def metric_entry(name: str) -> Entry:
+    """The registered metric ``name`` stands for: itself, or the metric after a :data:`STAGE_PREFIXES` prefix.
+
+    Raises:
+        RegistryError: neither is a registered metric.
+    """
+    prefix = stage_prefix(name)
+    return METRICS.get(name[len(prefix) :])
+
+
+def stage_prefix(name: str | None) -> str:
+    """The :data:`STAGE_PREFIXES` prefix of metric ``name`` ("" for a metric of the test pseudo-masks or None)."""
+    if name is None or name in METRICS:
+        return ""
+    return next((p for p in STAGE_PREFIXES if name.startswith(p) and name[len(p) :] in METRICS), "")
+
+
+def metric_description(name: str) -> str:
+    """The metric's registered description, after what its stage prefix names (``the segmenter on ...: ...``)."""
+    prefix = stage_prefix(name)
+    description = metric_entry(name).description.rstrip(".")
+    return f"{STAGE_PREFIXES[prefix]}: {description}" if prefix else description
+
+
+def is_metric(name: str) -> bool:
+    """Whether a trial may report ``name``: a registered metric, or one with a stage prefix."""
+    try:
+        metric_entry(name)
+    except RegistryError:
+        return False
+    return True
+
+
 def lower_is_better(name: str) -> bool:
     """Whether a smaller value of metric ``name`` is better (its ``lower_is_better`` attribute)."""
-    return bool(getattr(METRICS.get(name).factory, "lower_is_better", False))
+    return bool(getattr(metric_entry(name).factory, "lower_is_better", False))

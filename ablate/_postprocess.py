@@ -23,10 +23,10 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class PostState:
-    """The test split as a post-processor sees it.
+    """The split a chain runs on as a post-processor sees it: the test split, or the train split for stage 3.
 
     Attributes:
-        images: uint8 ``[N, H, W, 3]`` test images.
+        images: uint8 ``[N, H, W, 3]`` images.
         cams: float32 ``[N, H, W]`` smoke maps in [0, 1].
         mask: bool ``[N, H, W]`` pseudo-masks once a step has produced them, else None.
     """
@@ -46,20 +46,22 @@ class PostContext(Protocol):
     device: torch.device
 
     def cams(self, *, scale: float = 1.0, flip: bool = False, layer: str | None = None) -> np.ndarray:
-        """Normalised CAMs ``[N, H, W]`` of the test split computed at another scale/flip/layer."""
+        """Normalised CAMs ``[N, H, W]`` of the state's images computed at another scale/flip/layer."""
 
     def features(self) -> np.ndarray:
-        """The CAM network's feature map ``[N, C, h, w]`` on the test split (float32)."""
+        """The CAM network's feature map ``[N, C, h, w]`` on the state's images (float32)."""
 
     def train_split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Train images ``[N, H, W, 3]``, image labels ``[N]`` and CAMs ``[N, H, W]`` (for learned refiners)."""
 
-    def cached(self, name: str, params: dict[str, Any], build: Callable[[], T]) -> T:
-        """``build()`` once per (trained model, CAM setting, name, params); reused afterwards."""
+    def cached(self, name: str, params: dict[str, Any], build: Callable[[], T], *, per_split: bool = True) -> T:
+        """``build()`` once per (trained model, CAM setting, name, params) and split the chain runs on (test, or
+        train for stage 3's pseudo-masks); reused afterwards. ``per_split=False`` for a value that does not
+        depend on the split, such as a refiner trained on the train split."""
 
     def ground_truth(self) -> np.ndarray:
-        """Test smoke masks ``[N, H, W]``; only for oracle steps, which set ``uses_ground_truth = True``
-        so that the harness labels every number they touch as oracle."""
+        """Smoke masks ``[N, H, W]`` of the state's images; only for oracle steps, which set ``uses_ground_truth =
+        True`` so that the harness labels every number they touch as oracle."""
 
     def map_images(self, fn: Callable[..., T], *arrays: np.ndarray) -> list[T]:
         """``[fn(a[i], b[i], ...) for i]`` spread over the machine's cores."""

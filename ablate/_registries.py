@@ -7,12 +7,14 @@ parameters (``ablate list KIND`` shows them with their defaults).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from torch import nn
 
 from ablate._data import Dataset, Pretraining
 from ablate._registry import Registry
+from ablate._schema import SegmentTraining
 
 
 def _is_module(obj: Any) -> None:
@@ -96,6 +98,15 @@ POSTPROCESSORS = Registry(
     "validation checks against the CAM network",
     check=_is_callable,
 )
+SEGMENTERS = Registry(
+    "segmenters",
+    "factory(num_classes: int, **params) -> nn.Module with forward(images [B,3,H,W], normalised) -> class logits "
+    "[B, num_classes, h, w] (the harness upsamples them to H x W); trial stage 3 (`segment:`) trains it on the "
+    "train split's pseudo-masks; the spec's training keys (masks, epochs, batch_size, lr, ...) are the harness's",
+    check=_is_module,
+    injected=("num_classes",),
+    harness_keys=tuple(field.name for field in dataclasses.fields(SegmentTraining)),
+)
 METRICS = Registry(
     "metrics",
     "function(ev: ablate.Evaluation) -> float (NaN when undefined for this split); "
@@ -127,6 +138,7 @@ ALL: dict[str, Registry] = {
         PRETRAINERS,
         CAMS,
         POSTPROCESSORS,
+        SEGMENTERS,
         METRICS,
         LOGGERS,
     )

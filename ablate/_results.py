@@ -24,19 +24,24 @@ def trials_frame(runner: StudyRunner) -> pd.DataFrame:
 
     Columns: ``number``, ``state``, ``identity``, ``config_id``, ``configuration`` (a readable label),
     one column per searched dotted path, ``seed``, ``metric.<name>`` per metric, ``runtime``,
-    ``trainings``, ``oracle``, ``error``, ``baseline`` and ``per_image_iou`` (a list).
+    ``trainings``, ``oracle``, ``error``, ``baseline``, ``segment_masks`` (what a stage-3 segmenter learns from:
+    ``pseudo``, ``ground_truth``, None without one) and ``per_image_iou`` (a list).
     """
     rows = []
     paths: list[str] = []
+    supervision: dict[str, str | None] = {}  # per configuration
     for trial in runner.trials():
         attrs = trial.user_attrs
         params = attrs.get("params", {})
+        config_id = attrs.get("config_id", "")
+        if config_id not in supervision:
+            supervision[config_id] = runner.study.supervision(params)
         paths += [p for p in params if p not in paths]
         row: dict[str, Any] = {
             "number": trial.number,
             "state": trial.state.name,
             "identity": attrs.get("identity", ""),
-            "config_id": attrs.get("config_id", ""),
+            "config_id": config_id,
             "configuration": _label(params),
             "seed": attrs.get("seed"),
             **{p: json.dumps(v) if isinstance(v, dict | list) else v for p, v in params.items()},
@@ -48,6 +53,7 @@ def trials_frame(runner: StudyRunner) -> pd.DataFrame:
             "names": attrs.get("names"),
             "error": attrs.get("error", "") if trial.state != TrialState.COMPLETE else "",
             "baseline": runner.study.is_baseline(params),
+            "segment_masks": supervision[config_id],
             "per_image_iou": attrs.get("per_image_iou"),
         }
         rows.append(row)

@@ -189,6 +189,25 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class SegmentTraining:
+    """The harness's keys of the ``segment`` slot (stage 3): how the segmenter learns (defaults: ``defaults.yaml``)."""
+
+    masks: Literal["pseudo", "ground_truth"]  # ground_truth: the fully supervised upper bound
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    lr: Annotated[float, Range(low=0, low_open=True)]
+    weight_decay: Annotated[float, Range(low=0)]
+    optimizer: Literal["adamw", "poly_sgd"]
+    ignore_band: NonNegativeInt  # pseudo-mask pixels this close to a boundary are left out of the loss
+    augment: bool
+
+    @classmethod
+    def of(cls, spec: Component) -> SegmentTraining:
+        """The training keys of a resolved ``segment`` spec."""
+        return cls(**{field.name: spec[field.name] for field in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True)
 class TrialConfig:
     """A resolved trial config: every key of ``defaults.yaml``, typed (component slots stay mappings)."""
 
@@ -205,6 +224,7 @@ class TrialConfig:
     train: TrainConfig
     cam: Component
     postprocess: list[Component]
+    segment: Component | None  # stage 3: a segmenter trained on the train pseudo-masks (null: none)
     metrics: list[str] | None
     plugins: list[str]
 

@@ -8,6 +8,7 @@ combinations. Only safe YAML loading is used; nothing is imported but the listed
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import json
 import math
@@ -19,7 +20,7 @@ import numpy as np
 
 from ablate._cache import StageCache, stable_hash
 from ablate._config import EXECUTION_KEYS, OPTIONAL_SLOTS, ConfigError, load_yaml, merge, resolve, set_dotted
-from ablate._metrics import lower_is_better
+from ablate._metrics import is_metric, lower_is_better
 from ablate._plugins import PluginError, load_components
 from ablate._pruning import PrunerSpec, parse_pruner
 from ablate._reference import Reference, load_reference
@@ -128,9 +129,10 @@ class Study:
         """Hash of everything that defines the search space; a change refuses to resume."""
         config = resolve(self.config)
         for slot in OPTIONAL_SLOTS:  # left out while unset, so studies stored before a slot existed still resume
-            section, key = slot.split(".")
-            if config[section].get(key) is None:
-                del config[section][key]
+            *sections, key = slot.split(".")
+            parent = functools.reduce(lambda node, section: node[section], sections, config)
+            if parent.get(key) is None:
+                del parent[key]
         return stable_hash(
             {
                 "config": config,
@@ -162,6 +164,13 @@ class Study:
         """:meth:`total_trials` less the other seeds of ``pruned`` configurations, which never run."""
         total = self.total_trials()
         return None if total is None else total - pruned * (len(self.seeds) - 1)
+
+    def supervision(self, params: dict[str, Any]) -> str | None:
+        """What the configuration's stage-3 segmenter learns from (``pseudo`` or ``ground_truth``; None: no stage 3)."""
+        if "segment" not in self.config and not any(path.split(".")[0] == "segment" for path in params):
+            return None  # the default has none: no need to resolve the config
+        segment = resolve(self.trial_config(params, 0)).get("segment")
+        return segment["masks"] if isinstance(segment, dict) else None
 
     def is_baseline(self, params: dict[str, Any]) -> bool:
         return self.baseline is not None and all(params.get(k) == v for k, v in self.baseline.items())
@@ -246,10 +255,10 @@ def _objectives(path: Path, raw: Any, plugins_loaded: bool = True) -> list[Objec
         spec = {"metric": item} if isinstance(item, str) else item
         if not isinstance(spec, dict) or not isinstance(spec.get("metric"), str):
             raise _fail(path, f"objective: expected a metric name or {{metric, direction}}, got {item!r}")
-        if spec["metric"] not in METRICS and not plugins_loaded:  # a plugin's metric: its direction is stored
+        if not is_metric(spec["metric"]) and not plugins_loaded:  # a plugin's metric: its direction is stored
             objectives.append(Objective(spec["metric"], spec.get("direction", STORED)))
             continue
-        if spec["metric"] not in METRICS:
+        if not is_metric(spec["metric"]):
             raise _fail(path, f"objective: {METRICS.unknown_message(spec['metric'])}")
         default = "minimize" if lower_is_better(spec["metric"]) else "maximize"
         direction = spec.get("direction", default)

@@ -49,6 +49,8 @@ PRETRAIN_INIT_SEED = 0
 PRETRAIN_WARMUP = 0.1
 PRETRAIN_WEIGHT_DECAY = 0.05
 PRETRAIN_LOG_EVERY = 100
+# exponent of the poly learning-rate decay (DeepLab's)
+POLY_POWER = 0.9
 
 
 class Diverged(RuntimeError):
@@ -98,13 +100,26 @@ def file_digest(path: str | None) -> str | None:
 
 def lr_factor(warmup: float, schedule: str, total_steps: int, step: int) -> float:
     """Learning-rate multiplier of ``step`` (0-based): a linear ramp over the first ``warmup`` share of the
-    steps, then constant or a cosine decay to 0 at ``total_steps``."""
+    steps, then constant, a cosine decay to 0 at ``total_steps``, or DeepLab's poly decay ``(1 - t) ** 0.9``."""
     ramp = max(1, round(warmup * total_steps)) if warmup > 0 else 0
     if step < ramp:
         return (step + 1) / ramp
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * (step - ramp) / max(1, total_steps - ramp)))
+    if schedule == "poly":
+        return max(0.0, 1.0 - (step - ramp) / max(1, total_steps - ramp)) ** POLY_POWER
     return 1.0
+
+
+def sum_checked(pending: list[dict[str, torch.Tensor]], epoch: int, last: int, totals: dict[str, float]) -> None:
+    """Add the ``pending`` steps' losses (ending at step ``last``) to ``totals``; raise at the first NaN/inf."""
+    keys = list(pending[0])
+    values = torch.stack([torch.stack([p[k].float() for k in keys]) for p in pending]).tolist()  # one sync
+    for offset, row in enumerate(values):
+        if not math.isfinite(row[0]):
+            raise Diverged(f"diverged at epoch {epoch}, step {last - len(values) + 1 + offset} (loss {row[0]})")
+        for key, value in zip(keys, row, strict=True):
+            totals[key] = totals.get(key, 0.0) + value
 
 
 LossFn = Callable[[dict[str, Any], torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor | float]]]
@@ -130,6 +145,13 @@ class FrozenFeed:
             with torch.no_grad():
                 return self.network(images).aligned(self.network.align)
         return self.stream[epoch - 1, start : start + images.shape[0]].to(images.device, non_blocking=True)
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """float16 autocast on CUDA (with a GradScaler in every training loop), nothing elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
 
 
 def _ema(module: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
@@ -412,7 +434,7 @@ class Trainer:
                 parts = {k: torch.as_tensor(v).detach().to(loss.device) for k, v in parts.items()}
                 pending.append({"loss": loss.detach(), **parts})
                 if step % SYNC_EVERY == 0 or step == len(steps):
-                    self._check_and_sum(pending, epoch, step, totals)
+                    sum_checked(pending, epoch, step, totals)
                     bar.set_postfix(loss=f"{totals['loss'] / step:.3f}")
                     pending = []
             means = {k: v / len(steps) for k, v in totals.items()}
@@ -427,21 +449,8 @@ class Trainer:
         for module in networks.values():
             module.eval()
 
-    @staticmethod
-    def _check_and_sum(pending: list[dict[str, torch.Tensor]], epoch: int, last: int, totals: dict[str, float]) -> None:
-        """Add the ``pending`` steps' losses (ending at step ``last``) to ``totals``; raise at the first NaN/inf."""
-        keys = list(pending[0])
-        values = torch.stack([torch.stack([p[k].float() for k in keys]) for p in pending]).tolist()  # one sync
-        for offset, row in enumerate(values):
-            if not math.isfinite(row[0]):
-                raise Diverged(f"diverged at epoch {epoch}, step {last - len(values) + 1 + offset} (loss {row[0]})")
-            for key, value in zip(keys, row, strict=True):
-                totals[key] = totals.get(key, 0.0) + value
-
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
+        return autocast(self.device)
 
     @staticmethod
     def _forward(module: nn.Module, images: torch.Tensor, trainable: bool) -> Any:

@@ -19,17 +19,18 @@ import torch
 
 from ablate._cache import StageCache
 from ablate._cams import compute_cams
-from ablate._code import CAM_MODULES, POSTPROCESS_MODULES, code_fingerprint
+from ablate._code import CAM_MODULES, POSTPROCESS_MODULES, SEGMENT_MODULES, code_fingerprint
 from ablate._config import ConfigError
-from ablate._data import Dataset
+from ablate._data import Dataset, Split, fingerprint_arrays
 from ablate._device import describe_device, select_device
 from ablate._evaluation import Evaluation
 from ablate._metrics import evaluate, per_image_iou
 from ablate._pool import map_images
 from ablate._postprocess import PostState
-from ablate._registries import CAMS, DATASETS, METRICS, PARADIGMS, POSTPROCESSORS
-from ablate._schema import TrialConfig
-from ablate._train import Diverged, Trainer, to_tensor
+from ablate._registries import CAMS, DATASETS, METRICS, PARADIGMS, POSTPROCESSORS, SEGMENTERS
+from ablate._schema import SegmentTraining, TrialConfig
+from ablate._segmentation import build_segmenter, gate, predict, train_segmenter, with_ignore_band
+from ablate._train import Diverged, Trainer, file_digest, to_tensor
 from ablate._validate import default_mask_step, validate
 
 T = TypeVar("T")
@@ -40,7 +41,8 @@ class TrialResult:
     """What one trial produced.
 
     Attributes:
-        metrics: metric name -> value on the test split.
+        metrics: metric name -> value on the test split; with a ``segment`` stage also the segmenter's on the test
+            split (``seg_`` names) and the gated train pseudo-masks' where the train split has masks (``train_``).
         per_image_iou: smoke IoU per test image (NaN for images without smoke), for paired tests.
         image_names: names of the test images, aligned with ``per_image_iou``.
         trainings: trainings executed by this trial (0 when every network came from the cache).
@@ -52,7 +54,8 @@ class TrialResult:
         config: the resolved config.
         names: ``class`` (what the masks mark) and ``object`` (the co-occurring object), from the dataset.
         gallery: for a fixed set of test images (see :func:`gallery_indices`): ``indices``,
-            ``images``, ``masks``, ``cooccur`` (ground truth), ``cams`` and ``pred`` (this trial's output).
+            ``images``, ``masks``, ``cooccur`` (ground truth), ``cams`` and ``pred`` (this trial's output), and
+            ``seg_pred`` (the segmenter's masks) with a ``segment`` stage.
     """
 
     metrics: dict[str, float]
@@ -103,6 +106,7 @@ class TrialRun:
         self.device = select_device(config.device)
         self.timings: dict[str, float] = {}
         self._step: str | None = None  # the post-processing step running now (its code keys its cached values)
+        self._split = "test"  # the split the post-processing chain runs on now (train: stage 3's pseudo-masks)
         with self.timed("data"):
             self.data = load_data(config.data, cache)
         self.paradigm = PARADIGMS.build(config.paradigm)
@@ -160,55 +164,171 @@ class TrialRun:
 
     # --- PostContext -------------------------------------------------------------------------
     def cams(self, *, scale: float = 1.0, flip: bool = False, layer: str | None = None) -> np.ndarray:
-        return self._cam_set("test", scale, flip, layer)[0]
+        return self._cam_set(self._split, scale, flip, layer)[0]
 
     def features(self) -> np.ndarray:
         role = self.config.cam["network"]
         role = self.paradigm.roles[-1] if role == "both" else role
+        images = self._current.images
 
         def build(folder: Any) -> None:
             network, out = self.train()[role], []
             with torch.no_grad():
-                for start in range(0, len(self.data.test), 32):
-                    out.append(network(to_tensor(self.data.test.images[start : start + 32], self.device)).features)
+                for start in range(0, len(images), 32):
+                    out.append(network(to_tensor(images[start : start + 32], self.device)).features)
             np.save(folder / "features.npy", torch.cat(out).float().cpu().numpy().astype(np.float16))
 
-        entry = self.cache.get_or_build("features", {"model": self.model_inputs, "role": role}, build)
+        inputs = {"model": self.model_inputs, "role": role, "split": self._split}
+        entry = self.cache.get_or_build("features", inputs, build)
         return np.load(entry / "features.npy").astype(np.float32)
 
     def train_split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.data.train.images, self.data.train.labels, self._cam_set("train", 1.0, False, None)[0]
 
-    def cached(self, name: str, params: dict[str, Any], build: Callable[[], T]) -> T:
+    def cached(self, name: str, params: dict[str, Any], build: Callable[[], T], *, per_split: bool = True) -> T:
         # the running step's module: it decides what ``build`` computes, whatever it names its entry
         code = code_fingerprint(POSTPROCESS_MODULES, [(POSTPROCESSORS, self._step)] if self._step else [])
         inputs = {"model": self.model_inputs, "cam": self.config.cam, "code": code, "name": name, "params": params}
+        if per_split:
+            inputs["split"] = self._split
         entry = self.cache.get_or_build("post", inputs, lambda folder: torch.save(build(), folder / "value.pt"))
         return torch.load(entry / "value.pt", weights_only=False)
 
     def ground_truth(self) -> np.ndarray:
-        return self.data.test.masks
+        if self._current.masks is None:
+            where = f"postprocess ({self._step})"
+            raise ConfigError(f"{where}: it reads the ground truth, and the {self._split} split has no masks")
+        return self._current.masks
 
     def map_images(self, fn: Callable[..., T], *arrays: np.ndarray) -> list[T]:
         return map_images(fn, *arrays, workers=self.config.threads or os.cpu_count() or 1)
 
     # --- the trial ---------------------------------------------------------------------------
-    def run(self) -> TrialResult:
-        cams, smoke_prob = self._cam_set("test", 1.0, False, None)
-        state = PostState(self.data.test.images, cams)
+    @property
+    def _current(self) -> Split:
+        return getattr(self.data, self._split)
+
+    def _chain(self, split: str) -> tuple[PostState, bool]:
+        """The post-processing chain on ``split``'s CAMs: the final state (its mask made by the default step when no
+        step made one) and whether a step looked at the ground truth."""
+        state = PostState(getattr(self.data, split).images, self._cam_set(split, 1.0, False, None)[0])
         oracle = False
-        with self.timed("postprocess"):
-            steps = self.config.postprocess
-            for spec in steps:
-                self._step = spec["name"]
-                step = POSTPROCESSORS.build(spec)
-                oracle |= bool(getattr(step, "uses_ground_truth", False))
-                state = step(state, self)
-            if state.mask is None:
-                state = POSTPROCESSORS.create(default_mask_step())(state, self)
+        self._split = split
+        try:
+            with self.timed("postprocess"):
+                for spec in self.config.postprocess:
+                    self._step = spec["name"]
+                    step = POSTPROCESSORS.build(spec)
+                    oracle |= bool(getattr(step, "uses_ground_truth", False))
+                    state = step(state, self)
+                if state.mask is None:
+                    self._step = default_mask_step()
+                    state = POSTPROCESSORS.create(self._step)(state, self)
+        finally:
+            self._split, self._step = "test", None
+        return state, oracle
+
+    def _pseudo_mask_inputs(self) -> dict[str, Any]:
+        """The cache key of the train split's gated pseudo-masks: the model, the CAM method, the chain, their code."""
+        steps = [*(spec["name"] for spec in self.config.postprocess), default_mask_step()]
+        components = [(CAMS, self.config.cam["name"]), *((POSTPROCESSORS, name) for name in steps)]
+        return {
+            "model": self.model_inputs,
+            "cam": self.config.cam,
+            "postprocess": self.config.postprocess,
+            "code": code_fingerprint((*CAM_MODULES, *POSTPROCESS_MODULES, *SEGMENT_MODULES), components),
+            "split": "train",
+        }
+
+    def train_pseudo_masks(self) -> tuple[np.ndarray, np.ndarray]:
+        """The post-processed CAMs ``[N, H, W]`` and the pseudo-masks of the train split, gated by the image labels
+        (an image labelled smoke-free has none), from the stage cache or made now."""
+
+        def build(folder: Any) -> None:
+            state, _ = self._chain("train")
+            masks = gate(state.mask, self.data.train.labels)
+            np.savez(folder / "pseudo.npz", cams=state.cams.astype(np.float16), masks=np.packbits(masks, axis=-1))
+
+        stored = np.load(self.cache.get_or_build("pseudo_masks", self._pseudo_mask_inputs(), build) / "pseudo.npz")
+        width = self.data.train.images.shape[2]
+        return stored["cams"].astype(np.float32), np.unpackbits(stored["masks"], axis=-1, count=width)
+
+    def segmenter(self) -> torch.nn.Module:
+        """Stage 3's segmenter trained on the train split's pseudo-masks (or true masks), cached by what they come
+        from, the ``segment`` spec and the seed."""
+        spec = self.config.segment
+        training, train = SegmentTraining.of(spec), self.data.train
+        if training.masks == "ground_truth":
+            source: dict[str, Any] = {"ground_truth": fingerprint_arrays(train.masks)}
+        else:
+            source = {"pseudo": self._pseudo_mask_inputs(), "ignore_band": training.ignore_band}
+        inputs = {
+            "code": code_fingerprint(SEGMENT_MODULES, [(SEGMENTERS, spec["name"])]),
+            "segment": spec,
+            "checkpoint": file_digest(spec.get("checkpoint")),
+            "targets": source,
+            "data_fingerprint": self.data.fingerprint,
+            "seed": self.seed,
+        }
+
+        def build(folder: Any) -> None:
+            if training.masks == "ground_truth":
+                targets = train.masks.astype(np.uint8)
+            else:
+                targets = with_ignore_band(self.train_pseudo_masks()[1], training.ignore_band)
+            with self.timed("segment"):
+                model = train_segmenter(self.trainer, spec, train.images, targets)
+            torch.save(model.state_dict(), folder / "weights.pt")
+
+        entry = self.cache.get_or_build("segmenter", inputs, build)
+        self.trainer.checkpoints.append(entry / "weights.pt")
+        model = build_segmenter(spec, self.device)
+        model.load_state_dict(torch.load(entry / "weights.pt", map_location=self.device, weights_only=True))
+        return model.eval()
+
+    def _check_segment(self) -> None:
+        spec = self.config.segment
+        if spec is not None and spec["masks"] == "ground_truth" and self.data.train.masks is None:
+            raise ConfigError(
+                f"segment.masks: ground_truth needs masks of the train split, and data '{self.config.data['name']}' "
+                "has none (use masks: pseudo)"
+            )
+
+    def _segment_metrics(self, names: list[str]) -> tuple[dict[str, float], np.ndarray]:
+        """Stage 3's metrics (``seg_``: the segmenter on test; ``train_``: the train pseudo-masks where the train
+        split has masks; undefined ones left out) and the segmenter's test masks."""
+        model = self.segmenter()
+        test, val, train = self.data.test, self.data.val, self.data.train
+        with self.timed("segment"):
+            prob = predict(model, test.images, self.device)
+            val_prob = predict(model, val.images, self.device) if val is not None else None
+        # an image is called smoke when any of its pixels is: the segmenter's image-level decision
+        seg = Evaluation(
+            prob,
+            prob >= 0.5,
+            test.masks,
+            test.labels,
+            prob.reshape(len(prob), -1).max(axis=1),
+            test.cooccur_masks,
+            val_labels=val.labels if val is not None else None,
+            val_smoke_prob=val_prob.reshape(len(val_prob), -1).max(axis=1) if val_prob is not None else None,
+        )
+        metrics = {f"seg_{name}": value for name, value in evaluate(seg, names).items()}
+        if train.masks is not None and self.config.segment["masks"] == "pseudo":
+            cams, masks = self.train_pseudo_masks()
+            smoke_prob = self._cam_set("train", 1.0, False, None)[1]
+            pseudo = Evaluation(cams, masks.astype(bool), train.masks, train.labels, smoke_prob, train.cooccur_masks)
+            metrics |= {f"train_{k}": v for k, v in evaluate(pseudo, names).items() if not np.isnan(v)}
+        return metrics, prob >= 0.5
+
+    def run(self) -> TrialResult:
+        self._check_segment()
+        smoke_prob = self._cam_set("test", 1.0, False, None)[1]
+        state, oracle = self._chain("test")
         test = self.data.test
         val = self.data.val
         val_prob = self._cam_set("val", 1.0, False, None)[1] if val is not None else None
+        names = self.config.metrics or METRICS.names()
         with self.timed("metrics"):
             ev = Evaluation(
                 state.cams,
@@ -220,7 +340,6 @@ class TrialRun:
                 val_labels=val.labels if val is not None else None,
                 val_smoke_prob=val_prob,
             )
-            names = self.config.metrics or METRICS.names()
             metrics = evaluate(ev, names)
             ious = per_image_iou(state.mask, test.masks)
         shown = gallery_indices(test.labels, test.cooccur_masks)
@@ -231,6 +350,10 @@ class TrialRun:
             "cams": state.cams[shown].astype(np.float16),
             "pred": state.mask[shown],
         }
+        if self.config.segment is not None:
+            seg_metrics, seg_pred = self._segment_metrics(names)
+            metrics |= seg_metrics
+            gallery["seg_pred"] = seg_pred[shown]
         if test.cooccur_masks is not None:
             gallery["cooccur"] = test.cooccur_masks[shown]
         return TrialResult(

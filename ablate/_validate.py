@@ -3,7 +3,8 @@
 :func:`validate` resolves a partial config against the defaults, checks every field and component
 (one line listing all problems), then builds the chosen networks on the meta device to catch what only
 the combination can show: roles a paradigm does not train, channel counts a projection cannot map,
-CAM layers a backbone does not have (also those a post-processing step asks CAMs of). It also fills in
+CAM layers a backbone does not have (also those a post-processing step asks CAMs of), a segmenter that cannot be
+built. It also fills in
 ``cam.network: auto``.
 """
 
@@ -15,9 +16,10 @@ from typing import Any
 import torch
 
 from ablate._config import ConfigError, check, resolve
+from ablate._data import CLASSES
 from ablate._models import build_network
 from ablate._plugins import load_components
-from ablate._registries import PARADIGMS, POSTPROCESSORS
+from ablate._registries import PARADIGMS, POSTPROCESSORS, SEGMENTERS
 from ablate._schema import TrialConfig
 from ablate._transfer import TransferLoss
 
@@ -110,4 +112,11 @@ def _check_combination(resolved: dict[str, Any], check_files: bool) -> list[str]
                 networks[role].backbone.cam_layer(layer)
             except ValueError as exc:
                 return [f"{field}: {exc} (the {role}'s backbone)"]
+    if config.segment is not None:
+        spec = config.segment if check_files else {k: v for k, v in config.segment.items() if k != "checkpoint"}
+        try:
+            with torch.device("meta"):
+                SEGMENTERS.build(spec, num_classes=len(CLASSES))
+        except (ValueError, TypeError, RuntimeError, OSError, KeyError) as exc:
+            return [f"segment ({spec['name']}): {exc}"]
     return []

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import seaborn as sns
 
-from ablate._metrics import lower_is_better
+from ablate._metrics import lower_is_better, stage_prefix
 from ablate._registries import ALL as REGISTRIES
 from ablate._registries import METRICS
 from ablate._registry import RegistryError
@@ -33,9 +33,11 @@ def component_label(name: str) -> str:
     return name
 
 
-def cooccurrence_metrics() -> list[str]:
-    """The metrics registered as measuring co-occurrence bias, shown beside the objective wherever there is room."""
-    return METRICS.tagged("cooccurrence")
+def cooccurrence_metrics(beside: str | None = None) -> list[str]:
+    """The metrics registered as measuring co-occurrence bias, shown beside the objective wherever there is room;
+    of the same stage as the metric ``beside`` (``seg_chimney_claimed`` beside ``seg_smoke_iou``)."""
+    prefix = stage_prefix(beside)
+    return [prefix + name for name in METRICS.tagged("cooccurrence")]
 
 
 def is_missing(value: Any) -> bool:
@@ -157,7 +159,8 @@ def _metrics(frame: pd.DataFrame, objectives: list[Objective]) -> list[str]:
     """Metrics with at least one defined value: objectives first, then co-occurrence, then the rest."""
     stored = [c.removeprefix(METRIC_PREFIX) for c in frame if c.startswith(METRIC_PREFIX)]
     defined = [m for m in stored if frame[METRIC_PREFIX + m].notna().any()]
-    first = list(dict.fromkeys([o.metric for o in objectives] + cooccurrence_metrics()))
+    beside = cooccurrence_metrics(objectives[0].metric if objectives else None)
+    first = list(dict.fromkeys([o.metric for o in objectives] + beside))
     return [m for m in first if m in defined] + sorted(m for m in defined if m not in first)
 
 

@@ -19,8 +19,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from scipy import ndimage
 
-from ablate._metrics import per_image_iou
-from ablate._registries import METRICS
+from ablate._metrics import metric_description, per_image_iou
 from ablate._report._model import MISSING, Axis, ReportData, cooccurrence_metrics, minimize, short_labels
 from ablate._report._pdf import page, wrap
 from ablate._report._tables import friedman, grouped, marginal
@@ -54,7 +53,7 @@ def _row_labels(ax: Axes, positions: Any, labels: list[str]) -> None:
 
 def _panels(data: ReportData) -> list[str]:
     """The objective and, beside it, the co-occurrence metrics."""
-    return [m for m in dict.fromkeys((data.objective, *cooccurrence_metrics())) if m in data.metrics]
+    return [m for m in dict.fromkeys((data.objective, *cooccurrence_metrics(data.objective))) if m in data.metrics]
 
 
 def _axis_label(data: ReportData, metric: str) -> str:
@@ -106,7 +105,7 @@ def configurations_figure(data: ReportData, summary: pd.DataFrame) -> Plot | Non
         return None
     shown = _ranked(summary)
     shown_metrics = [m for m in _panels(data) if m != data.objective]
-    meanings = "; ".join(f"{m}: {METRICS.get(m).description.rstrip('.')}" for m in shown_metrics)
+    meanings = "; ".join(f"{m}: {metric_description(m)}" for m in shown_metrics)
     caption = (
         f"Each configuration ranked by {data.objective} (best on top)"
         + (f" with the co-occurrence metrics beside it ({meanings})" if meanings else "")
@@ -386,7 +385,9 @@ def gallery_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
     rows = min(MAX_GALLERY_ROWS, len(first["indices"]))
     cooccur = first.get("cooccur")
     names = data.names()
-    mosaic = _Mosaic(rows, 2 + 2 * len(sources), first["images"].shape[1:])
+    segmented = all("seg_pred" in arrays for *_, arrays in sources)  # stage 3: the segmenter's masks too
+    per = 3 if segmented else 2  # panels per configuration
+    mosaic = _Mosaic(rows, 2 + per * len(sources), first["images"].shape[1:])
     jet = colormaps["jet"]
     scores = []
     for r in range(rows):
@@ -396,18 +397,21 @@ def gallery_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
         mosaic.put(r, 1, mosaic.outlines(image, mask, outline))
         for p, (*_, arrays) in enumerate(sources):
             cam = np.clip(mosaic.fit(arrays["cams"][r].astype(np.float32)), 0, 1)
-            mosaic.put(r, 2 + 2 * p, 0.5 * image + 0.5 * jet(cam)[..., :3])
-            pred = arrays["pred"][r]
-            shaded = np.where(mosaic.fit(pred)[..., None], 0.45 * image + 0.55 * np.array(PRED), image)
-            mosaic.put(r, 3 + 2 * p, mosaic.outlines(shaded, mask, outline))
-            if mask.any():
-                iou = per_image_iou(pred[None], mask[None])[0]
-                scores.append((*mosaic.origin(r, 3 + 2 * p), f"{iou:.2f}"))
+            mosaic.put(r, 2 + per * p, 0.5 * image + 0.5 * jet(cam)[..., :3])
+            for offset, key in enumerate(["pred", "seg_pred"][: per - 1], start=1):
+                pred = arrays[key][r]
+                shaded = np.where(mosaic.fit(pred)[..., None], 0.45 * image + 0.55 * np.array(PRED), image)
+                mosaic.put(r, 2 + per * p + offset, mosaic.outlines(shaded, mask, outline))
+                if mask.any():
+                    iou = per_image_iou(pred[None], mask[None])[0]
+                    scores.append((*mosaic.origin(r, 2 + per * p + offset), f"{iou:.2f}"))
     caption = (
         f"Fixed test images (the first of each case). Ground truth: {names['class']} outlined green, "
         f"{names['object']} dashed cyan. Per configuration: its CAM (jet, 0 to 1) over the image, and its "
-        f"pseudo-mask (red) with the same outlines; number: the image's {names['class']} IoU. One seed that all "
-        "shown configurations completed where there is one."
+        f"pseudo-mask (red) with the same outlines"
+        + (", then the stage-3 segmenter's mask (red)" if segmented else "")
+        + f"; number: the image's {names['class']} IoU. One seed that all shown configurations completed where "
+        "there is one."
     )
     fig = page("Qualitative gallery", caption)
     ax, key = fig.subplots(1, 2, width_ratios=[3, 1])
@@ -417,8 +421,8 @@ def gallery_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
         ax.text(x + 2, y + height - 3, text, fontsize=7, color="white", bbox={"facecolor": "black", "pad": 1})
     titles, colours = ["image", "ground\ntruth"], ["black", "black"]
     for role, row, _ in sources:
-        titles += [f"{wrap(role, 9)}\nCAM", f"{wrap(role, 9)}\nmask"]
-        colours += [data.colour("", row["configuration"])] * 2
+        titles += [f"{wrap(role, 9)}\n{kind}" for kind in ["CAM", "mask", "segmenter"][:per]]
+        colours += [data.colour("", row["configuration"])] * per
     ax.xaxis.tick_top()
     ax.set_xticks([mosaic.origin(0, c)[1] + width / 2 for c in range(len(titles))], titles, fontsize=7)
     for label, colour in zip(ax.get_xticklabels(), colours, strict=True):

@@ -251,6 +251,7 @@ def configurations(data: ReportData) -> pd.DataFrame:
     out = pd.DataFrame({"configuration": first["label"], **{a.name: first[a.column] for a in data.axes}})
     out["oracle"] = data.scored.groupby("config_id", sort=False)["oracle"].any()
     out["baseline"] = first["baseline"].astype(bool)
+    out["supervision"] = first.get("segment_masks")
     out["seeds"] = stats_["trials"]
     out["pruned"] = data.scored.groupby("config_id", sort=False)["state"].agg(lambda s: s.eq("PRUNED").any())
     objective = data.objective
@@ -464,7 +465,7 @@ def _summary_table(data: ReportData, summary: pd.DataFrame) -> Table:
         shown["95% t-CI (seeds)"] = [interval(r, objective) for _, r in summary.iterrows()]
         if objective in METRICS.tagged("per_image_iou_mean"):  # its test images can be resampled too
             shown["95% CI (bootstrap)"] = [interval(r, "image_iou", "boot") for _, r in summary.iterrows()]
-    for metric in (m for m in cooccurrence_metrics() if m in data.metrics and m != objective):
+    for metric in (m for m in cooccurrence_metrics(objective) if m in data.metrics and m != objective):
         shown[f"{metric} ({_direction(data, metric)})"] = [mean_pm(r, metric) for _, r in summary.iterrows()]
     per_image = objective in METRICS.tagged("per_image_iou_mean")
     note = STATS_NOTE + (BOOTSTRAP_NOTE.format(metric=objective) if per_image else "")
@@ -517,7 +518,7 @@ def _marginal_table(data: ReportData, axis: Axis, table: pd.DataFrame) -> Table:
         shown[f"{objective} mean"] = table[f"{objective}.mean"].map(number)
         shown["std"] = table[f"{objective}.std"].map(number)
         shown["95% CI"] = [interval(r, objective) for _, r in table.iterrows()]
-    for metric in (m for m in cooccurrence_metrics() if m in data.metrics and m != objective):
+    for metric in (m for m in cooccurrence_metrics(objective) if m in data.metrics and m != objective):
         shown[metric] = [mean_pm(r, metric) for _, r in table.iterrows()]
     note = f"Each value of {axis.path} pooled over the other axes and all seeds (completed trials). " + STATS_NOTE
     return Table(f"marginal-{axis.name}", f"Marginal: {axis.path}", note, shown, table.assign(axis=axis.path))
@@ -642,6 +643,39 @@ def _postprocess_table(data: ReportData) -> Table | None:
     return Table("paper-postprocess", "Post-processing (paper layout)", note, shown, table)
 
 
+SUPERVISION = {"pseudo": "pseudo-masks", "ground_truth": "ground truth (upper bound)"}
+
+
+def _segmentation_table(data: ReportData, summary: pd.DataFrame) -> Table | None:
+    """Stage 3 in the layout of WSSS papers: pseudo-mask quality on train, the segmenter trained on them on test."""
+    if not any(m.startswith("seg_") for m in data.metrics):
+        return None
+    columns = {
+        "train_miou": "pseudo-mask mIoU (train)",
+        "train_smoke_iou": "pseudo-mask smoke IoU (train)",
+        "miou": "pseudo-mask mIoU (test)",
+        "seg_miou": "segmenter mIoU (test)",
+        "seg_smoke_iou": "segmenter smoke IoU (test)",
+    } | {m: f"segmenter {m.removeprefix('seg_')} ({_direction(data, m)})" for m in cooccurrence_metrics("seg_miou")}
+    shown = pd.DataFrame({"configuration": summary["configuration"]})
+    shown["trained on"] = summary["supervision"].map(SUPERVISION).fillna(BLANK)
+    for metric, title in columns.items():
+        if metric in data.metrics:
+            shown[title] = [mean_pm(r, metric) for _, r in summary.iterrows()]
+    names = data.names()
+    note = (
+        "The three steps of WSSS as IRN, ToCo or CLIP-ES report them: the CAM pseudo-masks of the train split (the "
+        f"trial's CAM method and post-processing, an image labelled {names['class']}-free has no mask) against the "
+        "train split's masks, and the segmenter trained on those pseudo-masks, evaluated on the test split with the "
+        f"metrics of the pseudo-masks; its co-occurrence metrics ask whether the final model still marks the "
+        f"{names['object']}. 'ground truth (upper bound)': the same segmenter trained on the true train masks, the "
+        f"fully supervised bound. Mean ± half-width of the 95% t-interval over seeds. {ORACLE_NOTE}"
+    )
+    if "seg_smoke_iou" in data.metrics:
+        note += between_rows_note(summary, "seg_smoke_iou").replace("a two-sample", "segmenter smoke IoU, a two-sample")
+    return Table("wsss", "Weakly supervised segmentation (WSSS layout)", note, shown, summary)
+
+
 def failures_table(data: ReportData) -> Table:
     """Every trial that did not complete, with its reason and whether a later attempt completed it."""
     failed = data.status.failures
@@ -682,7 +716,8 @@ def build_tables(data: ReportData, summary: pd.DataFrame) -> list[Table]:
         tables.append(_friedman_table(test))
     if len(data.axes) > 1:  # with one axis the marginal table repeats the summary
         tables += [_marginal_table(data, a, marginal(data, a)) for a in data.axes if a.discrete]
-    tables += [t for t in (_transfer_table(data), _lambda_table(data), _postprocess_table(data)) if t is not None]
+    paper = (_transfer_table(data), _lambda_table(data), _postprocess_table(data), _segmentation_table(data, summary))
+    tables += [t for t in paper if t is not None]
     return tables
 
 

@@ -140,7 +140,7 @@ class AffinityNet:
 
     def __call__(self, state: PostState, ctx: PostContext) -> PostState:
         net = _Encoder()
-        net.load_state_dict(ctx.cached("affinitynet", self.train_params, lambda: self._train(ctx)))
+        net.load_state_dict(ctx.cached("affinitynet", self.train_params, lambda: self._train(ctx), per_split=False))
         net.to(ctx.device).eval()
         inputs = _downsample(state.images, _grid(state.images, self.train_params["stride"]))
         with torch.no_grad():

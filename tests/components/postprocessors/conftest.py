@@ -52,8 +52,8 @@ class FakeContext:
         assert self._train is not None, "this test gave the context no train split"
         return self._train
 
-    def cached(self, name: str, params: dict[str, Any], build: Callable[[], Any]) -> Any:
-        key = (name, repr(sorted(params.items())))
+    def cached(self, name: str, params: dict[str, Any], build: Callable[[], Any], *, per_split: bool = True) -> Any:
+        key = (name, repr(sorted(params.items())), per_split)
         if key not in self.store:
             self.builds += 1
             self.store[key] = pickle.loads(pickle.dumps(build()))  # the real cache stores it on disk
