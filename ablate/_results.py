@@ -25,7 +25,8 @@ def trials_frame(runner: StudyRunner) -> pd.DataFrame:
     Columns: ``number``, ``state``, ``identity``, ``config_id``, ``configuration`` (a readable label),
     one column per searched dotted path, ``seed``, ``metric.<name>`` per metric, ``runtime``,
     ``trainings``, ``oracle``, ``error``, ``baseline``, ``segment_masks`` (what a stage-3 segmenter learns from:
-    ``pseudo``, ``ground_truth``, None without one) and ``per_image_iou`` (a list).
+    ``pseudo``, ``ground_truth``, None without one), ``per_image_iou`` and ``seg_per_image_iou`` (lists: the
+    pseudo-masks' and the stage-3 segmenter's IoU per test image).
     """
     rows = []
     paths: list[str] = []
@@ -55,6 +56,7 @@ def trials_frame(runner: StudyRunner) -> pd.DataFrame:
             "baseline": runner.study.is_baseline(params),
             "segment_masks": supervision[config_id],
             "per_image_iou": attrs.get("per_image_iou"),
+            "seg_per_image_iou": attrs.get("seg_per_image_iou"),
         }
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -83,7 +85,7 @@ def load_results(study: str | Path | Study, out: str | Path | None = None, stora
         study = load_study(study, check_configs=False, need_plugins=False)
     runner = StudyRunner(study, out=out, storage=storage)
     runner.open(create=False)
-    return trials_frame(runner).drop(columns=["per_image_iou", "names"], errors="ignore")
+    return trials_frame(runner).drop(columns=["per_image_iou", "seg_per_image_iou", "names"], errors="ignore")
 
 
 def latest_per_identity(frame: pd.DataFrame) -> pd.DataFrame:

@@ -131,6 +131,7 @@ def result_attrs(result: Any, runtime: float) -> dict[str, Any]:
     return {
         "metrics": result.metrics,
         "per_image_iou": result.per_image_iou,
+        **({"seg_per_image_iou": result.seg_per_image_iou} if result.seg_per_image_iou is not None else {}),
         "timings": result.timings,
         "trainings": result.trainings,
         "oracle": result.oracle,

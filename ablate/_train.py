@@ -282,7 +282,9 @@ class Trainer:
         """Everything a trained model depends on, its code included; ``extra`` is the paradigm's own part."""
         config = self.config
         networks = {role: config.network(role) for role in roles}
-        components = [(DATASETS, config.data["name"]), (PARADIGMS, config.paradigm["name"])]
+        components = [(DATASETS, config.data["name"])]
+        if extra is not None:  # the paradigm's own training; a network trained alone is the same under every paradigm
+            components.append((PARADIGMS, config.paradigm["name"]))
         for network in networks.values():
             components += [(BACKBONES, network.backbone["name"]), (HEADS, network.head["name"])]
             if network.pretrain is not None:

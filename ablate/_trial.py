@@ -45,6 +45,7 @@ class TrialResult:
             split (``seg_`` names) and the gated train pseudo-masks' where the train split has masks (``train_``).
         per_image_iou: smoke IoU per test image (NaN for images without smoke), for paired tests.
         image_names: names of the test images, aligned with ``per_image_iou``.
+        seg_per_image_iou: with a ``segment`` stage, the segmenter's smoke IoU per test image (else None).
         trainings: trainings executed by this trial (0 when every network came from the cache).
         timings: seconds spent per stage (data, train, cams, postprocess, metrics).
         oracle: True when a step looked at the ground truth; every metric is then an oracle number.
@@ -69,6 +70,7 @@ class TrialResult:
     device: str = "cpu"
     config: dict[str, Any] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
+    seg_per_image_iou: list[float] | None = None
     gallery: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -350,10 +352,12 @@ class TrialRun:
             "cams": state.cams[shown].astype(np.float16),
             "pred": state.mask[shown],
         }
+        seg_ious = None
         if self.config.segment is not None:
             seg_metrics, seg_pred = self._segment_metrics(names)
             metrics |= seg_metrics
             gallery["seg_pred"] = seg_pred[shown]
+            seg_ious = [float(v) for v in per_image_iou(seg_pred, test.masks)]
         if test.cooccur_masks is not None:
             gallery["cooccur"] = test.cooccur_masks[shown]
         return TrialResult(
@@ -369,6 +373,7 @@ class TrialRun:
             config=self.config.to_dict(),
             names={"class": self.data.class_name, "object": self.data.object_name},
             gallery=gallery,
+            seg_per_image_iou=seg_ious,
         )
 
 

@@ -222,13 +222,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("no trials yet")
         return 0
     objectives = [f"metric.{o.metric}" for o in runner.study.objectives]
-    columns = [
-        c
-        for c in frame.columns
-        if c
-        not in ("identity", "config_id", "per_image_iou", "baseline", "configuration", "trainings", "oracle", "names")
-        and (not c.startswith("metric.") or c in objectives)
-    ]
+    internal = ("identity", "config_id", "per_image_iou", "seg_per_image_iou", "segment_masks", "baseline", "names")
+    hidden = (*internal, "configuration", "trainings", "oracle")
+    columns = [c for c in frame.columns if c not in hidden and (not c.startswith("metric.") or c in objectives)]
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
         print(frame[columns].to_string(index=False))
     counts = frame["state"].value_counts().to_dict()

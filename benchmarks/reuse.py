@@ -1,7 +1,8 @@
 """Stage-cache reuse: a post-processing study with one shared stage cache vs a fresh cache per trial.
 
 The configurations are those of ``studies/postprocess.yaml`` (every chain x every seed at
-``--size default``; the first two chains, the first seed and tiny data at ``--size tiny``). Each
+``--size default``; the first two chains, the first seed and tiny data at ``--size tiny``), or of the study
+``--study`` names (``studies/segmentation.yaml``: stage 3, whose segmenters share the classifiers). Each
 trial runs twice, back to back: once on the study's shared cache, once on an empty cache (what the
 study would cost without the stage cache); only generated data is shared by both. Ratios:
 
@@ -23,6 +24,7 @@ from ablate._study import load_study
 
 MODES = ("shared", "fresh")
 STUDY = Path(__file__).resolve().parent.parent / "studies" / "postprocess.yaml"
+SEGMENT_TINY = {"segment.epochs": 1, "segment.batch_size": 8}  # the tiny overrides of a study with stage 3
 TINY = {
     "configurations": 2,
     "seeds": 1,
@@ -34,9 +36,9 @@ TINY = {
 }
 
 
-def trials(size: str) -> list[tuple[dict[str, Any], dict[str, Any], int]]:
+def trials(size: str, path: Path = STUDY) -> list[tuple[dict[str, Any], dict[str, Any], int]]:
     """(grid parameters, trial config, seed) of every trial the benchmark runs, in the runner's queue order."""
-    study = load_study(STUDY, check_configs=False)
+    study = load_study(path, check_configs=False)
     configurations, seeds = study.configurations(), study.seeds
     if size == "tiny":
         configurations, seeds = configurations[: TINY["configurations"]], seeds[: TINY["seeds"]]
@@ -54,13 +56,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "Trainings and wall time of a post-processing study with vs without the stage cache.",
         {"tiny": 1, "default": 1},  # the ratio is set by the trainings count; a default round takes long
         argv,
+        lambda parser: parser.add_argument("--study", type=Path, default=STUDY, help=f"study file (default {STUDY})"),
     )
+    staged = "segment" in load_study(args.study, check_configs=False).config
     overrides = {
         **(TINY["overrides"] if args.size == "tiny" else {}),
+        **(SEGMENT_TINY if args.size == "tiny" and staged else {}),
         "device": device_name(),
         "threads": args.threads,
     }
-    planned = trials(args.size)
+    planned = trials(args.size, args.study)
     rounds = []
     with tempfile.TemporaryDirectory(prefix="ablate-reuse-") as tmp:
         parent = Path(tmp)
@@ -83,8 +88,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary = {key: median(values) for key, values in totals.items()}
     summary["trainings_ratio"] = paired_ratio(totals["fresh_trainings"], totals["shared_trainings"])
     summary["wall_ratio"] = paired_ratio(totals["fresh_seconds"], totals["shared_seconds"])
-    write_result("reuse", args, {"study": str(STUDY), "overrides": overrides, "summary": summary, "rounds": rounds})
-    print(f"{len(planned)} trials of {STUDY.name} (size {args.size}), median of {args.repeats} round(s)")
+    name = "reuse" if args.study == STUDY else f"reuse-{args.study.stem}"
+    write_result(name, args, {"study": str(args.study), "overrides": overrides, "summary": summary, "rounds": rounds})
+    print(f"{len(planned)} trials of {args.study.name} (size {args.size}), median of {args.repeats} round(s)")
     print_table(
         ["stage cache", "trainings", "trial seconds"],
         [

@@ -305,6 +305,11 @@ def prepare(frame: pd.DataFrame, study: Study, folder: Path) -> ReportData:
         return ReportData(study, folder, frame, frame, [], [], _status(frame, frame, study), {})
     axes = _axes(frame, study)
     frame = frame.assign(**{a.column: frame[a.path].map(value_label) for a in axes})
+    # the per-image IoU that tests, intervals and plots pair is that of the stage the objective measures: the
+    # stage-3 segmenter's for a seg_ objective, none for a train_ one (other images)
+    stage = stage_prefix(study.objectives[0].metric if study.objectives else None)
+    if stage:
+        frame = frame.assign(per_image_iou=frame.get(f"{stage}per_image_iou"))
     frame = frame.assign(label=_config_labels(frame, axes))
     latest = latest_per_identity(frame)
     metrics = _metrics(latest[latest["state"].eq("COMPLETE")], study.objectives)

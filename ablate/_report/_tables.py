@@ -30,8 +30,8 @@ import pandas as pd
 from scipy import optimize, stats
 
 from ablate._config import get_dotted, resolve
+from ablate._metrics import is_metric, metric_entry, stage_prefix
 from ablate._reference import Reference
-from ablate._registries import METRICS
 from ablate._report._model import (
     MISSING,
     Axis,
@@ -452,6 +452,14 @@ def _direction(data: ReportData, metric: str) -> str:
     return "lower is better" if minimize(metric, data.study) else "higher is better"
 
 
+def per_image_mean(metric: str | None) -> bool:
+    """Whether ``metric`` is the mean of the per-image IoUs the report pairs (registered ``per_image_iou_mean``,
+    of the test pseudo-masks or of the stage-3 segmenter)."""
+    if metric is None or not is_metric(metric) or stage_prefix(metric) == "train_":
+        return False
+    return bool(metric_entry(metric).meta.get("per_image_iou_mean"))
+
+
 def _summary_table(data: ReportData, summary: pd.DataFrame) -> Table:
     objective = data.objective
     rank = summary["rank"].map(number_or_blank).where(~summary["pruned"] | summary["rank"].notna(), "pruned")
@@ -463,11 +471,11 @@ def _summary_table(data: ReportData, summary: pd.DataFrame) -> Table:
         shown[f"{objective} mean"] = summary[f"{objective}.mean"].map(number)
         shown["std"] = summary[f"{objective}.std"].map(number)
         shown["95% t-CI (seeds)"] = [interval(r, objective) for _, r in summary.iterrows()]
-        if objective in METRICS.tagged("per_image_iou_mean"):  # its test images can be resampled too
+        if per_image_mean(objective):  # its test images can be resampled too
             shown["95% CI (bootstrap)"] = [interval(r, "image_iou", "boot") for _, r in summary.iterrows()]
     for metric in (m for m in cooccurrence_metrics(objective) if m in data.metrics and m != objective):
         shown[f"{metric} ({_direction(data, metric)})"] = [mean_pm(r, metric) for _, r in summary.iterrows()]
-    per_image = objective in METRICS.tagged("per_image_iou_mean")
+    per_image = per_image_mean(objective)
     note = STATS_NOTE + (BOOTSTRAP_NOTE.format(metric=objective) if per_image else "")
     note += between_rows_note(summary, objective) if objective else ""
     return Table("summary", title, note, shown, summary, summary["baseline"].tolist())
@@ -661,7 +669,10 @@ def _segmentation_table(data: ReportData, summary: pd.DataFrame) -> Table | None
     shown["trained on"] = summary["supervision"].map(SUPERVISION).fillna(BLANK)
     for metric, title in columns.items():
         if metric in data.metrics:
-            shown[title] = [mean_pm(r, metric) for _, r in summary.iterrows()]
+            # a segmenter trained on the true masks learned from no pseudo-mask: those cells stay blank there
+            learned = metric.startswith("seg_") | ~summary["supervision"].eq("ground_truth")
+            cells = [mean_pm(row, metric) for _, row in summary.iterrows()]
+            shown[title] = [cell if keep else BLANK for cell, keep in zip(cells, learned, strict=True)]
     names = data.names()
     note = (
         "The three steps of WSSS as IRN, ToCo or CLIP-ES report them: the CAM pseudo-masks of the train split (the "
@@ -690,7 +701,8 @@ def failures_table(data: ReportData) -> Table:
         }
     )
     note = "Trials that failed or did not finish; 'rerun completed': a later attempt of the same seed completed."
-    return Table("failures", "Failed and unfinished trials", note, shown, failed.drop(columns="per_image_iou"))
+    numbers = failed.drop(columns=["per_image_iou", "seg_per_image_iou"], errors="ignore")
+    return Table("failures", "Failed and unfinished trials", note, shown, numbers)
 
 
 UNFINISHED = {"FAIL": "no reason recorded", "RUNNING": "running or interrupted", "WAITING": "queued"}

@@ -48,7 +48,8 @@ def write(frame: pd.DataFrame, study: Study, folder: Path, optuna_study: optuna.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    frame.drop(columns="per_image_iou", errors="ignore").to_csv(folder / "trials.csv", index=False)
+    per_image = ["per_image_iou", "seg_per_image_iou"]
+    frame.drop(columns=per_image, errors="ignore").to_csv(folder / "trials.csv", index=False)
     data = prepare(frame, study, folder)
     summary = configurations(data) if not data.scored.empty else pd.DataFrame()
     tables = build_tables(data, summary)

@@ -94,6 +94,14 @@ def test_teacher_is_shared_between_lambdas(tmp_path: Path) -> None:
     assert second.trainings == 1 and [h["tag"] for h in second.history] == ["student"]
 
 
+def test_a_network_trained_alone_is_shared_by_every_paradigm(tmp_path: Path) -> None:
+    """The frozen teacher of teacher-student is the teacher-alone baseline (the classifier's key names no paradigm)."""
+    cache = ablate.StageCache(tmp_path)
+    assert ablate.run_trial(_config(), cache=cache, progress=False).trainings == 2
+    alone = ablate.run_trial(_config(**PARADIGMS["single_teacher"]), cache=cache, progress=False)
+    assert alone.trainings == 0
+
+
 def test_same_seed_in_fresh_caches_gives_identical_results(tmp_path: Path) -> None:
     config = _config(seed=2)
     a = ablate.run_trial(config, cache=ablate.StageCache(tmp_path / "a"), progress=False)

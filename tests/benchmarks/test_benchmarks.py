@@ -58,6 +58,17 @@ def test_reuse(scripts, tmp_path):
     assert summary["trainings_ratio"] == 2 and summary["wall_ratio"] > 0
 
 
+def test_reuse_of_the_segmentation_study(scripts, tmp_path):
+    study = BENCHMARKS.parent / "studies" / "segmentation.yaml"
+    scripts("reuse").main(["--size", "tiny", "--out", str(tmp_path), "--study", str(study)])
+    record = json.loads((tmp_path / "reuse-segmentation-tiny.json").read_text())
+    rows = record["rounds"][0]
+    assert [row["params"]["postprocess"] for row in rows] == [[], ["crf"]]
+    # a chain-only change on the shared cache trains the segmenter alone; a fresh cache trains all three again
+    assert [row["shared"]["trainings"] for row in rows] == [3, 1]
+    assert [row["fresh"]["trainings"] for row in rows] == [3, 3]
+
+
 def test_shared_teacher(scripts, tmp_path):
     record = run(scripts, "shared_teacher", tmp_path)
     summary, rows = record["summary"], record["rows"]
