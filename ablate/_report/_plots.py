@@ -19,7 +19,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from scipy import ndimage
 
-from ablate._metrics import metric_description, per_image_iou
+from ablate._metrics import metric_description, per_image_iou, stage_prefix
 from ablate._report._model import MISSING, Axis, ReportData, cooccurrence_metrics, minimize, short_labels
 from ablate._report._pdf import page, wrap
 from ablate._report._tables import friedman, grouped, marginal
@@ -218,8 +218,10 @@ def per_image_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
     if long.empty:
         return None
     fg = data.names()["class"]
+    whose = "The stage-3 segmenter's " if stage_prefix(data.objective) == "seg_" else ""  # what the objective asks of
     caption = (
-        f"{fg.capitalize()} IoU of every test image with {fg}, pooled over seeds, per configuration in rank order: "
+        f"{whose}{fg if whose else fg.capitalize()} IoU of every test image with {fg}, pooled over seeds, per "
+        "configuration in rank order: "
         "box = quartiles, whiskers = 1.5 IQR, triangle = mean (the objective when it is the mean of these)."
         + _selection_note(shown, summary)
     )
