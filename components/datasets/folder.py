@@ -3,6 +3,8 @@
 Layout under ``root``::
 
     train/<class>/<image>            one sub-folder per class (unless ``train_csv`` is given)
+    train/masks/<class>/<stem>.png   optional smoke masks of the train images (the path below ``train/`` with a
+                                     .png suffix), for stage 3: pseudo-mask quality on train, ground-truth bound
     val/<class>/<image>              optional held-out images drawn like train (val_accuracy)
     test/images/<stem>.png|.jpg      test images
     test/masks/<stem>.png            smoke masks, nonzero = smoke, same size as the image
@@ -229,12 +231,22 @@ def folder(
 
 
 def _labelled_split(root: Path, split: str, csv_file: str | None, classes: tuple[str, ...], size: int) -> Split:
-    """The images of ``root/split`` with their class labels, resized whole."""
+    """The images of ``root/split`` with their class labels, resized whole, and their masks where
+    ``root/split/masks`` exists (one per image, at the image's path below the split with a .png suffix)."""
     items = _labelled_items(root, split, csv_file, classes)
     if not items:
         raise DatasetError(f"no {split} images in {root / split}")
+    mask_dir = root / split / "masks"
+    images, masks = [], []
+    for path, _ in items:
+        image = _open(path, "image")
+        images.append(_resize_image(image, size))
+        if mask_dir.is_dir():
+            mask_path = (mask_dir / path.relative_to(root / split)).with_suffix(".png")
+            masks.append(_resize_mask(_load_mask(mask_path, image), size))
     return Split(
-        images=np.stack([_resize_image(_open(path, "image"), size) for path, _ in items]),
+        images=np.stack(images),
         labels=np.array([label for _, label in items], dtype=np.int64),
+        masks=np.stack(masks) if masks else None,
         names=[os.path.relpath(path, root) for path, _ in items],
     )

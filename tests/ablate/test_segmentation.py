@@ -139,13 +139,24 @@ def _folder(root: Path) -> Path:
     return root
 
 
-def test_folder_data_without_train_masks(tmp_path: Path) -> None:
-    config = {**TINY, "data": {"name": "folder", "root": str(_folder(tmp_path / "data")), "image_size": 32}}
+def test_folder_data_with_and_without_train_masks(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "data")
+    config = {**TINY, "data": {"name": "folder", "root": str(root), "image_size": 32}}
+    small = {"train.batch_size": 4, "segment.batch_size": 4}
     cache = ablate.StageCache(tmp_path / "cache")
-    result = ablate.run_trial(config, {"train.batch_size": 4, "segment.batch_size": 4}, cache=cache, progress=False)
+    result = ablate.run_trial(config, small, cache=cache, progress=False)
     assert "seg_smoke_iou" in result.metrics and not any(k.startswith("train_") for k in result.metrics)
     with pytest.raises(ablate.ConfigError, match=r"^segment.masks: ground_truth needs masks of the train split"):
-        ablate.run_trial(config, {"segment.masks": "ground_truth"}, cache=cache, progress=False)
+        ablate.run_trial(config, {**small, "segment.masks": "ground_truth"}, cache=cache, progress=False)
+    for image in (root / "train").glob("*/*.png"):  # now with train masks: a smoke box in each smoke image
+        mask = np.zeros((32, 32), dtype=np.uint8)
+        mask[:8, :8] = 255 if image.parent.name == "smoke" else 0
+        (root / "train" / "masks" / image.parent.name).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mask).save(root / "train" / "masks" / image.parent.name / image.name)
+    with_masks = ablate.run_trial(config, small, cache=cache, progress=False)
+    assert "train_smoke_iou" in with_masks.metrics
+    bound = ablate.run_trial(config, {**small, "segment.masks": "ground_truth"}, cache=cache, progress=False)
+    assert "seg_smoke_iou" in bound.metrics
 
 
 @pytest.mark.parametrize(

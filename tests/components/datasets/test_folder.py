@@ -92,6 +92,19 @@ def test_optional_val_split_from_class_folders(root: Path) -> None:
     assert _message(root) == f"folder dataset: no val images in {root / 'val'}"
 
 
+def test_optional_train_masks_for_stage_3(root: Path) -> None:
+    assert _create(root, image_size=16).train.masks is None
+    for name in ("no_smoke", "smoke"):
+        for i in range(2):
+            box = (0, 0, 15, 20) if name == "smoke" else None  # the top-left quarter
+            _save(root / "train" / "masks" / name / f"{i}.png", _mask(30, 40, box))
+    data = _create(root, image_size=16)
+    assert data.train.masks.shape == (4, 16, 16)
+    assert data.train.masks.sum(axis=(1, 2)).tolist() == [0, 0, 64, 64]  # 8 x 8 of 16 x 16, in label order
+    (root / "train" / "masks" / "smoke" / "1.png").unlink()
+    assert _message(root) == f"folder dataset: missing mask {root / 'train' / 'masks' / 'smoke' / '1.png'}"
+
+
 def test_custom_class_folders(root: Path) -> None:
     (root / "train" / "no_smoke").rename(root / "train" / "clear")
     (root / "train" / "smoke").rename(root / "train" / "plume")
