@@ -43,6 +43,7 @@ from ablate._storage import (
     decode,
     encode,
     identity,
+    identity_holders,
     masked_url,
     open_storage,
     record_trial,
@@ -356,10 +357,14 @@ class StudyRunner:
 
     def _is_duplicate(self, trial: optuna.Trial, key: str) -> int | None:
         """The number of a trial that completed, was pruned or holds an earlier claim on the same identity."""
-        for other in self.trials((TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)):
-            same = other.number != trial.number and other.user_attrs.get("identity") == key
-            if same and (other.state != TrialState.RUNNING or other.number < trial.number):
-                return other.number
+        holders = identity_holders(self.storage, self.optuna_study._study_id, key)
+        if holders is None:  # a storage without SQL: read its trials
+            holders = [(t.number, t.state) for t in self.trials() if t.user_attrs.get("identity") == key]
+        for number, state in sorted(holders):
+            if number == trial.number or state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
+                continue
+            if state != TrialState.RUNNING or number < trial.number:
+                return number
         return None
 
     # --- sampling ------------------------------------------------------------------------------
@@ -432,13 +437,11 @@ class StudyRunner:
     def _budget_spent(self) -> bool:
         if self.study.timeout is not None and time.time() - self._run_started >= self.study.timeout:
             return True
-        primaries = [
-            t
-            for t in self.optuna_study.get_trials(deepcopy=False)
-            if t.user_attrs.get("primary") and "duplicate_of" not in t.user_attrs
-        ]
         budget = self.study.trial_budget  # capped at the space of a grid or brute-force sampler
-        return budget is not None and len({t.user_attrs["identity"] for t in primaries}) >= budget
+        if budget is None:
+            return False
+        primaries = [t for t in self.trials() if t.user_attrs.get("primary")]
+        return len({t.user_attrs["identity"] for t in primaries}) >= budget
 
     # --- progress ------------------------------------------------------------------------------
     def progress(self) -> tuple[int, int | None]:

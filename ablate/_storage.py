@@ -3,7 +3,8 @@
 Parameters are stored as Optuna categorical choices (:func:`encode` / :func:`decode`); a (configuration,
 seed) pair is known by its :func:`identity`. A WAITING trial is claimed by one conditional update that
 exactly one process can win on any SQL database (:func:`claim_waiting`), and queueing runs under a lock
-row that only one process can insert (:func:`study_lock`).
+row that only one process can insert (:func:`study_lock`). The trials holding one identity are found by one
+indexed query (:func:`identity_holders`), not by reading every stored trial.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from ablate._config import ConfigError
 
 # A queueing lock older than this was left by a killed process (queueing a grid takes seconds).
 LOCK_STALE_AFTER = 60.0
+# A partial index on Optuna's user attributes: the identity rows only (other values, such as per-image lists, can
+# exceed an index row's size); SQLite and PostgreSQL have partial indexes, other databases do without it.
+IDENTITY_INDEX = (
+    "CREATE INDEX IF NOT EXISTS ablate_trial_identity ON trial_user_attributes (value_json) WHERE key = 'identity'"
+)
 
 #: Prefix of one metric of a completed trial: its user attribute and its trials-table column (``metric.smoke_iou``).
 METRIC_PREFIX = "metric."
@@ -66,14 +72,30 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     try:
         for attempt in range(3):
             try:
-                return connect()
+                storage = connect()
+                break
             except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as exc:
                 if not _schema_race(exc):
                     raise
                 time.sleep(1 + attempt)
-        return connect()
+        else:
+            storage = connect()
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as exc:
         raise ConfigError(f"storage {masked_url(url)}: cannot open it: {_cause(exc)}") from None
+    _index_identities(storage)
+    return storage
+
+
+def _index_identities(storage: optuna.storages.BaseStorage) -> None:
+    """Create :data:`IDENTITY_INDEX` where the database has partial indexes and lets this process write."""
+    rdb = _sql(storage)
+    if rdb is None or rdb.engine.dialect.name not in ("sqlite", "postgresql"):
+        return
+    try:
+        with rdb.engine.begin() as connection:
+            connection.execute(sqlalchemy.text(IDENTITY_INDEX))
+    except sqlalchemy.exc.SQLAlchemyError:
+        pass  # read-only, or another process creating it at this moment: lookups work without it, only slower
 
 
 def _schema_race(exc: sqlalchemy.exc.SQLAlchemyError) -> bool:
@@ -176,6 +198,35 @@ def record_trial(
                     {"trial_id": trial_id, "step": step, "intermediate_value": stored, "intermediate_value_type": kind}
                 )
             connection.execute(values.insert(), rows)
+
+
+def _not_duplicate(trials: sqlalchemy.Table, attrs: sqlalchemy.Table) -> sqlalchemy.ColumnElement[bool]:
+    """No ``duplicate_of`` attribute on the trial (a proposal the runner set aside), by the (trial, key) index."""
+    marked = attrs.alias("marked")
+    return ~sqlalchemy.exists().where(marked.c.trial_id == trials.c.trial_id, marked.c.key == "duplicate_of")
+
+
+def identity_holders(
+    storage: optuna.storages.BaseStorage, study_id: int, key: str
+) -> list[tuple[int, TrialState]] | None:
+    """(number, state) of every trial of study ``study_id`` with identity ``key`` (set-aside duplicates left out),
+    by one query on the identity index; None for a storage without SQL (the caller reads the trials instead)."""
+    rdb = _sql(storage)
+    if rdb is None:
+        return None
+    trials, attrs = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
+    query = (
+        sqlalchemy.select(trials.c.number, trials.c.state)
+        .join(attrs, attrs.c.trial_id == trials.c.trial_id)
+        .where(
+            attrs.c.key == "identity",
+            attrs.c.value_json == json.dumps(key),
+            trials.c.study_id == study_id,
+            _not_duplicate(trials, attrs),
+        )
+    )
+    with rdb.engine.connect() as connection:
+        return [(number, state) for number, state in connection.execute(query)]
 
 
 @contextlib.contextmanager

@@ -1,14 +1,16 @@
-"""Writing a trial's record in one transaction: what Optuna reads back, and what it refuses."""
+"""Writing a trial's record in one transaction (what Optuna reads back, and what it refuses), and the queries that
+find the trials of one identity."""
 
 from __future__ import annotations
 
 import math
+import sqlite3
 
 import optuna
 import pytest
 from optuna.exceptions import UpdateFinishedTrialError
 
-from ablate._storage import open_storage, record_trial
+from ablate._storage import identity_holders, open_storage, record_trial
 
 RECORD = {"metrics": {"smoke_iou": 0.25, "precision": math.nan}, "per_image_iou": [0.5, math.nan], "note": "x"}
 
@@ -44,3 +46,48 @@ def test_a_finished_trial_is_not_rewritten(tmp_path) -> None:
     with pytest.raises(UpdateFinishedTrialError, match="COMPLETE, not running"):
         record_trial(study._storage, trial._trial_id, {"note": "late"})
     assert study.trials[0].user_attrs["note"] == "before"
+
+
+def _trial_with(study: optuna.Study, **attrs: object) -> optuna.Trial:
+    trial = study.ask()
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+    return trial
+
+
+def _identity_study(url: str) -> tuple[optuna.Study, list[optuna.Trial]]:
+    storage = open_storage(url) if url != "memory" else optuna.storages.InMemoryStorage()
+    study = optuna.create_study(study_name="identities", storage=storage)
+    trials = [
+        _trial_with(study, identity="a"),
+        _trial_with(study, identity="b"),
+        _trial_with(study, identity="a"),
+        _trial_with(study, identity="b", duplicate_of=1),  # set aside: held by no one
+        _trial_with(study, seed=0),  # no identity yet
+    ]
+    study.tell(trials[0], 1.0)
+    return study, trials
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_identity_lookups_by_query(tmp_path, kind: str, request: pytest.FixtureRequest) -> None:
+    url = f"sqlite:///{tmp_path}/ids.db" if kind == "sqlite" else request.getfixturevalue("postgres")
+    study, trials = _identity_study(url)
+    study_id = study._study_id
+    running, complete = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.COMPLETE
+    assert sorted(identity_holders(study._storage, study_id, "a")) == [(0, complete), (2, running)]
+    assert identity_holders(study._storage, study_id, "b") == [(1, running)]
+    assert identity_holders(study._storage, study_id, "c") == []
+    other = optuna.create_study(study_name="other", storage=study._storage)
+    _trial_with(other, identity="a", primary=True)
+    assert len(identity_holders(study._storage, study_id, "a")) == 2  # another study's trials do not count
+
+
+def test_the_identity_index_exists_and_storages_without_sql_get_none(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/ids.db"
+    study, _ = _identity_study(url)
+    with sqlite3.connect(tmp_path / "ids.db") as connection:
+        names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "ablate_trial_identity" in names
+    memory, _ = _identity_study("memory")
+    assert identity_holders(memory._storage, memory._study_id, "a") is None
