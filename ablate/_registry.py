@@ -176,9 +176,11 @@ class Registry:
         for key, value in params.items():
             param = known.get(key)
             if param is None:
-                choices = ", ".join(known) or "none"
+                accepted = [*known, *self.harness_keys]  # the keys the harness reads are valid keys of the spec too
+                choices = ", ".join(accepted) or "none"
                 problems.append(
-                    f"unknown parameter '{key}' for {self.kind} '{name}'{did_you_mean(key, known)}; it takes: {choices}"
+                    f"unknown parameter '{key}' for {self.kind} '{name}'{did_you_mean(key, accepted)}; "
+                    f"it takes: {choices}"
                 )
             elif (err := _type_error(param, value)) is not None:
                 problems.append(f"parameter '{key}' of {self.kind} '{name}': {err}")

@@ -166,6 +166,7 @@ def test_folder_data_with_and_without_train_masks(tmp_path: Path) -> None:
         ({"segment.masks": "gt"}, "segment.masks: expected one of pseudo, ground_truth, got 'gt'"),
         ({"segment.optimizer": "sgd"}, "segment.optimizer: expected one of adamw, poly_sgd, got 'sgd'"),
         ({"segment.chanels": 4}, "segment: unknown parameter 'chanels' for segmenters 'tiny' (did you mean 'channels'"),
+        ({"segment.optimizr": 1}, "segment: unknown parameter 'optimizr' for segmenters 'tiny' (did you mean 'optim"),
         ({"segment": "tinny"}, "segment.name: 'tinny' is not in the segmenters registry (did you mean 'tiny'?)"),
         ({"segment": {"name": "fpn", "model": "resnet5"}}, "segment (fpn): 'resnet5' is not a timm model"),
     ],
