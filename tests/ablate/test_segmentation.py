@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +183,29 @@ def test_unset_segment_is_left_out_of_the_config() -> None:
     resolved = ablate.validate({"segment": "tiny"})
     assert resolved["segment"]["masks"] == "pseudo" and resolved["segment"]["name"] == "tiny"
     assert ablate.validate({})["segment"] is None
+
+
+def test_a_segmenter_whose_loss_is_nan_stops_the_trial(plugin_folder: Path, tmp_path: Path) -> None:
+    (plugin_folder / "segment_test_nan.py").write_text(
+        textwrap.dedent(
+            '''
+            import torch
+            from ablate import SEGMENTERS
+
+            @SEGMENTERS.register("nan_segmenter")
+            class NanSegmenter(torch.nn.Module):
+                """Logits that are NaN."""
+
+                def __init__(self, num_classes):
+                    super().__init__()
+                    self.classifier = torch.nn.Conv2d(3, num_classes, 1)
+
+                def forward(self, images):
+                    return self.classifier(images) * float("nan")
+            '''
+        )
+    )
+    config = {**TINY, "plugins": ["segment_test_nan"], "segment": {"name": "nan_segmenter"}}
+    with pytest.raises(ablate.Diverged, match=r"^diverged at epoch 1, step 1 \(loss nan\)$"):
+        ablate.run_trial(config, cache=ablate.StageCache(tmp_path), progress=False)
+    sys.modules.pop("segment_test_nan", None)
