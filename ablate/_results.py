@@ -14,6 +14,9 @@ from ablate._runner import StudyRunner
 from ablate._storage import METRIC_PREFIX
 from ablate._study import Study, load_study
 
+#: The per-image IoU lists of the trials table: long, so left out of CSV files and printed tables.
+PER_IMAGE_COLUMNS = ("per_image_iou", "seg_per_image_iou")
+
 
 def _label(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v) if isinstance(v, dict | list) else v}" for k, v in params.items()) or "base"
@@ -85,7 +88,7 @@ def load_results(study: str | Path | Study, out: str | Path | None = None, stora
         study = load_study(study, check_configs=False, need_plugins=False)
     runner = StudyRunner(study, out=out, storage=storage)
     runner.open(create=False)
-    return trials_frame(runner).drop(columns=["per_image_iou", "seg_per_image_iou", "names"], errors="ignore")
+    return trials_frame(runner).drop(columns=[*PER_IMAGE_COLUMNS, "names"], errors="ignore")
 
 
 def latest_per_identity(frame: pd.DataFrame) -> pd.DataFrame:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,17 @@ from ablate._config import ROLES
 from ablate._data import CLASSES
 from ablate._registries import SEGMENTERS
 from ablate._schema import SegmentTraining
-from ablate._train import ROLE_SEEDS, SYNC_EVERY, Trainer, autocast, lr_factor, sum_checked, to_tensor
+from ablate._train import (
+    ROLE_SEEDS,
+    SYNC_EVERY,
+    Trainer,
+    augment,
+    autocast,
+    lr_factor,
+    optimizer_step,
+    sum_checked,
+    to_tensor,
+)
 
 #: Target value of pixels left out of the loss.
 IGNORE = 255
@@ -52,17 +61,6 @@ def with_ignore_band(masks: np.ndarray, width: int) -> np.ndarray:
     shrunk = -F.max_pool2d(-x, 2 * width + 1, stride=1, padding=width)
     targets[(grown != shrunk)[:, 0].numpy()] = IGNORE
     return targets
-
-
-def _augment(images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-    """A random horizontal flip of image and target together, and brightness/contrast jitter of the image."""
-    b = images.shape[0]
-    flip = (torch.rand(b, generator=generator) < 0.5).to(images.device)
-    images = torch.where(flip.view(b, 1, 1, 1), images.flip(-1), images)
-    targets = torch.where(flip.view(b, 1, 1), targets.flip(-1), targets)
-    scale = (1 + 0.2 * (torch.rand(b, 1, 1, 1, generator=generator) - 0.5)).to(images.device)
-    shift = (0.2 * (torch.rand(b, 1, 1, 1, generator=generator) - 0.5)).to(images.device)
-    return images * scale + shift, targets
 
 
 def logits_at(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -105,31 +103,26 @@ def train_segmenter(trainer: Trainer, spec: dict[str, Any], images: np.ndarray, 
         model.train()
         order = torch.randperm(n, generator=generator).numpy()
         steps = range(0, n, batch)
-        tag = f"segmenter epoch {epoch}/{training.epochs}"
-        bar = tqdm(steps, desc=tag, leave=False, disable=not trainer.bars)
+        desc = f"segmenter epoch {epoch}/{training.epochs}"
+        bar = tqdm(steps, desc=desc, leave=False, disable=not trainer.bars)
         totals: dict[str, float] = {}
         pending: list[dict[str, torch.Tensor]] = []
         for step, start in enumerate(bar, start=1):
             index = np.sort(order[start : start + batch])
             x, y = to_tensor(images[index], device), all_targets[index].to(device).long()
             if training.augment:
-                x, y = _augment(x, y, generator)
+                x, y = augment(x, generator, y)
             with autocast(device):
                 loss = F.cross_entropy(logits_at(model, x), y, ignore_index=IGNORE)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
+            optimizer_step(optimizer, scaler, scheduler, loss)
             pending.append({"loss": loss.detach()})
             if step % SYNC_EVERY == 0 or step == len(steps):
                 sum_checked(pending, epoch, step, totals)
                 bar.set_postfix(loss=f"{totals['loss'] / step:.3f}")
                 pending = []
-        mean = totals["loss"] / len(steps)
-        trainer.history.append({"tag": "segmenter", "epoch": epoch, "loss": mean, "lr": scheduler.get_last_lr()[0]})
-        if trainer.progress and not trainer.bars:
-            print(f"{tag}: loss {mean:.4f}", file=sys.stderr, flush=True)
+        trainer.log_epoch(
+            "segmenter", epoch, training.epochs, {"loss": totals["loss"] / len(steps)}, scheduler.get_last_lr()[0]
+        )
     return model.eval()
 
 

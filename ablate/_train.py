@@ -71,14 +71,33 @@ def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return (x - mean) / std
 
 
-def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Light augmentation: random horizontal flip and brightness/contrast jitter per image."""
+def augment(
+    x: torch.Tensor, generator: torch.Generator, targets: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Light augmentation: random horizontal flip and brightness/contrast jitter per image; per-pixel ``targets``
+    (``[B, H, W]``, a segmenter's) are flipped with their images."""
     b = x.shape[0]
-    flip = torch.rand(b, generator=generator) < 0.5
-    x = torch.where(flip.to(x.device).view(b, 1, 1, 1), x.flip(-1), x)
+    flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+    x = torch.where(flip.view(b, 1, 1, 1), x.flip(-1), x)
+    if targets is not None:
+        targets = torch.where(flip.view(b, 1, 1), targets.flip(-1), targets)
     scale = (1 + 0.2 * (torch.rand(b, 1, 1, 1, generator=generator) - 0.5)).to(x.device)
     shift = (0.2 * (torch.rand(b, 1, 1, 1, generator=generator) - 0.5)).to(x.device)
-    return x * scale + shift
+    return x * scale + shift, targets
+
+
+def optimizer_step(
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    loss: torch.Tensor,
+) -> None:
+    """One update from ``loss``: backward through the (AMP) grad scaler, step, then the learning-rate schedule."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
 
 
 @functools.lru_cache(maxsize=64)
@@ -259,11 +278,7 @@ class Trainer:
             with self._autocast():
                 logits = head(backbone(images).mean(dim=(2, 3))).float()
                 loss = nn.functional.cross_entropy(logits, targets)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
+            optimizer_step(optimizer, scaler, scheduler, loss)
             totals += torch.stack([loss.detach(), (logits.argmax(1) == targets).float().mean()]).cpu()
             if step % PRETRAIN_LOG_EVERY == 0 or step == task.steps:
                 seen = (step - 1) % PRETRAIN_LOG_EVERY + 1
@@ -378,7 +393,7 @@ class Trainer:
         index = np.sort(order[start : start + self.config.train.batch_size])
         images = to_tensor(split.images[index], self.device)
         if self.config.train.augment:
-            images = _augment(images, generator)
+            images, _ = augment(images, generator)
         return images, torch.from_numpy(split.labels[index]).to(self.device)
 
     def fit(
@@ -425,11 +440,7 @@ class Trainer:
                     outputs = {role: self._forward(m, images, m in trainable) for role, m in networks.items()}
                     outputs |= {name: feed(epoch, start, images) for name, feed in (feeds or {}).items()}
                     loss, parts = loss_fn(outputs, labels)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
+                optimizer_step(optimizer, scaler, scheduler, loss)
                 for module, average in averages:
                     average.update_parameters(module)
                 # parts may be numbers or tensors on another device (a plugin's constant, say)
@@ -440,16 +451,20 @@ class Trainer:
                     bar.set_postfix(loss=f"{totals['loss'] / step:.3f}")
                     pending = []
             means = {k: v / len(steps) for k, v in totals.items()}
-            self.history.append({"tag": tag, "epoch": epoch, **means, "lr": scheduler.get_last_lr()[0]})
-            if self.progress and not self.bars:
-                losses = " ".join(f"{k} {v:.4f}" for k, v in means.items())
-                print(f"{tag} epoch {epoch}/{train_cfg.epochs}: {losses}", file=sys.stderr, flush=True)
+            self.log_epoch(tag, epoch, train_cfg.epochs, means, scheduler.get_last_lr()[0])
             if self.on_epoch is not None:
                 self.on_epoch(tuple(role for role, m in networks.items() if m in trainable), self.history[-1])
         for module, average in averages:  # the trained networks keep the averaged weights
             module.load_state_dict(average.module.state_dict())
         for module in networks.values():
             module.eval()
+
+    def log_epoch(self, tag: str, epoch: int, epochs: int, means: dict[str, float], lr: float) -> None:
+        """Add an epoch's mean losses to the history; outside a terminal also print them as one line."""
+        self.history.append({"tag": tag, "epoch": epoch, **means, "lr": lr})
+        if self.progress and not self.bars:
+            losses = " ".join(f"{k} {v:.4f}" for k, v in means.items())
+            print(f"{tag} epoch {epoch}/{epochs}: {losses}", file=sys.stderr, flush=True)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         return autocast(self.device)

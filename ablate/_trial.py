@@ -301,19 +301,24 @@ class TrialRun:
         split has masks; undefined ones left out) and the segmenter's test masks."""
         model = self.segmenter()
         test, val, train = self.data.test, self.data.val, self.data.train
+
         with self.timed("segment"):
             prob = predict(model, test.images, self.device)
             val_prob = predict(model, val.images, self.device) if val is not None else None
-        # an image is called smoke when any of its pixels is: the segmenter's image-level decision
+        pred = prob >= 0.5
+
+        def image_prob(pixels: np.ndarray) -> np.ndarray:  # an image is smoke when any pixel is: the segmenter's call
+            return pixels.reshape(len(pixels), -1).max(axis=1)
+
         seg = Evaluation(
             prob,
-            prob >= 0.5,
+            pred,
             test.masks,
             test.labels,
-            prob.reshape(len(prob), -1).max(axis=1),
+            image_prob(prob),
             test.cooccur_masks,
             val_labels=val.labels if val is not None else None,
-            val_smoke_prob=val_prob.reshape(len(val_prob), -1).max(axis=1) if val_prob is not None else None,
+            val_smoke_prob=image_prob(val_prob) if val_prob is not None else None,
         )
         metrics = {f"seg_{name}": value for name, value in evaluate(seg, names).items()}
         if train.masks is not None and self.config.segment["masks"] == "pseudo":
@@ -321,7 +326,7 @@ class TrialRun:
             smoke_prob = self._cam_set("train", 1.0, False, None)[1]
             pseudo = Evaluation(cams, masks.astype(bool), train.masks, train.labels, smoke_prob, train.cooccur_masks)
             metrics |= {f"train_{k}": v for k, v in evaluate(pseudo, names).items() if not np.isnan(v)}
-        return metrics, prob >= 0.5
+        return metrics, pred
 
     def run(self) -> TrialResult:
         self._check_segment()

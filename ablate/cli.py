@@ -213,7 +213,7 @@ def _finish(args: argparse.Namespace, runner: Any, interrupted: bool) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from ablate._results import trials_frame
+    from ablate._results import PER_IMAGE_COLUMNS, trials_frame
 
     runner = _runner(args, read_only=True)
     runner.open(create=False)
@@ -222,7 +222,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("no trials yet")
         return 0
     objectives = [f"metric.{o.metric}" for o in runner.study.objectives]
-    internal = ("identity", "config_id", "per_image_iou", "seg_per_image_iou", "segment_masks", "baseline", "names")
+    internal = ("identity", "config_id", *PER_IMAGE_COLUMNS, "segment_masks", "baseline", "names")
     hidden = (*internal, "configuration", "trainings", "oracle")
     columns = [c for c in frame.columns if c not in hidden and (not c.startswith("metric.") or c in objectives)]
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):

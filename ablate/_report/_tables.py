@@ -43,7 +43,7 @@ from ablate._report._model import (
     oracle_suffix,
     value_label,
 )
-from ablate._results import METRIC_PREFIX
+from ablate._results import METRIC_PREFIX, PER_IMAGE_COLUMNS
 
 CONFIDENCE = 0.95
 BOOTSTRAP_ROUNDS = 2000
@@ -188,16 +188,14 @@ def resolution_note(std: float, n: int, paired: bool, what: str) -> str:
     )
 
 
-def between_rows_note(table: pd.DataFrame, metric: str) -> str:
+def between_rows_note(table: pd.DataFrame, metric: str, test: str = "a two-sample t-test between two rows") -> str:
     """:func:`resolution_note` for two rows of ``table`` (``<metric>.std`` and ``.n`` columns): the pooled
-    seed std of its rows and their median seed count, two-sample t-test."""
+    seed std of its rows and their median seed count, two-sample t-test (``test`` says so in the note)."""
     spread = table[[f"{metric}.std", f"{metric}.n"]].dropna()
     if spread.empty:
         return ""
     n = int(spread[f"{metric}.n"].median())
-    return resolution_note(
-        float(np.sqrt((spread[f"{metric}.std"] ** 2).mean())), n, False, "a two-sample t-test between two rows"
-    )
+    return resolution_note(float(np.sqrt((spread[f"{metric}.std"] ** 2).mean())), n, False, test)
 
 
 def _count(seeds: float) -> str:
@@ -683,7 +681,7 @@ def _segmentation_table(data: ReportData, summary: pd.DataFrame) -> Table | None
         f"fully supervised bound. Mean ± half-width of the 95% t-interval over seeds. {ORACLE_NOTE}"
     )
     if "seg_smoke_iou" in data.metrics:
-        note += between_rows_note(summary, "seg_smoke_iou").replace("a two-sample", "segmenter smoke IoU, a two-sample")
+        note += between_rows_note(summary, "seg_smoke_iou", "segmenter smoke IoU, a two-sample t-test between two rows")
     return Table("wsss", "Weakly supervised segmentation (WSSS layout)", note, shown, summary)
 
 
@@ -701,7 +699,7 @@ def failures_table(data: ReportData) -> Table:
         }
     )
     note = "Trials that failed or did not finish; 'rerun completed': a later attempt of the same seed completed."
-    numbers = failed.drop(columns=["per_image_iou", "seg_per_image_iou"], errors="ignore")
+    numbers = failed.drop(columns=list(PER_IMAGE_COLUMNS), errors="ignore")
     return Table("failures", "Failed and unfinished trials", note, shown, numbers)
 
 

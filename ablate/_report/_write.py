@@ -21,7 +21,7 @@ from ablate._report._model import ReportData, prepare
 from ablate._report._pdf import STYLE, document, table_pages, text_pages, title_page
 from ablate._report._plots import Plot, build_plots
 from ablate._report._tables import Table, build_tables, configurations, failures_table, to_latex, to_markdown
-from ablate._results import trials_frame
+from ablate._results import PER_IMAGE_COLUMNS, trials_frame
 from ablate._runner import StudyRunner
 from ablate._study import Study
 
@@ -48,8 +48,7 @@ def write(frame: pd.DataFrame, study: Study, folder: Path, optuna_study: optuna.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    per_image = ["per_image_iou", "seg_per_image_iou"]
-    frame.drop(columns=per_image, errors="ignore").to_csv(folder / "trials.csv", index=False)
+    frame.drop(columns=list(PER_IMAGE_COLUMNS), errors="ignore").to_csv(folder / "trials.csv", index=False)
     data = prepare(frame, study, folder)
     summary = configurations(data) if not data.scored.empty else pd.DataFrame()
     tables = build_tables(data, summary)
