@@ -40,6 +40,9 @@ COMPONENT_SLOTS: dict[str, str] = {
 }
 #: Component slots that may be null (the step is skipped).
 OPTIONAL_SLOTS = ("teacher.pretrain", "student.pretrain", "segment")
+#: Keys added after studies were first stored, with the value that keeps the earlier behaviour: a study's
+#: signature leaves them out while they hold it, so studies stored before the key existed still resume.
+LATER_KEYS: dict[str, Any] = {**dict.fromkeys(OPTIONAL_SLOTS), "train.compile": False}
 ROLES = ("teacher", "student")
 CAM_NETWORKS = ("auto", "student", "teacher", "both")
 #: Top-level keys that say how a trial runs, not what it computes: two configs differing only in them are one trial.

@@ -197,6 +197,11 @@ class StudyRunner:
         self._run_started = time.time()
         self._runtimes: list[float] = []
         self._held: optuna.Trial | None = None  # the trial this worker claimed last (Ctrl-C marks it)
+        # the budget count's reading of the stored trials (see _primary_identities): the Optuna study read, the
+        # identities of its primary trials, and how many of its trials from the first are final
+        self._primaries_of: int | None = None
+        self._primaries: set[str] = set()
+        self._primaries_read = 0
         self._bar: tqdm | None = None  # the study's bar (trials done, ETA) in a terminal, above the epoch bars
 
     # --- opening ---------------------------------------------------------------------------
@@ -440,8 +445,27 @@ class StudyRunner:
         budget = self.study.trial_budget  # capped at the space of a grid or brute-force sampler
         if budget is None:
             return False
-        primaries = [t for t in self.trials() if t.user_attrs.get("primary")]
-        return len({t.user_attrs["identity"] for t in primaries}) >= budget
+        return len(self._primary_identities()) >= budget
+
+    def _primary_identities(self) -> set[str]:
+        """Identities of the study's primary trials (one per configuration a tuning study has run or runs).
+
+        Read incrementally, so that asking for a trial stays flat in the size of the study: a trial's attributes
+        are final once it holds an identity (written with its primary flag, in one write) or has finished, and
+        the trials before the first that is not final are not read again. A duplicate's identity is its
+        original's, so it adds nothing to the set.
+        """
+        if self._primaries_of != self.optuna_study._study_id:  # opened another study (--new)
+            self._primaries_of, self._primaries, self._primaries_read = self.optuna_study._study_id, set(), 0
+        trials = self.optuna_study.get_trials(deepcopy=False)
+        settled = True
+        for trial in trials[self._primaries_read :]:
+            attrs = trial.user_attrs
+            if attrs.get("primary"):
+                self._primaries.add(attrs["identity"])
+            settled = settled and ("identity" in attrs or trial.state.is_finished())
+            self._primaries_read += settled
+        return self._primaries
 
     # --- progress ------------------------------------------------------------------------------
     def progress(self) -> tuple[int, int | None]:

@@ -186,6 +186,7 @@ class TrainConfig:
     schedule: Literal["constant", "cosine"]
     ema: Share
     init_seed: NonNegativeInt | None
+    compile: bool
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,13 @@ from ablate._train import (
     ROLE_SEEDS,
     SYNC_EVERY,
     Trainer,
+    adamw,
     augment,
     autocast,
+    grad_scaler,
     lr_factor,
     optimizer_step,
+    place,
     sum_checked,
     to_tensor,
 )
@@ -71,7 +74,7 @@ def logits_at(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 def build_segmenter(spec: dict[str, Any], device: torch.device) -> nn.Module:
     """The ``segment`` spec's segmenter, for the dataset's classes, on ``device``."""
-    return SEGMENTERS.build(spec, num_classes=len(CLASSES)).to(device)
+    return place(SEGMENTERS.build(spec, num_classes=len(CLASSES)), device)
 
 
 def train_segmenter(trainer: Trainer, spec: dict[str, Any], images: np.ndarray, targets: np.ndarray) -> nn.Module:
@@ -85,9 +88,7 @@ def train_segmenter(trainer: Trainer, spec: dict[str, Any], images: np.ndarray, 
     n, batch = len(images), training.batch_size
     total_steps = training.epochs * math.ceil(n / batch)
     if training.optimizer == "adamw":
-        optimizer: torch.optim.Optimizer = torch.optim.AdamW(
-            model.parameters(), lr=training.lr, weight_decay=training.weight_decay
-        )
+        optimizer: torch.optim.Optimizer = adamw(model.parameters(), device, training.lr, training.weight_decay)
         schedule = functools.partial(lr_factor, ADAMW_WARMUP, "cosine", total_steps)
     else:
         optimizer = torch.optim.SGD(
@@ -95,7 +96,7 @@ def train_segmenter(trainer: Trainer, spec: dict[str, Any], images: np.ndarray, 
         )
         schedule = functools.partial(lr_factor, 0.0, "poly", total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    scaler = grad_scaler(device)
     generator = torch.Generator().manual_seed(seed)
     all_targets = torch.from_numpy(targets)
     trainer.trainings += 1

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ablate._cache import StageCache, stable_hash
-from ablate._config import EXECUTION_KEYS, OPTIONAL_SLOTS, ConfigError, load_yaml, merge, resolve, set_dotted
+from ablate._config import EXECUTION_KEYS, LATER_KEYS, ConfigError, load_yaml, merge, resolve, set_dotted
 from ablate._metrics import is_metric, lower_is_better
 from ablate._plugins import PluginError, load_components
 from ablate._pruning import PrunerSpec, parse_pruner
@@ -128,10 +128,10 @@ class Study:
     def signature(self) -> str:
         """Hash of everything that defines the search space; a change refuses to resume."""
         config = resolve(self.config)
-        for slot in OPTIONAL_SLOTS:  # left out while unset, so studies stored before a slot existed still resume
-            *sections, key = slot.split(".")
+        for path, earlier in LATER_KEYS.items():
+            *sections, key = path.split(".")
             parent = functools.reduce(lambda node, section: node[section], sections, config)
-            if parent.get(key) is None:
+            if parent.get(key) == earlier:
                 del parent[key]
         return stable_hash(
             {

@@ -68,7 +68,8 @@ def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     """uint8 ``[B, H, W, 3]`` -> normalised float ``[B, 3, H, W]`` on ``device``."""
     mean, std = _mean_std(device)
     x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 255
-    return (x - mean) / std
+    x = (x - mean) / std
+    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
 
 
 def augment(
@@ -166,11 +167,36 @@ class FrozenFeed:
         return self.stream[epoch - 1, start : start + images.shape[0]].to(images.device, non_blocking=True)
 
 
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of training on ``device``: bfloat16 on GPUs with native support (Ampere and later: the
+    range of float32, so no loss scaling), float16 on older CUDA GPUs (with loss scaling), None (float32) elsewhere."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+
+
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """float16 autocast on CUDA (with a GradScaler in every training loop), nothing elsewhere."""
+    """Autocast to :func:`amp_dtype` on CUDA, nothing elsewhere."""
+    dtype = amp_dtype(device)
+    return contextlib.nullcontext() if dtype is None else torch.autocast("cuda", dtype=dtype)
+
+
+def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
+    """A loss scaler, active only where training autocasts to float16 (whose range small gradients underflow)."""
+    return torch.amp.GradScaler("cuda", enabled=amp_dtype(device) == torch.float16)
+
+
+def adamw(params: Any, device: torch.device, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW, with the fused CUDA kernel on GPUs (one launch for every parameter instead of several per tensor)."""
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=device.type == "cuda")
+
+
+def place(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` moved to ``device``; on CUDA its convolution weights in channels-last layout, which the GPU's
+    tensor-core convolutions run fastest on (:func:`to_tensor` gives images that layout there too)."""
     if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
+        return module.to(device, memory_format=torch.channels_last)
+    return module.to(device)
 
 
 def _ema(module: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
@@ -217,7 +243,7 @@ class Trainer:
         init_seed = self.config.train.init_seed
         init_seed = self.config.seed if init_seed is None else init_seed
         torch.manual_seed(init_seed * ROLE_SEEDS + ROLES.index(role))
-        network = build_network(self.config.network(role)).to(self.device)
+        network = place(build_network(self.config.network(role)), self.device)
         if self.config.network(role).pretrain is not None:  # the head keeps its seeded initial weights
             network.backbone.load_state_dict(self.pretrained_backbone(role))
         return network
@@ -243,7 +269,7 @@ class Trainer:
             # on a fork of the random streams: what the trial draws next is the same whether this ran or was cached
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 torch.manual_seed(PRETRAIN_INIT_SEED)
-                backbone = BACKBONES.build(network.backbone).to(self.device)
+                backbone = place(BACKBONES.build(network.backbone), self.device)
                 start = time.perf_counter()
                 history = self._pretrain(backbone, task, f"{role} pretrain")
             torch.save(backbone.state_dict(), folder / "backbone.pt")
@@ -258,10 +284,10 @@ class Trainer:
         entry (step, loss and accuracy since the last) per :data:`PRETRAIN_LOG_EVERY` steps."""
         head = nn.Linear(backbone.out_channels, int(np.max(task.labels)) + 1).to(self.device)
         params = [*backbone.parameters(), *head.parameters()]
-        optimizer = torch.optim.AdamW(params, lr=task.lr, weight_decay=PRETRAIN_WEIGHT_DECAY)
+        optimizer = adamw(params, self.device, task.lr, PRETRAIN_WEIGHT_DECAY)
         schedule = functools.partial(lr_factor, PRETRAIN_WARMUP, "cosine", task.steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
+        scaler = grad_scaler(self.device)
         generator = torch.Generator().manual_seed(task.seed)
         labels = torch.as_tensor(np.asarray(task.labels), dtype=torch.int64)
         n, batch = len(labels), task.batch_size
@@ -337,7 +363,7 @@ class Trainer:
         states = torch.load(entry / "weights.pt", map_location=self.device, weights_only=True)
         networks = {}
         for role in roles:
-            network = build_network(self.config.network(role)).to(self.device)
+            network = place(build_network(self.config.network(role)), self.device)
             network.load_state_dict(states[role])
             networks[role] = network.eval()
         return networks
@@ -414,7 +440,7 @@ class Trainer:
         trainable = [m for m in networks.values() if any(p.requires_grad for p in m.parameters())]
         params = [p for m in [*trainable, *([extra] if extra is not None else [])] for p in m.parameters()]
         params = [p for p in params if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+        optimizer = adamw(params, self.device, train_cfg.lr, train_cfg.weight_decay)
         # the batch order and augmentation draw from this generator only: frozen_classifier replays them
         generator = torch.Generator().manual_seed(self.config.seed)
         n, batch = len(self.data.train), train_cfg.batch_size
@@ -422,9 +448,14 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, functools.partial(lr_factor, train_cfg.warmup, train_cfg.schedule, total_steps)
         )
-        scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda")
+        scaler = grad_scaler(self.device)
         averaged = [(m, _ema(m, train_cfg.ema)) for m in [*trainable, *([extra] if extra is not None else [])]]
         averages = [(module, average) for module, average in averaged if average is not None]
+        if (
+            train_cfg.compile
+        ):  # in place (after the EMA copies): the weights keep their names, so a compiled network saves like any other
+            for module in trainable:
+                module.compile()
         self.trainings += 1
         for epoch in range(1, train_cfg.epochs + 1):
             for module in networks.values():

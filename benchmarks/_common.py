@@ -22,6 +22,7 @@ import torch
 
 import ablate
 from ablate._config import resolve
+from ablate._train import amp_dtype
 from ablate._trial import load_data
 
 T = TypeVar("T")
@@ -75,7 +76,8 @@ def environment() -> dict[str, Any]:
     return {
         "device": device_name(),
         "device_model": torch.cuda.get_device_name(0) if cuda else _cpu_model(),
-        "amp": cuda,  # the trainer autocasts to float16 with a GradScaler exactly when it runs on CUDA
+        # the trainer's autocast dtype: bfloat16 on GPUs that support it, float16 (with a GradScaler) on older ones
+        "amp": str(amp_dtype(torch.device("cuda"))).removeprefix("torch.") if cuda else None,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "torch_threads": torch.get_num_threads(),

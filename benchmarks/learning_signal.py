@@ -44,7 +44,17 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "teacher (shared init)": {"paradigm": {"name": "single", "network": "teacher"}, "train.init_seed": 0},
     "student (shared init)": {"paradigm": {"name": "single", "network": "student"}, "train.init_seed": 0},
 }
-METRICS = ("val_accuracy", "accuracy", "accuracy_gap", "chimney_only_fpr", "chimney_claimed", "smoke_iou")
+# oracle_smoke_iou (the best threshold per image, an upper bound) beside smoke_iou (the paper's fixed 0.3) splits
+# the seed spread into how well a network's CAM ranks smoke pixels and where its contrast puts them relative to 0.3
+METRICS = (
+    "val_accuracy",
+    "accuracy",
+    "accuracy_gap",
+    "chimney_only_fpr",
+    "chimney_claimed",
+    "smoke_iou",
+    "oracle_smoke_iou",
+)
 TINY = {
     "data": {"name": "synthetic-smoke", "image_size": 32, "n_train": 32, "n_val": 16, "n_test": 16},
     "train.epochs": 1,
@@ -137,10 +147,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     checks = criteria(summary)
     print_table(
         ["configuration", "val acc", "test acc", "gap", "chimney-only FPR", "chimney_claimed", "smoke_iou", "std"]
-        + ["detectable Δ", "seeds for Δ/2", "final loss"],
+        + ["detectable Δ", "seeds for Δ/2", "oracle IoU", "oracle std", "final loss"],
         [
             [name, s["val_accuracy"], s["accuracy"], s["accuracy_gap"], s["chimney_only_fpr"], s["chimney_claimed"]]
-            + [s["smoke_iou"], s["smoke_iou_std"], s["detectable_smoke_iou"], s["seeds_for_half"], s["final_loss"]]
+            + [s["smoke_iou"], s["smoke_iou_std"], s["detectable_smoke_iou"], s["seeds_for_half"]]
+            + [s["oracle_smoke_iou"], s["oracle_smoke_iou_std"], s["final_loss"]]
             for name, s in summary.items()
         ],
     )

@@ -384,6 +384,36 @@ def test_resumed_tuning_with_a_larger_budget_never_repeats_a_configuration(tmp_p
     assert [line.split()[0] for line in lines] == ["[1/2]", "[2/2]", "[3/3]"]
 
 
+def test_the_budget_count_reads_trials_other_workers_write_while_it_runs(tmp_path):
+    from ablate._runner import StudyRunner
+    from ablate._storage import identity
+    from ablate._study import load_study
+
+    tune = {"transfer.lambda": {"low": 0.0, "high": 2.0}}
+    study = load_study(write_study(tmp_path, tune=tune, sampler="random", n_trials=3))
+    runner = StudyRunner(study, out=tmp_path / "out", quiet=True)
+    runner.open()
+    other = optuna.load_study(study_name="tiny", storage=runner.storage)  # another worker on the same storage
+
+    def primary(value: float) -> dict:
+        return {"identity": identity({"transfer.lambda": value}, 0), "primary": True, "seed": 0}
+
+    first = other.ask()
+    for key, value in primary(0.1).items():
+        first.set_user_attr(key, value)
+    just_asked = other.ask()  # its identity is written a moment after the ask
+    third = other.ask()
+    for key, value in primary(0.3).items():
+        third.set_user_attr(key, value)
+    assert len(runner._primary_identities()) == 2 and not runner._budget_spent()
+    assert runner._primaries_read == 1  # the trials from the one still without an identity are read again
+    for key, value in primary(0.2).items():
+        just_asked.set_user_attr(key, value)
+    other.enqueue_trial({"transfer.lambda": 0.1}, user_attrs={**primary(0.1), "primary": False, "seed": 1})
+    assert len(runner._primary_identities()) == 3 and runner._budget_spent()
+    assert runner._primaries_read == 4
+
+
 def test_export_hands_on_the_best_trials_weights_config_and_metrics(tmp_path, capsys):
     import json
 

@@ -129,6 +129,20 @@ def test_an_unset_optional_slot_leaves_the_signature_as_before_the_slot_existed(
     assert load_study(study_file(tmp_path, chosen)).signature() != first
 
 
+def test_a_later_key_at_its_earlier_value_leaves_the_signature_as_before_the_key_existed(tmp_path):
+    base = {"config": TINY, "grid": {"transfer.lambda": [1.0]}}
+    first = load_study(study_file(tmp_path, base)).signature()
+    off = {**base, "config": {**TINY, "train": {**TINY.get("train", {}), "compile": False}}}
+    assert load_study(study_file(tmp_path, off)).signature() == first
+    on = {**base, "config": {**TINY, "train": {**TINY.get("train", {}), "compile": True}}}
+    assert load_study(study_file(tmp_path, on)).signature() != first
+
+
+def test_the_shipped_lambda_study_keeps_the_signature_it_was_stored_with():
+    # the value of the commit before train.compile existed: a study run then must still resume
+    assert load_study(Path(__file__).parents[2] / "studies" / "lambda.yaml").signature() == "3f104bf04ba9fe984969"
+
+
 @pytest.mark.parametrize("sampler", ["grid", "bruteforce"])
 def test_an_enumerating_sampler_budget_is_at_most_its_space(tmp_path, sampler):
     tune = {"train.epochs": {"low": 1, "high": 3}, "transfer.lambda": {"choices": [0.5, 1.0]}}  # 3 x 2 points

@@ -14,7 +14,7 @@ import torch
 import ablate
 from ablate._cache import stable_hash
 from ablate._config import resolve
-from ablate._train import Trainer, _ema, lr_factor
+from ablate._train import Trainer, _ema, adamw, amp_dtype, grad_scaler, lr_factor, place
 
 
 def test_warmup_ramps_linearly_then_cosine_decays_to_zero() -> None:
@@ -43,6 +43,27 @@ def test_ema_averages_weights_and_buffers() -> None:
     # the first update copies, later ones move by 1 - decay: 4, then 0.75 * 4 + 0.25 * 8 = 5
     assert average.module.weight.item() == pytest.approx(5.0)
     assert average.module.running_mean.item() == pytest.approx(5.0)
+
+
+def test_cpu_training_runs_in_float32_with_plain_weights_and_optimizer() -> None:
+    cpu = torch.device("cpu")
+    assert amp_dtype(cpu) is None and not grad_scaler(cpu).is_enabled()
+    conv = place(torch.nn.Conv2d(3, 4, 3), cpu)
+    assert conv.weight.is_contiguous()
+    assert not adamw(conv.parameters(), cpu, 1e-3, 0.0).defaults["fused"]
+
+
+@pytest.mark.parametrize(("bf16", "dtype", "scaled"), [(True, torch.bfloat16, False), (False, torch.float16, True)])
+def test_cuda_training_autocasts_to_bfloat16_where_supported_else_float16_with_loss_scaling(
+    monkeypatch, bf16: bool, dtype: torch.dtype, scaled: bool
+) -> None:
+    monkeypatch.setattr(
+        torch.cuda, "is_bf16_supported", lambda including_emulation=True: bf16 and not including_emulation
+    )
+    cuda = torch.device("cuda")
+    assert amp_dtype(cuda) == dtype
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GradScaler checks for a GPU when enabled
+    assert grad_scaler(cuda)._enabled is scaled
 
 
 def _initial_weights(seed: int, init_seed: int | None, role: str) -> list[torch.Tensor]:
@@ -188,3 +209,28 @@ def test_a_trial_draws_the_same_whether_its_pretraining_was_built_or_cached(tmp_
     weights, again = _student_weights(built), _student_weights(cached)
     assert all(torch.equal(weights[k], again[k]) for k in weights)
     assert built.history == cached.history
+
+
+def test_train_compile_compiles_the_trained_network_in_place(tmp_path, monkeypatch) -> None:
+    compiled: list[str] = []
+    compile_module = torch.nn.Module.compile
+
+    def traced_only(module: torch.nn.Module, **kwargs) -> None:
+        # dynamo and AOTAutograd trace the network as inductor would, but run its ops unfused: the same numbers,
+        # without the minute of C++ code generation
+        compiled.append(type(module).__name__)
+        compile_module(module, backend="aot_eager", **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "compile", traced_only)
+    plain_run = ablate.run_trial(TINY_STUDENT, cache=ablate.StageCache(tmp_path / "a"), progress=False)
+    assert compiled == []
+    compiled_run = ablate.run_trial(
+        TINY_STUDENT, {"train.compile": True}, cache=ablate.StageCache(tmp_path / "b"), progress=False
+    )
+    assert compiled == ["Network"]
+    weights = torch.load(plain_run.checkpoints[-1], weights_only=True)["student"]
+    compiled_weights = torch.load(compiled_run.checkpoints[-1], weights_only=True)["student"]
+    assert weights.keys() == compiled_weights.keys()  # no _orig_mod. prefix: the cache loads it as any network
+    assert all(torch.allclose(weights[k], compiled_weights[k], rtol=1e-5, atol=1e-6) for k in weights)
+    losses = [[entry["loss"] for entry in run.history] for run in (plain_run, compiled_run)]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)

@@ -151,3 +151,13 @@ def test_pretraining(scripts, tmp_path):
     assert set(record["summary"]) == set(rows)
     assert set(record["pretrain_s"]) == {"test_resnet", "test_vit"}  # each backbone pre-trained once
     assert all(summary["seeds"] == 1 for summary in record["summary"].values())
+
+
+def test_paper_scale(scripts, tmp_path):
+    record = run(scripts, "paper_scale", tmp_path)
+    (row,) = record["rows"]  # CPU: one student, batch 2, the harness variant only
+    assert (row["student"], row["batch"], row["variant"], row["amp"]) == ("test_vit", 2, "harness", None)
+    assert row["flops_per_step"] > 0 and row["mfu"] > 0 and row["images_per_s"] > 0
+    assert record["peak_source"].startswith("no vendor figure")
+    shares = [op["share"] for op in record["profiles"]["test_vit"]]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1
