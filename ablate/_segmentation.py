@@ -118,7 +118,7 @@ def train_segmenter(trainer: Trainer, spec: dict[str, Any], images: np.ndarray, 
             optimizer_step(optimizer, scaler, scheduler, loss)
             pending.append({"loss": loss.detach()})
             if step % SYNC_EVERY == 0 or step == len(steps):
-                sum_checked(pending, epoch, step, totals)
+                sum_checked(pending, epoch, step, totals, "segmenter")
                 bar.set_postfix(loss=f"{totals['loss'] / step:.3f}")
                 pending = []
         trainer.log_epoch(

@@ -131,13 +131,17 @@ def lr_factor(warmup: float, schedule: str, total_steps: int, step: int) -> floa
     return 1.0
 
 
-def sum_checked(pending: list[dict[str, torch.Tensor]], epoch: int, last: int, totals: dict[str, float]) -> None:
-    """Add the ``pending`` steps' losses (ending at step ``last``) to ``totals``; raise at the first NaN/inf."""
+def sum_checked(
+    pending: list[dict[str, torch.Tensor]], epoch: int, last: int, totals: dict[str, float], tag: str
+) -> None:
+    """Add the ``pending`` steps' losses (ending at step ``last``) to ``totals``; raise at the first NaN/inf,
+    naming the training (``tag``: the network, ``co-training`` or ``segmenter``)."""
     keys = list(pending[0])
     values = torch.stack([torch.stack([p[k].float() for k in keys]) for p in pending]).tolist()  # one sync
     for offset, row in enumerate(values):
         if not math.isfinite(row[0]):
-            raise Diverged(f"diverged at epoch {epoch}, step {last - len(values) + 1 + offset} (loss {row[0]})")
+            step = last - len(values) + 1 + offset
+            raise Diverged(f"{tag} diverged at epoch {epoch}, step {step} (loss {row[0]})")
         for key, value in zip(keys, row, strict=True):
             totals[key] = totals.get(key, 0.0) + value
 
@@ -478,7 +482,7 @@ class Trainer:
                 parts = {k: torch.as_tensor(v).detach().to(loss.device) for k, v in parts.items()}
                 pending.append({"loss": loss.detach(), **parts})
                 if step % SYNC_EVERY == 0 or step == len(steps):
-                    sum_checked(pending, epoch, step, totals)
+                    sum_checked(pending, epoch, step, totals, tag)
                     bar.set_postfix(loss=f"{totals['loss'] / step:.3f}")
                     pending = []
             means = {k: v / len(steps) for k, v in totals.items()}

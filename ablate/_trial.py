@@ -402,7 +402,7 @@ def run_trial(
 
     Raises:
         ConfigError: the config is invalid or its data is missing or broken.
-        Diverged: the loss became NaN or infinite ("diverged at epoch e, step s").
+        Diverged: the loss became NaN or infinite ("student diverged at epoch e, step s").
     """
     resolved = TrialConfig.from_dict(validate(config, overrides))
     if resolved.threads:

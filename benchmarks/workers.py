@@ -1,4 +1,5 @@
-"""Worker processes: trials per hour of ``ablate run --workers 1`` vs ``--workers 2`` on a small grid study.
+"""Worker processes: trials per hour of ``ablate run --workers N`` on a small grid study, N = 1, 2 (CPU) or
+1, 2, 4, 8 (CUDA: every worker on the one GPU, where the CPU-sized default trial uses a sliver of it).
 
 The study (written to a temporary folder) trains the default student alone over a learning-rate grid,
 so every trial trains and no two trials share a model. Each run gets its own ``--out`` folder and an
@@ -7,11 +8,12 @@ empty stage cache sharing warm data; threads per worker are the CLI's (cores / w
 - ``trials_per_hour``: completed trials / the command's wall time (process start-up and queueing included).
 - ``trials_per_hour_span``: completed trials / (last trial end - first trial start) from the study's
   Optuna storage (start-up excluded).
-- ``speedup``: 2 workers / 1 worker, for both.
+- ``speedup_N``, ``speedup_span_N``: N workers / 1 worker, for both.
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import tempfile
@@ -51,7 +53,9 @@ SIZES: dict[str, dict[str, Any]] = {
         "seeds": 2,
     },
 }
-WORKERS = (1, 2)
+# worker counts per device; on CUDA the grid gets this many seeds, so that 8 workers have 4 trials each
+COUNTS = {"cpu": "1,2", "cuda": "1,2,4,8"}
+CUDA_SEEDS = 8
 
 
 def run_study(study: Path, workers: int, parent: Path, datasets: Path, env: dict[str, str]) -> dict[str, float]:
@@ -79,13 +83,19 @@ def run_study(study: Path, workers: int, parent: Path, datasets: Path, env: dict
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args("Trials per hour with 1 vs 2 worker processes.", {"tiny": 1, "default": 3}, argv)
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--counts", help=f"comma-separated worker counts (default {COUNTS})")
+
+    args = parse_args("Trials per hour with N worker processes.", {"tiny": 1, "default": 3}, argv, options)
+    device = device_name()
+    counts = [int(n) for n in (args.counts or COUNTS[device]).split(",")]
     size = SIZES[args.size]
+    seeds = CUDA_SEEDS if device == "cuda" and args.size == "default" else size["seeds"]
     study = {
         "name": NAME,
-        "config": {**size["config"], "paradigm": {"name": "single", "network": "student"}, "device": device_name()},
+        "config": {**size["config"], "paradigm": {"name": "single", "network": "student"}, "device": device},
         "grid": size["grid"],
-        "seeds": size["seeds"],
+        "seeds": seeds,
     }
     with tempfile.TemporaryDirectory(prefix="ablate-workers-") as tmp:
         parent = Path(tmp)
@@ -93,28 +103,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         path.write_text(yaml.safe_dump(study, sort_keys=False))
         datasets = warm_data([study["config"]], parent / "warm")
         env = thread_env(args)
-        variants = {f"workers_{n}": partial(run_study, path, n, parent, datasets, env) for n in WORKERS}
+        variants = {f"workers_{n}": partial(run_study, path, n, parent, datasets, env) for n in counts}
         runs = interleave(variants, args.repeats)
-    one, two = runs["workers_1"], runs["workers_2"]
     summary = {f"{name}_{key}": median([r[key] for r in rs]) for name, rs in runs.items() for key in rs[0]}
-    for suffix in ("", "_span"):
-        key = f"trials_per_hour{suffix}"
-        summary[f"speedup{suffix}"] = paired_ratio([r[key] for r in two], [r[key] for r in one])
-    write_result("workers", args, {"study": study, "summary": summary, "runs": runs})
-    print(f"{one[0]['trials']} trials per run, median of {args.repeats}")
+    for n in counts[1:]:
+        for suffix in ("", "_span"):
+            key = f"trials_per_hour{suffix}"
+            ratio = paired_ratio([r[key] for r in runs[f"workers_{n}"]], [r[key] for r in runs[f"workers_{counts[0]}"]])
+            summary[f"speedup{suffix}_{n}"] = ratio
+    summary["best_workers"] = max(counts, key=lambda n: summary[f"workers_{n}_trials_per_hour"])
+    write_result("workers", args, {"study": study, "counts": counts, "summary": summary, "runs": runs})
+    print(f"{runs[f'workers_{counts[0]}'][0]['trials']} trials per run, median of {args.repeats}")
     print_table(
-        ["workers", "wall s", "trials/h (wall)", "trials/h (first start to last end)"],
+        ["workers", "wall s", "trials/h (wall)", "trials/h (first start to last end)", "speedup (wall)", "(span)"],
         [
-            *(
-                [
-                    n,
-                    summary[f"workers_{n}_seconds"],
-                    summary[f"workers_{n}_trials_per_hour"],
-                    summary[f"workers_{n}_trials_per_hour_span"],
-                ]
-                for n in WORKERS
-            ),
-            ["speedup 2 / 1", None, summary["speedup"], summary["speedup_span"]],
+            [n, summary[f"workers_{n}_seconds"], summary[f"workers_{n}_trials_per_hour"]]
+            + [summary[f"workers_{n}_trials_per_hour_span"]]
+            + [summary.get(f"speedup_{n}", 1.0), summary.get(f"speedup_span_{n}", 1.0)]
+            for n in counts
         ],
     )
     return summary

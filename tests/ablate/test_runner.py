@@ -113,7 +113,7 @@ def test_failed_trial_keeps_its_error_and_the_study_goes_on(tmp_path, monkeypatc
     states = Counter((t.params["transfer.distance"], t.state.name) for t in trials(out))
     assert states == {("cosine", "COMPLETE"): 1, ("nan_distance", "FAIL"): 2}  # one retry
     failed = [t for t in trials(out) if t.state.name == "FAIL"]
-    assert all(t.user_attrs["error"] == "diverged at epoch 1, step 1 (loss nan)" for t in failed)
+    assert all(t.user_attrs["error"] == "student diverged at epoch 1, step 1 (loss nan)" for t in failed)
     captured = capsys.readouterr()
     assert "FAILED trial" in captured.out and "1/2 trials completed" in captured.err
 

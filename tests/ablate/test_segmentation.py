@@ -206,6 +206,6 @@ def test_a_segmenter_whose_loss_is_nan_stops_the_trial(plugin_folder: Path, tmp_
         )
     )
     config = {**TINY, "plugins": ["segment_test_nan"], "segment": {"name": "nan_segmenter"}}
-    with pytest.raises(ablate.Diverged, match=r"^diverged at epoch 1, step 1 \(loss nan\)$"):
+    with pytest.raises(ablate.Diverged, match=r"^segmenter diverged at epoch 1, step 1 \(loss nan\)$"):
         ablate.run_trial(config, cache=ablate.StageCache(tmp_path), progress=False)
     sys.modules.pop("segment_test_nan", None)

@@ -192,10 +192,12 @@ def nan_plugin(plugin_folder: Path) -> Iterator[str]:
     sys.modules.pop("trial_test_nan", None)
 
 
-@pytest.mark.parametrize("paradigm", ["teacher_student", "co_training"])
-def test_nan_loss_raises_diverged(nan_plugin: str, paradigm: str, shared_cache: ablate.StageCache) -> None:
+@pytest.mark.parametrize(("paradigm", "training"), [("teacher_student", "student"), ("co_training", "co-training")])
+def test_nan_loss_raises_diverged_naming_the_training(
+    nan_plugin: str, paradigm: str, training: str, shared_cache: ablate.StageCache
+) -> None:
     config = _config(plugins=[nan_plugin], paradigm=paradigm, transfer={"distance": "nan"})
-    with pytest.raises(ablate.Diverged, match=r"^diverged at epoch 1, step 1 \(loss nan\)$"):
+    with pytest.raises(ablate.Diverged, match=rf"^{training} diverged at epoch 1, step 1 \(loss nan\)$"):
         ablate.run_trial(config, cache=shared_cache, progress=False)
 
 
@@ -209,7 +211,7 @@ def test_diverged_names_the_first_non_finite_step_of_a_later_epoch(
         train={"epochs": 3, "batch_size": 1},
         transfer={"distance": {"name": "nan_from_call", "call": 57}},
     )
-    with pytest.raises(ablate.Diverged, match=r"^diverged at epoch 2, step 25 \(loss nan\)$"):
+    with pytest.raises(ablate.Diverged, match=r"^co-training diverged at epoch 2, step 25 \(loss nan\)$"):
         ablate.run_trial(config, cache=shared_cache, progress=False)
 
 
