@@ -4,6 +4,8 @@ each ``--workers`` process sees."""
 from __future__ import annotations
 
 import os
+import platform
+from pathlib import Path
 
 import torch
 
@@ -18,8 +20,23 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def cpu_model() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux, else what ``platform`` knows)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.machine())
+
+
 def describe_device(device: torch.device) -> str:
-    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
+    """The device as a trial records it: the GPU's name, or on a CPU its model and torch's thread count, since
+    another CPU or thread count rounds differently and can move a from-scratch network's numbers as much as a seed."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({cpu_model()}, {torch.get_num_threads()} threads)"
+    return device.type
 
 
 def worker_gpus(workers: int) -> list[str | None]:

@@ -22,6 +22,7 @@ import torch
 
 import ablate
 from ablate._config import resolve
+from ablate._device import cpu_model
 from ablate._train import amp_dtype
 from ablate._trial import load_data
 
@@ -63,19 +64,11 @@ def device_name() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor() or platform.machine()
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.machine())
-
-
 def environment() -> dict[str, Any]:
     cuda = torch.cuda.is_available()
     return {
         "device": device_name(),
-        "device_model": torch.cuda.get_device_name(0) if cuda else _cpu_model(),
+        "device_model": torch.cuda.get_device_name(0) if cuda else cpu_model(),
         # the trainer's autocast dtype: bfloat16 on GPUs that support it, float16 (with a GradScaler) on older ones
         "amp": str(amp_dtype(torch.device("cuda"))).removeprefix("torch.") if cuda else None,
         "torch": torch.__version__,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ablate._device import worker_gpus
+from ablate._device import cpu_model, describe_device, worker_gpus
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,9 @@ def test_workers_are_started_with_their_gpu(monkeypatch, tmp_path) -> None:
     args = SimpleNamespace(workers=3, retries=0, fail_fast=False)
     assert _work(args, runner) is False
     assert started == ["0", "1", "0"]
+
+
+def test_a_cpu_trial_records_the_processor_and_its_threads(monkeypatch) -> None:
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    assert describe_device(torch.device("cpu")) == f"cpu ({cpu_model()}, 3 threads)"
+    assert cpu_model()
