@@ -240,6 +240,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cuda = device.type == "cuda"
     variants = (args.variants or ("harness,fp16,compile" if cuda else "harness")).split(",")
+    unknown = set(variants) - {"harness", "fp16", "compile"} | ({"fp16"} & set(variants) if not cuda else set())
+    if unknown:
+        raise SystemExit(
+            f"--variants: {', '.join(sorted(unknown))} not measurable here (harness, compile; fp16 on CUDA)"
+        )
     setting = SETTING[args.size]
     peak, source = device_peak(device)
     print(f"peak {peak / 1e12:.1f} TFLOP/s ({source})", flush=True)
