@@ -3,6 +3,7 @@ each ``--workers`` process sees."""
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from pathlib import Path
@@ -20,6 +21,7 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@functools.cache
 def cpu_model() -> str:
     """The processor's model name (``/proc/cpuinfo`` on Linux, else what ``platform`` knows)."""
     try:

@@ -27,17 +27,14 @@ this CPU's matmul reaches". ``torch.profiler`` then splits one ``harness`` step 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import resource
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from _common import parse_args, print_table, sync, write_result
+from _common import parse_args, print_table, sync, timed, write_result
 from torch.utils.flop_counter import FlopCounterMode
 
 from ablate import StageCache, TrialConfig, classification_loss, load_components
@@ -103,32 +100,19 @@ class Step:
         self.compile_s = 0.0
         if variant == "compile":
             self.student.compile()
-            self.compile_s = timed(self)  # the first call compiles forward and backward
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast("cuda", dtype=self.dtype)
+            self.compile_s = timed(self)[0]  # the first call compiles forward and backward
 
     def __call__(self) -> None:
         x = to_tensor(self.images, self.device)
         if not self.channels_last:
             x = x.contiguous()
         y = self.labels.to(self.device)
-        with self.autocast():
+        with torch.autocast("cuda", dtype=self.dtype or torch.float16, enabled=self.dtype is not None):
             with torch.no_grad():
                 target = self.teacher(x).aligned(self.teacher.align)
             out = self.student(x)
             loss = classification_loss(out, y) + self.transfer(out.aligned(self.student.align), target)
         optimizer_step(self.optimizer, self.scaler, self.scheduler, loss)
-
-
-def timed(fn: Callable[[], None]) -> float:
-    sync()
-    start = time.perf_counter()
-    fn()
-    sync()
-    return time.perf_counter() - start
 
 
 def count_flops(step: Step) -> int:
@@ -157,7 +141,7 @@ def device_peak(device: torch.device) -> tuple[float, str]:
 def matmul_rate(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     a @ b  # warm-up
-    seconds = min(timed(lambda: a @ b) for _ in range(repeats))
+    seconds = min(timed(lambda: a @ b)[0] for _ in range(repeats))
     return 2 * n**3 / seconds
 
 
@@ -194,7 +178,7 @@ def measure(config: TrialConfig, data: Any, device: torch.device, batch: int, va
     step = Step(config, images, labels, device, variant)
     for _ in range(WARMUP_STEPS):
         step()
-    seconds = [timed(step) for _ in range(steps)]
+    seconds = [timed(step)[0] for _ in range(steps)]
     flops = count_flops(step)
     median = statistics.median(seconds)
     return {
