@@ -185,6 +185,16 @@ def is_metric(name: str) -> bool:
     return True
 
 
+def chance_metric(name: str | None) -> str | None:
+    """The metric holding the chance level of metric ``name`` (registered with ``chance_of`` naming it), of the
+    same stage (``seg_all_smoke_iou`` for ``seg_smoke_iou``); None when no registered metric is its chance level."""
+    if name is None or not is_metric(name):
+        return None
+    prefix = stage_prefix(name)
+    bare = name[len(prefix) :]
+    return next((prefix + e.name for e in METRICS if bare in e.meta.get("chance_of", ())), None)
+
+
 def lower_is_better(name: str) -> bool:
     """Whether a smaller value of metric ``name`` is better (its ``lower_is_better`` attribute)."""
     return bool(getattr(metric_entry(name).factory, "lower_is_better", False))

@@ -113,7 +113,8 @@ METRICS = Registry(
     "higher is better unless the function has attribute `lower_is_better = True`; registered with "
     "`cooccurrence=True` it is shown beside the objective, with `default_objective=True` it is the objective of "
     "studies that name none, with `per_image_iou_mean=True` it is the mean of the stored per-image smoke IoU "
-    "(its report interval then also resamples test images)",
+    "(its report interval then also resamples test images), with `chance_of=(names...)` it is the chance level "
+    "of those metrics (what an uninformed prediction scores on the same images; reports mark it beside them)",
     injected=("ev",),
 )
 

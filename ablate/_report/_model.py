@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import seaborn as sns
 
-from ablate._metrics import lower_is_better, stage_prefix
+from ablate._metrics import chance_metric, lower_is_better, metric_description, stage_prefix
 from ablate._registries import ALL as REGISTRIES
 from ablate._registries import METRICS
 from ablate._registry import RegistryError
@@ -38,6 +38,28 @@ def cooccurrence_metrics(beside: str | None = None) -> list[str]:
     of the same stage as the metric ``beside`` (``seg_chimney_claimed`` beside ``seg_smoke_iou``)."""
     prefix = stage_prefix(beside)
     return [prefix + name for name in METRICS.tagged("cooccurrence")]
+
+
+def chance_level(data: ReportData, metric: str | None) -> tuple[str, float] | None:
+    """The chance level of ``metric`` on the study's test images: its chance metric (:func:`chance_metric`) and
+    that metric's value, which depends on the test masks only; None without one, or when it differs between the
+    completed trials (a study over several datasets: each configuration's is in the all-metrics table)."""
+    chance = chance_metric(metric)
+    if chance is None or chance not in data.metrics:
+        return None
+    values = data.completed[METRIC_PREFIX + chance].dropna()
+    if values.empty or values.max() - values.min() > 1e-9:
+        return None
+    return chance, float(values.mean())
+
+
+def chance_caption(data: ReportData, metric: str | None) -> str:
+    """The sentence a figure with :func:`chance_level`'s line adds to its caption ("" without one)."""
+    level = chance_level(data, metric)
+    if level is None:
+        return ""
+    chance, value = level
+    return f" Dashed line: {chance} {value:.4f}, {metric_description(chance)}."
 
 
 def is_missing(value: Any) -> bool:

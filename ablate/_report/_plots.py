@@ -20,7 +20,16 @@ from matplotlib.figure import Figure
 from scipy import ndimage
 
 from ablate._metrics import metric_description, per_image_iou, stage_prefix
-from ablate._report._model import MISSING, Axis, ReportData, cooccurrence_metrics, minimize, short_labels
+from ablate._report._model import (
+    MISSING,
+    Axis,
+    ReportData,
+    chance_caption,
+    chance_level,
+    cooccurrence_metrics,
+    minimize,
+    short_labels,
+)
 from ablate._report._pdf import page, wrap
 from ablate._report._tables import friedman, grouped, marginal
 from ablate._results import METRIC_PREFIX
@@ -96,8 +105,16 @@ def _interval_panels(
         values = done.groupby(column)[METRIC_PREFIX + metric]
         points = [values.get_group(k).dropna().to_numpy() if k in values.groups else np.empty(0) for k in keys]
         _intervals(ax, table, metric, colours, points)
+        _chance_line(ax.axvline, data, metric)
         ax.set_xlabel(_axis_label(data, metric))
     _row_labels(axes[0], range(len(labels)), labels)
+
+
+def _chance_line(draw: Any, data: ReportData, metric: str) -> None:
+    """The chance level of ``metric`` as a dashed line (``draw``: the axes' ``axvline`` or ``axhline``)."""
+    level = chance_level(data, metric)
+    if level is not None:
+        draw(level[1], color="0.3", linestyle="--", linewidth=1, zorder=0)
 
 
 def configurations_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
@@ -109,7 +126,7 @@ def configurations_figure(data: ReportData, summary: pd.DataFrame) -> Plot | Non
     caption = (
         f"Each configuration ranked by {data.objective} (best on top)"
         + (f" with the co-occurrence metrics beside it ({meanings})" if meanings else "")
-        + f". {INTERVALS}{_selection_note(shown, summary)}"
+        + f". {INTERVALS}{_selection_note(shown, summary)}{chance_caption(data, data.objective)}"
     )
     fig = page("Configurations", caption)
     colours = [data.colour("", label) for label in shown["configuration"]]
@@ -124,7 +141,7 @@ def axis_figure(data: ReportData, axis: Axis) -> Plot | None:
     table = marginal(data, axis)
     pooled = " (pooled over the other axes)" if len(data.axes) > 1 else ""
     if not axis.numeric:
-        caption = f"Metrics per value of {axis.path}{pooled}. {INTERVALS}"
+        caption = f"Metrics per value of {axis.path}{pooled}. {INTERVALS}{chance_caption(data, data.objective)}"
         fig = page(f"Axis: {axis.path}", caption)
         labels = list(table[axis.name])
         colours = [data.colour(axis.path, label) for label in labels]
@@ -139,7 +156,8 @@ def axis_figure(data: ReportData, axis: Axis) -> Plot | None:
         )
         return Plot(f"axis-{axis.name}", fig)
     band = " Line and band: mean and 95% t-interval per value." if axis.discrete else ""
-    fig = page(f"Metrics against {axis.path}", f"Metrics against {axis.path}{pooled}.{band} Dots: single trials.")
+    caption = f"Metrics against {axis.path}{pooled}.{band} Dots: single trials.{chance_caption(data, data.objective)}"
+    fig = page(f"Metrics against {axis.path}", caption)
     metrics = _panels(data)
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     table = table[table[axis.name].isin(axis.positions)]
@@ -158,6 +176,7 @@ def axis_figure(data: ReportData, axis: Axis) -> Plot | None:
             alpha=0.5,
             linewidths=0,
         )
+        _chance_line(ax.axhline, data, metric)
         ax.set_xscale("log" if log else "linear")
         ax.set_xlabel(axis.path)
         ax.set_ylabel(_axis_label(data, metric))

@@ -36,6 +36,7 @@ from ablate._report._model import (
     MISSING,
     Axis,
     ReportData,
+    chance_level,
     component_label,
     cooccurrence_metrics,
     elide,
@@ -476,7 +477,23 @@ def _summary_table(data: ReportData, summary: pd.DataFrame) -> Table:
     per_image = per_image_mean(objective)
     note = STATS_NOTE + (BOOTSTRAP_NOTE.format(metric=objective) if per_image else "")
     note += between_rows_note(summary, objective) if objective else ""
+    note += chance_note(data, summary, objective)
     return Table("summary", title, note, shown, summary, summary["baseline"].tolist())
+
+
+def chance_note(data: ReportData, table: pd.DataFrame, metric: str | None) -> str:
+    """How many rows of ``table`` (with ``<metric>.mean``) score no better than the chance level of ``metric``
+    ("" without one)."""
+    level = chance_level(data, metric)
+    if level is None:
+        return ""
+    chance, value = level
+    means = table[f"{metric}.mean"].dropna()
+    worse = means > value if minimize(metric, data.study) else means <= value
+    return (
+        f" Chance level: {chance} is {value:.4f} on these test images ({metric_entry(chance).description.rstrip('.')}"
+        f"); {int(worse.sum())} of {len(means)} rows score no better."
+    )
 
 
 def _metrics_table(data: ReportData, summary: pd.DataFrame) -> Table:
@@ -588,7 +605,7 @@ def _transfer_table(data: ReportData) -> Table | None:
     _result_columns(shown, table, objective)
     if with_paper:
         shown["paper"] = table["paper"].map(number)
-    note += between_rows_note(table, objective)
+    note += between_rows_note(table, objective) + chance_note(data, table, objective)
     return Table("paper-transfer", "Knowledge-transfer ablation (paper layout)", note, shown, table)
 
 
@@ -617,7 +634,7 @@ def _lambda_table(data: ReportData) -> Table | None:
     } | ({"paper": table["paper"].map(number)} if with_paper else {})
     shown = pd.DataFrame([list(v) for v in rows.values()], columns=(table[axis.name] + table["mark"]).tolist())
     shown.insert(0, "λ", list(rows))
-    note += between_rows_note(table, objective)
+    note += between_rows_note(table, objective) + chance_note(data, table, objective)
     return Table("paper-lambda", "λ sweep (paper layout)", note, shown, table)
 
 
@@ -645,7 +662,7 @@ def _postprocess_table(data: ReportData) -> Table | None:
         table["paper_best_seed"], table["paper_worse_seed"] = paper.str[0], paper.str[1]
         shown["paper best seed"] = table["paper_best_seed"].map(number)
         shown["paper worse seed"] = table["paper_worse_seed"].map(number)
-    note += between_rows_note(table, objective)
+    note += between_rows_note(table, objective) + chance_note(data, table, objective)
     return Table("paper-postprocess", "Post-processing (paper layout)", note, shown, table)
 
 

@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 import ablate._metrics as metrics
-import ablate.components.metrics.false_activation  # noqa: F401  (registers the metric)
+import ablate.components.metrics.all_smoke_iou  # noqa: F401  (registers the metric)
+import ablate.components.metrics.false_activation  # noqa: F401
 import ablate.components.metrics.smoke_iou  # noqa: F401
 from ablate import Evaluation, RegistryError
 from ablate._metrics import (
     ORACLE_THRESHOLDS,
+    chance_metric,
     confusion_matrix,
     evaluate,
     iou_at_thresholds,
@@ -127,3 +129,10 @@ def test_lower_is_better() -> None:
     assert not lower_is_better("smoke_iou")
     with pytest.raises(RegistryError):
         lower_is_better("no_such_metric")
+
+
+def test_chance_metric_is_of_the_same_stage() -> None:
+    assert chance_metric("smoke_iou") == "all_smoke_iou"
+    assert chance_metric("oracle_smoke_iou") == "all_smoke_iou"  # threshold 0 marks every pixel: never below it
+    assert chance_metric("seg_smoke_iou") == "seg_all_smoke_iou"
+    assert chance_metric("miou") is None and chance_metric("no_such_metric") is None and chance_metric(None) is None

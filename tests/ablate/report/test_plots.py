@@ -1,11 +1,14 @@
-"""Plot helpers whose numbers matter: the groups of the critical-difference diagram."""
+"""Plot helpers whose numbers matter: the groups of the critical-difference diagram, the chance-level line."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ablate._report._plots import cd_groups
+from ablate._report._model import prepare
+from ablate._report._plots import cd_groups, configurations_figure
+from ablate._report._tables import configurations
+from ablate._results import trials_frame
 
 
 def _pairwise(ranks: np.ndarray, cd: float) -> list[tuple[int, int]]:
@@ -36,3 +39,18 @@ def test_groups_match_the_pairwise_definition(seed: int) -> None:
     ranks = np.sort(rng.uniform(1, 30, size=40))
     for cd in (0.5, 2.0, 7.5):
         assert cd_groups(ranks, cd) == _pairwise(ranks, cd)
+
+
+def test_configurations_figure_draws_the_chance_level(synthetic, tmp_path) -> None:
+    study = synthetic.study(tmp_path, {"transfer.lambda": [0.5, 1.0]}, seeds=2)
+    specs = [
+        synthetic.Spec({"transfer.lambda": lam}, seed, metrics={"smoke_iou": lam / 2, "all_smoke_iou": 0.15})
+        for lam in (0.5, 1.0)
+        for seed in range(2)
+    ]
+    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    plot = configurations_figure(data, configurations(data))
+    caption = " ".join(plot.figure.texts[-1].get_text().split())
+    assert "Dashed line: all_smoke_iou 0.1500, Smoke IoU of a mask that marks every pixel smoke: the chance" in caption
+    dashed = [line for ax in plot.figure.axes for line in ax.lines if line.get_linestyle() == "--"]
+    assert [list(line.get_xdata()) for line in dashed] == [[0.15, 0.15]]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from ablate._report._model import prepare, value_label
+from ablate._report._model import chance_level, prepare, value_label
 from ablate._report._tables import (
     WILCOXON_FROM,
     build_tables,
@@ -291,3 +291,36 @@ def test_summary_shows_the_bootstrap_interval_of_smoke_iou(known):
     table = next(t for t in build_tables(known, summary) if t.name == "summary")
     assert {"95% t-CI (seeds)", "95% CI (bootstrap)"} <= set(table.shown.columns)
     assert (summary["image_iou.boot_low"] >= 0).all() and (summary["image_iou.boot_high"] <= 1).all()
+
+
+def _with_chance(synthetic, tmp_path, chance):
+    """The ``known`` trials with ``all_smoke_iou`` stored as well: ``chance(lam, seed)`` its value."""
+    specs = [
+        synthetic.Spec(
+            {"transfer.lambda": lam},
+            seed,
+            metrics={**_metrics(ious[seed]), "all_smoke_iou": chance(lam, seed)},
+            per_image=images[seed],
+        )
+        for lam, ious, images in ((0.5, IOU_A, IMAGES_A), (1.0, IOU_B, IMAGES_B))
+        for seed in range(3)
+    ]
+    data = _prepared(synthetic, tmp_path, specs)
+    return data, {t.name: t for t in build_tables(data, configurations(data))}
+
+
+def test_tables_count_the_rows_no_better_than_the_chance_level(synthetic, tmp_path):
+    # lambda 0.5 averages 0.4, lambda 1.0 0.3833: a chance level of 0.39 has one row above and one below it
+    data, tables = _with_chance(synthetic, tmp_path, lambda lam, seed: 0.39)
+    assert chance_level(data, "smoke_iou") == ("all_smoke_iou", pytest.approx(0.39))
+    for name in ("summary", "paper-lambda"):
+        assert "Chance level: all_smoke_iou is 0.3900 on these test images" in tables[name].note
+        assert "1 of 2 rows score no better." in tables[name].note
+
+
+def test_no_chance_level_when_it_differs_between_trials(synthetic, tmp_path):
+    # other test images per configuration (a study over datasets): one number would be wrong for some rows
+    data, tables = _with_chance(synthetic, tmp_path, lambda lam, seed: 0.2 if lam == 0.5 else 0.3)
+    assert chance_level(data, "smoke_iou") is None
+    assert "Chance level" not in tables["summary"].note
+    assert chance_level(data, "chimney_claimed") is None  # no registered metric is its chance level

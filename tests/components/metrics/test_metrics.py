@@ -74,6 +74,7 @@ EXPECTED = {
     "val_accuracy": 3 / 4,  # val smoke_prob >= 0.5 -> [1, 0, 1, 1] vs [1, 0, 0, 1]
     "accuracy_gap": 3 / 4 - 1 / 3,
     "chimney_only_fpr": 1 / 1,  # img2 is the only smoke-free image with a chimney; prob 0.5 -> smoke
+    "all_smoke_iou": (3 / 6 + 4 / 6) / 2,  # every pixel smoke: img0 3 of 6 pixels are smoke, img1 4 of 6
 }
 
 
