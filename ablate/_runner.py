@@ -48,6 +48,8 @@ from ablate._storage import (
     open_storage,
     record_trial,
     study_lock,
+    trial_keys_from,
+    waiting_trial_ids,
 )
 from ablate._study import STORED, Objective, Study
 from ablate._train import Diverged
@@ -353,10 +355,12 @@ class StudyRunner:
 
     def _claim(self) -> optuna.Trial | None:
         """Atomically take a WAITING trial; one taken by another process first is skipped."""
-        for frozen in self.optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            # FrozenTrial._trial_id is the storage id; Optuna's own queue pops by it the same way
-            if claim_waiting(self.storage, frozen._trial_id, WORKER):
-                self._held = optuna.Trial(self.optuna_study, frozen._trial_id)
+        waiting = waiting_trial_ids(self.storage, self.optuna_study._study_id)
+        if waiting is None:  # FrozenTrial._trial_id is the storage id; Optuna's own queue pops by it the same way
+            waiting = [t._trial_id for t in self.optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]
+        for trial_id in waiting:
+            if claim_waiting(self.storage, trial_id, WORKER):
+                self._held = optuna.Trial(self.optuna_study, trial_id)
                 return self._held
         return None
 
@@ -400,16 +404,19 @@ class StudyRunner:
             trial = self._claim()
             if trial is None and self.study.is_tuning and not self._budget_spent():
                 trial = self._held = self.optuna_study.ask()
-                record_trial(self.storage, trial._trial_id, {"worker": WORKER})  # first, as a claim records it
                 params = self._suggest(trial)
                 seed = self.study.seeds[0]
                 attrs = {
+                    "worker": WORKER,
                     "seed": seed,
                     "params": params,
                     "identity": identity(params, seed),
                     "config_id": config_id(params),
+                    "primary": True,
                 }
-                record_trial(self.storage, trial._trial_id, {**attrs, "primary": True})
+                # one write, before the duplicate check reads identities; a worker that dies before it leaves a
+                # trial without worker, which recover_stale fails once its start is STALE_AFTER old
+                record_trial(self.storage, trial._trial_id, attrs)
                 duplicate = self._is_duplicate(trial, identity(params, seed))
                 if duplicate is not None:  # the sampler proposed a configuration already run: ask again
                     trial.set_user_attr("duplicate_of", duplicate)
@@ -455,15 +462,18 @@ class StudyRunner:
         the trials before the first that is not final are not read again. A duplicate's identity is its
         original's, so it adds nothing to the set.
         """
-        if self._primaries_of != self.optuna_study._study_id:  # opened another study (--new)
-            self._primaries_of, self._primaries, self._primaries_read = self.optuna_study._study_id, set(), 0
-        trials = self.optuna_study.get_trials(deepcopy=False)
+        study_id = self.optuna_study._study_id
+        if self._primaries_of != study_id:  # opened another study (--new)
+            self._primaries_of, self._primaries, self._primaries_read = study_id, set(), 0
+        unread = trial_keys_from(self.storage, study_id, self._primaries_read, ("identity", "primary"))
+        if unread is None:  # a storage without SQL
+            stored = self.optuna_study.get_trials(deepcopy=False)[self._primaries_read :]
+            unread = [(t.state, t.user_attrs) for t in stored]
         settled = True
-        for trial in trials[self._primaries_read :]:
-            attrs = trial.user_attrs
+        for state, attrs in unread:
             if attrs.get("primary"):
                 self._primaries.add(attrs["identity"])
-            settled = settled and ("identity" in attrs or trial.state.is_finished())
+            settled = settled and ("identity" in attrs or state.is_finished())
             self._primaries_read += settled
         return self._primaries
 

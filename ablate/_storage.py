@@ -125,6 +125,22 @@ def _sql(storage: optuna.storages.BaseStorage) -> optuna.storages.RDBStorage | N
     return rdb if isinstance(rdb, optuna.storages.RDBStorage) else None
 
 
+def waiting_trial_ids(storage: optuna.storages.BaseStorage, study_id: int) -> list[int] | None:
+    """Storage ids of the WAITING trials of study ``study_id`` in queue order, by one query; None for a storage
+    without SQL (the caller asks Optuna, whose read of the study loads every unfinished trial with six queries)."""
+    rdb = _sql(storage)
+    if rdb is None:
+        return None
+    trials = models.TrialModel.__table__
+    query = (
+        sqlalchemy.select(trials.c.trial_id)
+        .where(trials.c.study_id == study_id, trials.c.state == TrialState.WAITING)
+        .order_by(trials.c.number)
+    )
+    with rdb.engine.connect() as connection:
+        return list(connection.execute(query).scalars())
+
+
 def claim_waiting(storage: optuna.storages.BaseStorage, trial_id: int, worker: str) -> bool:
     """Move trial ``trial_id`` from WAITING to RUNNING for ``worker``; False when another process got it first.
 
@@ -227,6 +243,31 @@ def identity_holders(
     )
     with rdb.engine.connect() as connection:
         return [(number, state) for number, state in connection.execute(query)]
+
+
+def trial_keys_from(
+    storage: optuna.storages.BaseStorage, study_id: int, first: int, keys: Sequence[str]
+) -> list[tuple[TrialState, dict[str, Any]]] | None:
+    """State and user attributes ``keys`` (those it has) of every trial of study ``study_id`` from number ``first``
+    on, in number order, by one query; None for a storage without SQL (the caller reads the trials instead)."""
+    rdb = _sql(storage)
+    if rdb is None:
+        return None
+    trials, attrs = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
+    joined = trials.outerjoin(attrs, (attrs.c.trial_id == trials.c.trial_id) & attrs.c.key.in_(list(keys)))
+    query = (
+        sqlalchemy.select(trials.c.number, trials.c.state, attrs.c.key, attrs.c.value_json)
+        .select_from(joined)
+        .where(trials.c.study_id == study_id, trials.c.number >= first)
+        .order_by(trials.c.number)
+    )
+    rows: dict[int, tuple[TrialState, dict[str, Any]]] = {}
+    with rdb.engine.connect() as connection:
+        for number, state, key, value in connection.execute(query):
+            found = rows.setdefault(number, (state, {}))[1]
+            if key is not None:
+                found[key] = json.loads(value)
+    return list(rows.values())
 
 
 @contextlib.contextmanager

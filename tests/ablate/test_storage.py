@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.exceptions import UpdateFinishedTrialError
 
-from ablate._storage import identity_holders, open_storage, record_trial
+from ablate._storage import identity_holders, open_storage, record_trial, trial_keys_from, waiting_trial_ids
 
 RECORD = {"metrics": {"smoke_iou": 0.25, "precision": math.nan}, "per_image_iou": [0.5, math.nan], "note": "x"}
 
@@ -55,9 +55,9 @@ def _trial_with(study: optuna.Study, **attrs: object) -> optuna.Trial:
     return trial
 
 
-def _identity_study(url: str) -> tuple[optuna.Study, list[optuna.Trial]]:
+def _identity_study(url: str, name: str = "identities") -> tuple[optuna.Study, list[optuna.Trial]]:
     storage = open_storage(url) if url != "memory" else optuna.storages.InMemoryStorage()
-    study = optuna.create_study(study_name="identities", storage=storage)
+    study = optuna.create_study(study_name=name, storage=storage)
     trials = [
         _trial_with(study, identity="a"),
         _trial_with(study, identity="b"),
@@ -91,3 +91,26 @@ def test_the_identity_index_exists_and_storages_without_sql_get_none(tmp_path) -
     assert "ablate_trial_identity" in names
     memory, _ = _identity_study("memory")
     assert identity_holders(memory._storage, memory._study_id, "a") is None
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_waiting_trials_and_attribute_reads_match_what_optuna_reads(
+    tmp_path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    url = f"sqlite:///{tmp_path}/ids.db" if kind == "sqlite" else request.getfixturevalue("postgres")
+    study, _ = _identity_study(url, "queue")
+    for value in (0.1, 0.2):
+        study.enqueue_trial({"x": value}, user_attrs={"identity": f"queued-{value}", "primary": False})
+    other = optuna.create_study(study_name="other queue", storage=study._storage)
+    other.enqueue_trial({"x": 0.3})  # another study's queue is not this one's
+    trials = study.get_trials(deepcopy=False)
+    waiting = [t._trial_id for t in trials if t.state == optuna.trial.TrialState.WAITING]
+    assert waiting_trial_ids(study._storage, study._study_id) == waiting and len(waiting) == 2
+
+    keys = ("identity", "primary", "duplicate_of")
+    read = trial_keys_from(study._storage, study._study_id, 2, keys)
+    assert read == [(t.state, {k: v for k, v in t.user_attrs.items() if k in keys}) for t in trials[2:]]
+    assert read[2] == (optuna.trial.TrialState.RUNNING, {})  # a trial with none of the keys is still listed
+    memory, _ = _identity_study("memory")
+    assert waiting_trial_ids(memory._storage, memory._study_id) is None
+    assert trial_keys_from(memory._storage, memory._study_id, 0, keys) is None
