@@ -30,7 +30,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from ablate._config import get_dotted, resolve
-from ablate._metrics import is_metric, metric_entry, stage_prefix
+from ablate._metrics import is_metric, metric_description, metric_entry, stage_prefix
 from ablate._reference import Reference
 from ablate._report._model import (
     MISSING,
@@ -491,7 +491,7 @@ def chance_note(data: ReportData, table: pd.DataFrame, metric: str | None) -> st
     means = table[f"{metric}.mean"].dropna()
     worse = means > value if minimize(metric, data.study) else means <= value
     return (
-        f" Chance level: {chance} is {value:.4f} on these test images ({metric_entry(chance).description.rstrip('.')}"
+        f" Chance level: {chance} is {value:.4f} on these test images ({metric_description(chance)}"
         f"); {int(worse.sum())} of {len(means)} rows score no better."
     )
 
