@@ -417,7 +417,7 @@ class StudyRunner:
                 # one write, before the duplicate check reads identities; a worker that dies before it leaves a
                 # trial without worker, which recover_stale fails once its start is STALE_AFTER old
                 record_trial(self.storage, trial._trial_id, attrs)
-                duplicate = self._is_duplicate(trial, identity(params, seed))
+                duplicate = self._is_duplicate(trial, attrs["identity"])
                 if duplicate is not None:  # the sampler proposed a configuration already run: ask again
                     trial.set_user_attr("duplicate_of", duplicate)
                     self.optuna_study.tell(trial, state=TrialState.PRUNED)

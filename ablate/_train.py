@@ -455,9 +455,8 @@ class Trainer:
         scaler = grad_scaler(self.device)
         averaged = [(m, _ema(m, train_cfg.ema)) for m in [*trainable, *([extra] if extra is not None else [])]]
         averages = [(module, average) for module, average in averaged if average is not None]
-        if (
-            train_cfg.compile
-        ):  # in place (after the EMA copies): the weights keep their names, so a compiled network saves like any other
+        # compiled in place (after the EMA copies): the weights keep their names, so it saves like any other network
+        if train_cfg.compile:
             for module in trainable:
                 module.compile()
         self.trainings += 1
