@@ -28,7 +28,11 @@ class NetworkOutput:
 
 
 class Network(nn.Module):
-    """Backbone -> feature map -> head -> class map -> global average pooled logits."""
+    """Backbone -> feature map -> head -> class map -> global average pooled logits.
+
+    A head that refines its map (SEAM's PCM) returns ``(class_map, logit_map)``: the logits pool ``logit_map``,
+    the map it classifies from, so the classification loss cannot shape the refinement.
+    """
 
     def __init__(self, backbone: nn.Module, head: nn.Module, align: str) -> None:
         super().__init__()
@@ -38,8 +42,9 @@ class Network(nn.Module):
 
     def forward(self, images: torch.Tensor) -> NetworkOutput:
         features = self.backbone(images)
-        class_map = self.head(features, images)
-        return NetworkOutput(features, class_map, class_map.mean(dim=(2, 3)))
+        head_output = self.head(features, images)
+        class_map, logit_map = head_output if isinstance(head_output, tuple) else (head_output, head_output)
+        return NetworkOutput(features, class_map, logit_map.mean(dim=(2, 3)))
 
     @property
     def aligned_channels(self) -> int:

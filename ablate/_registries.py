@@ -49,7 +49,8 @@ BACKBONES = Registry(
 HEADS = Registry(
     "heads",
     "factory(in_channels: int, num_classes: int, **params) -> nn.Module with "
-    "forward(features [B,C,h,w], image [B,3,H,W]) -> class map [B, num_classes, h, w]",
+    "forward(features [B,C,h,w], image [B,3,H,W]) -> class map [B, num_classes, h, w], or a pair "
+    "(class map, logit map) where the logits pool the second (a head that refines the map it classifies from)",
     check=_is_module,
     injected=("in_channels", "num_classes"),
 )
