@@ -229,8 +229,9 @@ class StudyRunner:
             stored = self._stored_signature(optuna_study)
             if stored != signature:
                 raise ConfigError(
-                    f"{self.study.path}: the search space (config, grid, tune, seeds or objective) changed since "
-                    f"study '{names[-1]}' in {masked_url(self.url)} was created; resuming would mix results. "
+                    f"{self.study.path}: the search space (config with the harness's defaults, grid, tune, seeds or "
+                    f"objective) changed since study '{names[-1]}' in {masked_url(self.url)} was created; resuming "
+                    "would mix results. "
                     "Run with --new to start a new study beside it (the old trials are kept)"
                 )
             optuna_study.sampler = _sampler(self.study, seed=len(optuna_study.get_trials(deepcopy=False)))
