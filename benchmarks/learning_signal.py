@@ -46,7 +46,8 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "student (shared init)": {"paradigm": {"name": "single", "network": "student"}, "train.init_seed": 0},
 }
 # oracle_smoke_iou (the best threshold per image, an upper bound) beside smoke_iou (the paper's fixed 0.3) splits
-# the seed spread into how well a network's CAM ranks smoke pixels and where its contrast puts them relative to 0.3
+# the seed spread into how well a network's CAM ranks smoke pixels and where its contrast puts them relative to 0.3;
+# smoke_cam_correlation tells a CAM that marks nothing in particular (0) from one inverted (below 0)
 METRICS = (
     "val_accuracy",
     "accuracy",
@@ -56,6 +57,7 @@ METRICS = (
     "smoke_iou",
     "oracle_smoke_iou",
     "all_smoke_iou",
+    "smoke_cam_correlation",
 )
 TINY = {
     "data": {"name": "synthetic-smoke", "image_size": 32, "n_train": 32, "n_val": 16, "n_test": 16},
@@ -153,11 +155,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     checks = criteria(summary)
     print_table(
         ["configuration", "val acc", "test acc", "gap", "chimney-only FPR", "chimney_claimed", "smoke_iou", "std"]
-        + ["detectable Δ", "seeds for Δ/2", "oracle IoU", "oracle std", "all-smoke IoU", "final loss"],
+        + ["detectable Δ", "seeds for Δ/2", "oracle IoU", "oracle std", "all-smoke IoU", "CAM-mask r", "final loss"],
         [
             [name, s["val_accuracy"], s["accuracy"], s["accuracy_gap"], s["chimney_only_fpr"], s["chimney_claimed"]]
             + [s["smoke_iou"], s["smoke_iou_std"], s["detectable_smoke_iou"], s["seeds_for_half"]]
-            + [s["oracle_smoke_iou"], s["oracle_smoke_iou_std"], s["all_smoke_iou"], s["final_loss"]]
+            + [s["oracle_smoke_iou"], s["oracle_smoke_iou_std"], s["all_smoke_iou"], s["smoke_cam_correlation"]]
+            + [s["final_loss"]]
             for name, s in summary.items()
         ],
     )

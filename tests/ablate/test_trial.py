@@ -26,8 +26,8 @@ TINY: dict[str, Any] = {
 }
 # Ratios that are not shares of something, so not bounded by 1.
 UNBOUNDED = {"chimney_per_tp"}
-# Differences of two shares, in [-1, 1].
-SIGNED = {"accuracy_gap"}
+# Differences of two shares and correlations, in [-1, 1].
+SIGNED = {"accuracy_gap", "smoke_cam_correlation"}
 PARADIGMS = {
     "single_student": {"paradigm": {"name": "single", "network": "student"}},
     "single_teacher": {"paradigm": {"name": "single", "network": "teacher"}, "cam": {"network": "teacher"}},

@@ -75,6 +75,16 @@ EXPECTED = {
     "accuracy_gap": 3 / 4 - 1 / 3,
     "chimney_only_fpr": 1 / 1,  # img2 is the only smoke-free image with a chimney; prob 0.5 -> smoke
     "all_smoke_iou": (3 / 6 + 4 / 6) / 2,  # every pixel smoke: img0 3 of 6 pixels are smoke, img1 4 of 6
+    # point-biserial form of Pearson's r: (smoke mean - background mean) / population std * sqrt(p * q); img0: smoke
+    # .33 .31 .38 (mean .34), background .12 .02 .22 (mean .12), p = q = 1/2; img1: smoke .93 .18 .97 .91, background
+    # .62 .72, p = 4/6; img2 has no smoke
+    "smoke_cam_correlation": (
+        (0.34 - 0.12) / np.std([0.33, 0.31, 0.12, 0.38, 0.02, 0.22]) * 0.5
+        + ((0.93 + 0.18 + 0.97 + 0.91) / 4 - (0.62 + 0.72) / 2)
+        / np.std([0.62, 0.93, 0.18, 0.72, 0.97, 0.91])
+        * np.sqrt(4 / 6 * 2 / 6)
+    )
+    / 2,
 }
 
 
@@ -115,6 +125,19 @@ def test_oracle_picks_a_different_threshold_per_image() -> None:
 
 def test_oracle_names_are_marked() -> None:
     assert [m for m in EXPECTED if m.startswith("oracle_")] == ["oracle_smoke_iou"]
+
+
+def test_an_inverted_cam_correlates_negatively_and_a_flat_one_is_left_out() -> None:
+    ev = _split()
+    inverted = dataclasses.replace(ev, cams=1 - ev.cams)
+    correlation = evaluate(ev, ["smoke_cam_correlation"])["smoke_cam_correlation"]
+    assert evaluate(inverted, ["smoke_cam_correlation"])["smoke_cam_correlation"] == pytest.approx(-correlation)
+    ev.cams[1] = 0.5  # no correlation on img1: img0's alone
+    assert evaluate(ev, ["smoke_cam_correlation"])["smoke_cam_correlation"] == pytest.approx(
+        (0.34 - 0.12) / np.std([0.33, 0.31, 0.12, 0.38, 0.02, 0.22]) * 0.5
+    )
+    ev.cams[0] = 0.5
+    assert _nan(ev, "smoke_cam_correlation")
 
 
 def test_chimney_pixels_under_smoke_are_excluded() -> None:
