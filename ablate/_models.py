@@ -30,8 +30,8 @@ class NetworkOutput:
 class Network(nn.Module):
     """Backbone -> feature map -> head -> class map -> global average pooled logits.
 
-    A head that refines its map (SEAM's PCM) returns ``(class_map, logit_map)``: the logits pool ``logit_map``,
-    the map it classifies from, so the classification loss cannot shape the refinement.
+    A head that refines its map (by pixel correlations, say) returns ``(class_map, logit_map)``: the logits pool
+    ``logit_map``, the map it classifies from, so the classification loss cannot shape the refinement.
     """
 
     def __init__(self, backbone: nn.Module, head: nn.Module, align: str) -> None:

@@ -231,8 +231,7 @@ class StudyRunner:
                 raise ConfigError(
                     f"{self.study.path}: the search space (config with the harness's defaults, grid, tune, seeds or "
                     f"objective) changed since study '{names[-1]}' in {masked_url(self.url)} was created; resuming "
-                    "would mix results. "
-                    "Run with --new to start a new study beside it (the old trials are kept)"
+                    "would mix results. Run with --new to start a new study beside it (the old trials are kept)"
                 )
             optuna_study.sampler = _sampler(self.study, seed=len(optuna_study.get_trials(deepcopy=False)))
             self.optuna_study = optuna_study
