@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
+from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 from tqdm.auto import tqdm
 
@@ -364,6 +365,23 @@ class StudyRunner:
                 return self._held
         return None
 
+    def _ask(self) -> optuna.Trial:
+        """A new trial for the sampler: ``Study.ask`` without its pop of the WAITING queue.
+
+        ``Study.ask`` first moves a WAITING trial to RUNNING by a read and then a write, which two processes on
+        SQLite can both pass, and would run a trial that another worker enqueued after :meth:`_claim` found the
+        queue empty as a new configuration; the queue is taken by :meth:`_claim` alone, atomically (such a trial
+        waits for the next claim). Leaving the pop out also saves its read of the queue (six SQL queries).
+        """
+        study = self.optuna_study
+        study._thread_local.cached_all_trials = None  # as ask does: the sampler then reads the latest trials
+        return optuna.Trial(study, study._storage.create_new_trial(study._study_id))
+
+    def _tell(self, trial: optuna.Trial, values: Any = None, state: TrialState | None = None) -> None:
+        """``Study.tell`` (its checks, the sampler's ``after_trial``, the state write) without the read of the
+        finished trial that it returns and the runner never uses: six SQL queries a trial (Optuna is pinned)."""
+        _tell_with_warning(self.optuna_study, trial, values, state)
+
     def _is_duplicate(self, trial: optuna.Trial, key: str) -> int | None:
         """The number of a trial that completed, was pruned or holds an earlier claim on the same identity."""
         holders = identity_holders(self.storage, self.optuna_study._study_id, key)
@@ -403,7 +421,7 @@ class StudyRunner:
         while True:
             trial = self._claim()
             if trial is None and self.study.is_tuning and not self._budget_spent():
-                trial = self._held = self.optuna_study.ask()
+                trial = self._held = self._ask()
                 params = self._suggest(trial)
                 seed = self.study.seeds[0]
                 attrs = {
@@ -420,7 +438,7 @@ class StudyRunner:
                 duplicate = self._is_duplicate(trial, attrs["identity"])
                 if duplicate is not None:  # the sampler proposed a configuration already run: ask again
                     trial.set_user_attr("duplicate_of", duplicate)
-                    self.optuna_study.tell(trial, state=TrialState.PRUNED)
+                    self._tell(trial, state=TrialState.PRUNED)
                     continue
                 if not self.study.pruner:  # with a pruner, only once the first seed has run to the end
                     self._enqueue_other_seeds(params)
@@ -438,7 +456,7 @@ class StudyRunner:
             duplicate = self._is_duplicate(trial, key)
             if duplicate is not None:
                 trial.set_user_attr("duplicate_of", duplicate)
-                self.optuna_study.tell(trial, state=TrialState.PRUNED)
+                self._tell(trial, state=TrialState.PRUNED)
                 continue
             return trial, self._suggest(trial), trial.user_attrs["seed"]
 
@@ -549,7 +567,7 @@ class StudyRunner:
             config["name"] = f"{self.study.name}#{trial.number}"
             result = run_trial(config, cache=self.cache, progress=not self.quiet, on_epoch=self._reporter(trial))
         except optuna.TrialPruned as exc:
-            self.optuna_study.tell(trial, state=TrialState.PRUNED)
+            self._tell(trial, state=TrialState.PRUNED)
             self._log(f"  pruned trial {trial.number}: {exc}")
             return
         except PrunerError as exc:  # the study file's mistake, not this trial's: every trial would fail alike
@@ -578,7 +596,7 @@ class StudyRunner:
             return
         if self.study.pruner and self._is_primary(trial):  # before it is told: a crash in between re-runs it
             self._enqueue_other_seeds(params)
-        self.optuna_study.tell(trial, values)
+        self._tell(trial, values)
         self._runtimes.append(runtime)
         outcome.completed += 1
         done, total = self.progress()
@@ -648,7 +666,7 @@ class StudyRunner:
             logs.mkdir(parents=True, exist_ok=True)
             (logs / f"trial-{trial.number}.log").write_text(trace)
             trial.set_user_attr("log", str(logs / f"trial-{trial.number}.log"))
-        self.optuna_study.tell(trial, state=TrialState.FAIL)
+        self._tell(trial, state=TrialState.FAIL)
         self._log(f"  FAILED trial {trial.number}: {message}")
 
     def _maybe_retry(self, trial: optuna.Trial, params: dict[str, Any], seed: int) -> None:

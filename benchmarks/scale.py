@@ -125,7 +125,7 @@ def claim_and_record(runner: StudyRunner, rng: random.Random, metrics: list[str]
     trial, params, seed = claimed
     result = fake_result(rng, runner.study.trial_config(params, seed), metrics)
     runner._record(trial, result, 1.0)
-    runner.optuna_study.tell(trial, result.metrics["smoke_iou"])
+    runner._tell(trial, result.metrics["smoke_iou"])
     return time.perf_counter() - start
 
 

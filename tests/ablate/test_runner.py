@@ -414,6 +414,27 @@ def test_the_budget_count_reads_trials_other_workers_write_while_it_runs(tmp_pat
     assert runner._primaries_read == 4
 
 
+def test_asking_for_a_tuning_trial_leaves_a_trial_another_worker_queued_to_the_atomic_claim(tmp_path, monkeypatch):
+    import ablate._runner
+    from ablate._runner import StudyRunner
+    from ablate._storage import identity
+    from ablate._study import load_study
+
+    tune = {"transfer.lambda": {"low": 0.0, "high": 2.0}}
+    study = load_study(write_study(tmp_path, tune=tune, sampler="random", n_trials=3, seeds=2))
+    runner = StudyRunner(study, out=tmp_path / "out", quiet=True)
+    runner.open()
+    other = optuna.load_study(study_name="tiny", storage=runner.storage)
+    attrs = {"identity": identity({"transfer.lambda": 0.5}, 1), "primary": False, "seed": 1, "params": {}}
+    other.enqueue_trial({"transfer.lambda": 0.5}, user_attrs=attrs)
+    # the other worker's seed 1 lands after this worker's claim found the queue empty, before it asks
+    monkeypatch.setattr(ablate._runner, "waiting_trial_ids", lambda storage, study_id: [])
+    trial, params, seed = runner._next()
+    # the queued trial still waits for a claim instead of running as a sampled configuration
+    assert other.get_trials()[0].state == optuna.trial.TrialState.WAITING
+    assert trial.number == 1 and seed == 0 and params != {"transfer.lambda": 0.5}
+
+
 def test_export_hands_on_the_best_trials_weights_config_and_metrics(tmp_path, capsys):
     import json
 
