@@ -369,9 +369,9 @@ class StudyRunner:
         """A new trial for the sampler: ``Study.ask`` without its pop of the WAITING queue.
 
         ``Study.ask`` first moves a WAITING trial to RUNNING by a read and then a write, which two processes on
-        SQLite can both pass, and would run a trial that another worker enqueued after :meth:`_claim` found the
-        queue empty as a new configuration; the queue is taken by :meth:`_claim` alone, atomically (such a trial
-        waits for the next claim). Leaving the pop out also saves its read of the queue (six SQL queries).
+        SQLite can both pass, and it would hand a trial that another worker queued after :meth:`_claim` found the
+        queue empty to the sampler as a new configuration. The queue is taken by :meth:`_claim` alone, atomically;
+        such a trial waits for the next claim. Leaving the pop out also saves its read of the queue (six queries).
         """
         study = self.optuna_study
         study._thread_local.cached_all_trials = None  # as ask does: the sampler then reads the latest trials

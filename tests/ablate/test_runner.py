@@ -425,14 +425,15 @@ def test_asking_for_a_tuning_trial_leaves_a_trial_another_worker_queued_to_the_a
     runner = StudyRunner(study, out=tmp_path / "out", quiet=True)
     runner.open()
     other = optuna.load_study(study_name="tiny", storage=runner.storage)
-    attrs = {"identity": identity({"transfer.lambda": 0.5}, 1), "primary": False, "seed": 1, "params": {}}
-    other.enqueue_trial({"transfer.lambda": 0.5}, user_attrs=attrs)
+    params = {"transfer.lambda": 0.5}
+    attrs = {"identity": identity(params, 1), "primary": False, "seed": 1, "params": params}
+    other.enqueue_trial(params, user_attrs=attrs)
     # the other worker's seed 1 lands after this worker's claim found the queue empty, before it asks
     monkeypatch.setattr(ablate._runner, "waiting_trial_ids", lambda storage, study_id: [])
-    trial, params, seed = runner._next()
+    trial, sampled, seed = runner._next()
     # the queued trial still waits for a claim instead of running as a sampled configuration
     assert other.get_trials()[0].state == optuna.trial.TrialState.WAITING
-    assert trial.number == 1 and seed == 0 and params != {"transfer.lambda": 0.5}
+    assert trial.number == 1 and seed == 0 and sampled != params
 
 
 def test_export_hands_on_the_best_trials_weights_config_and_metrics(tmp_path, capsys):
