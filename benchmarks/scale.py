@@ -6,10 +6,10 @@ metric, 320 per-image IoUs, a 10-epoch history, the resolved config). Then, on t
 
 - ``claim_record_s``: one more trial through the runner's own path: ask the sampler, check it is no
   duplicate, record its result attributes, tell the objective (what a worker adds to every trial): the median
-  of the 5 such trials after the first of the process; ``first_claim_s`` is the first, which also reads every stored
-  trial into Optuna's cache (what each worker pays once when it starts);
+  of the 5 such trials after the first of the process; ``first_claim_s`` is the first;
 - ``resume_scan_s``: what ``ablate run`` does before working on a study it resumes (stale trials, the
-  queue of missing configurations);
+  queue of missing configurations); here it is the process's first read of every stored trial into Optuna's
+  cache, which each worker pays once when it starts;
 - ``status_s``: ``ablate status`` (every trial as a row), in this process;
 - ``report_s``: ``ablate report`` (tables, plots, PDF; the gallery finds no images, as for trials written
   elsewhere, and says so).
