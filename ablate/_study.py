@@ -294,7 +294,11 @@ def _distribution(path: Path, dotted: str, spec: Any) -> Distribution:
 
 
 def load_study(
-    path: str | Path, check_configs: bool = True, check_files: bool = True, need_plugins: bool = True
+    path: str | Path,
+    check_configs: bool = True,
+    check_files: bool = True,
+    need_plugins: bool = True,
+    build_networks: bool = True,
 ) -> Study:
     """Parse and validate a study file.
 
@@ -306,6 +310,8 @@ def load_study(
         need_plugins: False for commands that only read stored trials (status, report): a plugin that does not
             import is then noted in ``Study.missing_plugins`` rather than refused, and the direction of a plugin
             metric's objective comes from the storage.
+        build_networks: with ``check_configs``, also build every configuration's networks on the meta device
+            (False for the commands that only read stored trials: names and values are still checked).
 
     Raises:
         ConfigError: one line naming the file and the field (and grid combination) at fault.
@@ -401,7 +407,7 @@ def load_study(
             "'grid: {transfer.lambda: [0.5, 1.0]}' (every other setting takes the defaults)",
         )
     if check_configs and not missing_plugins:  # configs naming a plugin's components cannot be checked without it
-        _check_configs(study, check_files)
+        _check_configs(study, check_files, build_networks)
     return study
 
 
@@ -427,7 +433,7 @@ def _refuse_overlaps(path: Path, section: str, keys: list[str]) -> None:
                 raise _fail(path, f"{section}: '{inner}' lies inside '{outer}'; set one of them, not both")
 
 
-def _check_configs(study: Study, check_files: bool) -> None:
+def _check_configs(study: Study, check_files: bool, build_networks: bool) -> None:
     samples = study.configurations()
     if study.tune:  # both ends of every range and every choice must form a valid config
         samples = [{d.path: v} for d in study.tune for v in (d.choices or (d.low, d.high))]
@@ -436,7 +442,8 @@ def _check_configs(study: Study, check_files: bool) -> None:
     for params in samples:
         label = f" (configuration {json.dumps(params, default=str)})" if params else ""
         try:
-            resolved = validate(study.trial_config(params, study.seeds[0]), check_files=check_files)
+            config = study.trial_config(params, study.seeds[0])
+            resolved = validate(config, check_files=check_files, build=build_networks)
             if check_files and resolved["data"] not in checked_data:
                 checked_data.append(resolved["data"])
                 load_data(resolved["data"], StageCache())

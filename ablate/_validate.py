@@ -36,7 +36,10 @@ def default_mask_step() -> str:
 
 
 def validate(
-    config: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None, check_files: bool = True
+    config: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+    check_files: bool = True,
+    build: bool = True,
 ) -> dict[str, Any]:
     """Resolve and check a trial config without training anything.
 
@@ -44,6 +47,8 @@ def validate(
         config: a (partial) trial config.
         overrides: dotted-path overrides.
         check_files: also require checkpoint files to exist (off to check a config meant for another machine).
+        build: also build every network on the meta device (channel counts, CAM layers, transfer shapes);
+            off, only names, types and ranges are checked, with no import of the networks' libraries.
 
     Raises:
         ConfigError: one line listing every problem, each naming its dotted field.
@@ -52,7 +57,7 @@ def validate(
     load_components(resolved.get("plugins") or [], origin="plugins")
     default_mask_step()
     problems = check(resolved)
-    if not problems:
+    if not problems and build:
         problems = _check_combination(resolved, check_files)
     if problems:
         raise ConfigError("; ".join(problems))

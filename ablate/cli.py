@@ -111,11 +111,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _runner(args: argparse.Namespace, read_only: bool = False, **kwargs: Any) -> Any:
-    """The study's runner; ``read_only`` (status, report, export) loads no data and works without the plugins."""
+    """The study's runner; ``read_only`` (status, report, export) reads the stored trials only: it checks the
+    study's names and values but builds no network (``run`` did), loads no data and works without the plugins."""
     from ablate._runner import StudyRunner
     from ablate._study import load_study
 
-    study = load_study(args.study, check_files=not read_only, need_plugins=not read_only)
+    checks = not read_only
+    study = load_study(args.study, check_files=checks, need_plugins=checks, build_networks=checks)
     if study.missing_plugins:
         print(f"ablate: note: {study.missing_plugins}; reading the stored trials without it", file=sys.stderr)
     return StudyRunner(study, out=args.out, storage=args.storage, **kwargs)

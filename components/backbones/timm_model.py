@@ -7,7 +7,6 @@ import pickle
 import socket
 from pathlib import Path
 
-import timm
 import torch
 from torch import nn
 
@@ -38,6 +37,8 @@ class TimmBackbone(nn.Module):
         conv_stem: bool = False,
     ) -> None:
         super().__init__()
+        import timm  # here, not at the top: see _create
+
         if model not in timm.list_models():
             hint = did_you_mean(model, timm.list_models())
             raise ValueError(f"'{model}' is not a timm model{hint}; `timm.list_models()` lists them")
@@ -63,6 +64,10 @@ class TimmBackbone(nn.Module):
 
     @staticmethod
     def _create(model: str, load: bool, kwargs: dict) -> nn.Module:
+        # timm is imported where a network is built: the commands that only read stored trials (status, report,
+        # export, compare) load every component and would otherwise pay timm's import of torchvision (seconds)
+        import timm
+
         try:
             try:  # ViTs accept any input size that fits the patch grid
                 return timm.create_model(model, pretrained=load, dynamic_img_size=True, **kwargs)
@@ -140,6 +145,8 @@ def _offline_message(model: str) -> str:
 
 def _pretrained_reachable(model: str) -> bool:
     """Whether timm could fetch ``model``'s weights: already in the local hub cache, or the hub answers."""
+    import timm
+
     hub_id = getattr(timm.models.get_pretrained_cfg(model), "hf_hub_id", None)
     if hub_id:
         from huggingface_hub import try_to_load_from_cache

@@ -7,11 +7,8 @@ from typing import Literal
 
 import torch
 from torch import nn
-from torchvision.models.segmentation import deeplabv3_resnet50, deeplabv3_resnet101
 
 from ablate import SEGMENTERS
-
-_BUILDERS = {"resnet50": deeplabv3_resnet50, "resnet101": deeplabv3_resnet101}
 
 
 @SEGMENTERS.register("deeplabv3", label="DeepLabV3")
@@ -32,7 +29,11 @@ class DeepLabV3(nn.Module):
         super().__init__()
         if checkpoint is not None and not Path(checkpoint).is_file():
             raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
-        self.model = _BUILDERS[backbone](weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
+        # imported where the network is built: the read-only commands (status, report, ...) load every component
+        from torchvision.models import segmentation
+
+        build = {"resnet50": segmentation.deeplabv3_resnet50, "resnet101": segmentation.deeplabv3_resnet101}[backbone]
+        self.model = build(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
         if checkpoint is not None and torch.empty(0).device.type != "meta":  # validation builds shapes only
             self._load(checkpoint)
 

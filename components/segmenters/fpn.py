@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,6 +37,8 @@ class FPNSegmenter(nn.Module):
         model_args: dict | None = None,
     ) -> None:
         super().__init__()
+        import timm  # where the network is built, as in the timm backbone: read-only commands skip it
+
         if model not in timm.list_models():
             raise ValueError(f"'{model}' is not a timm model{did_you_mean(model, timm.list_models())}")
         if checkpoint is not None and not Path(checkpoint).is_file():

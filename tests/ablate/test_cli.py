@@ -287,6 +287,21 @@ def test_every_study_command_refuses_every_bad_study_file_in_one_line(
     assert not (tmp_path / "out").exists()  # nothing written
 
 
+def test_the_read_only_commands_check_names_but_build_no_network(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CAM layer that does not exist is found only by building the network: validate and run do, status and report
+    (which read stored trials) do not, so they reach the storage and say the study has not run."""
+    study = _write(tmp_path / "layer.yaml", yaml.safe_dump({"config": {**TINY, "cam": {"layer": "blocks.9.norm1"}}}))
+    out = ["--out", str(tmp_path / "out")]
+    for command, extra in (("validate", []), ("run", out)):
+        assert main([command, str(study), *extra]) == 2
+        assert "cam.layer: layer 'blocks.9.norm1'" in _error_line(capsys)
+    for command in ("status", "report"):
+        assert main([command, str(study), *out]) == 2
+        assert "no study 'layer'" in _error_line(capsys)
+
+
 @pytest.mark.parametrize("command", ["run", "status", "report"])
 @pytest.mark.parametrize(
     "url", ["bogus://x", "sqlite:////nonexistent_dir/x.db", "postgresql://u:secret@127.0.0.1:1/db"]
