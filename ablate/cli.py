@@ -112,7 +112,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _runner(args: argparse.Namespace, read_only: bool = False, **kwargs: Any) -> Any:
     """The study's runner; ``read_only`` (status, report, export) reads the stored trials only: it checks the
-    study's names and values but builds no network (``run`` did), loads no data and works without the plugins."""
+    study's names and values but builds no network to check them (``run`` did), loads no data and works
+    without the plugins."""
     from ablate._runner import StudyRunner
     from ablate._study import load_study
 

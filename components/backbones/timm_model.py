@@ -37,7 +37,9 @@ class TimmBackbone(nn.Module):
         conv_stem: bool = False,
     ) -> None:
         super().__init__()
-        import timm  # here, not at the top: see _create
+        # timm is imported where a network is built, not at the top: the commands that only read stored trials
+        # (status, report) load every component and would otherwise pay timm's import of torchvision (seconds)
+        import timm
 
         if model not in timm.list_models():
             hint = did_you_mean(model, timm.list_models())
@@ -64,8 +66,6 @@ class TimmBackbone(nn.Module):
 
     @staticmethod
     def _create(model: str, load: bool, kwargs: dict) -> nn.Module:
-        # timm is imported where a network is built: the commands that only read stored trials (status, report,
-        # export, compare) load every component and would otherwise pay timm's import of torchvision (seconds)
         import timm
 
         try:
