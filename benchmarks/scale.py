@@ -46,7 +46,7 @@ from ablate._storage import config_id, identity
 from ablate._study import load_study
 from ablate.cli import main as ablate_main
 
-SIZES = {"tiny": (10, 30, 100), "default": (100, 1000, 10000)}
+SIZES = {"tiny": (4, 8, 16), "default": (100, 1000, 10000)}
 # claim + record is the median of this many trials after a worker's first (one alone varies by several ms)
 CLAIMS = 5
 STEPS = ("claim_record_s", "first_claim_s", "resume_scan_s", "status_s", "report_s")

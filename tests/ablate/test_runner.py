@@ -223,7 +223,7 @@ def test_ctrl_c_between_claim_and_result_marks_the_claimed_trial(tmp_path, monke
     ]
 
 
-@pytest.mark.parametrize("round_", range(3))
+@pytest.mark.parametrize("round_", range(2))
 def test_four_workers_and_two_more_processes_run_each_trial_exactly_once(tmp_path, monkeypatch, shared_cache, round_):
     """The stress test of the README's promise: 4 ``--workers`` children and 2 independent processes start together.
 
