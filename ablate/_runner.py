@@ -209,7 +209,7 @@ class StudyRunner:
 
     # --- opening ---------------------------------------------------------------------------
     def _names(self) -> list[str]:
-        existing = {s.study_name for s in optuna.get_all_study_summaries(self.storage, include_best_trial=False)}
+        existing = set(optuna.get_all_study_names(self.storage))  # the summaries would read every trial
         names = [self.study.name] + [f"{self.study.name}.{i}" for i in range(2, 1000)]
         return [n for n in names if n in existing]
 

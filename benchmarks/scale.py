@@ -10,6 +10,8 @@ metric, 320 per-image IoUs, a 10-epoch history, the resolved config). Then, on t
 - ``resume_scan_s``: what ``ablate run`` does before working on a study it resumes (stale trials, the
   queue of missing configurations); here it is the process's first read of every stored trial into Optuna's
   cache, which each worker pays once when it starts;
+- ``open_s``: a worker's start on the study, as a new ``ablate run`` process opens it (find the study by
+  name, check its search space, read its trials once for the sampler);
 - ``status_s``: ``ablate status`` (every trial as a row), in this process;
 - ``report_s``: ``ablate report`` (tables, plots, PDF; the gallery finds no images, as for trials written
   elsewhere, and says so).
@@ -49,7 +51,7 @@ from ablate.cli import main as ablate_main
 SIZES = {"tiny": (4, 8, 16), "default": (100, 1000, 10000)}
 # claim + record is the median of this many trials after a worker's first (one alone varies by several ms)
 CLAIMS = 5
-STEPS = ("claim_record_s", "first_claim_s", "resume_scan_s", "status_s", "report_s")
+STEPS = ("claim_record_s", "first_claim_s", "resume_scan_s", "open_s", "status_s", "report_s")
 DISTRIBUTION = optuna.distributions.FloatDistribution(0.0, 2.0)
 
 
@@ -174,6 +176,7 @@ def measure(folder: Path, size: int, metrics: list[str], storage: str | None) ->
     row["first_claim_s"] = claim_and_record(runner, rng, metrics)
     row["claim_record_s"] = statistics.median(claim_and_record(runner, rng, metrics) for _ in range(CLAIMS))
     row["resume_scan_s"] = timed(runner.enqueue_missing)
+    row["open_s"] = timed(lambda: StudyRunner(load_study(path, check_files=False), out=out, storage=storage).open())
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
         where = ["--out", str(out), *(["--storage", storage] if storage else [])]
@@ -212,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "quadratic": [step for step, e in exponents.items() if e > 1.5],
     }
     print_table(
-        ["trials", "fill s", "claim + record s", "first claim s", "resume scan s", "status s", "report s"],
+        ["trials", "fill s", "claim + record s", "first claim s", "resume scan s", "open s", "status s", "report s"],
         [[r["trials"], r["fill_s"], *(r[s] for s in STEPS)] for r in rows]
         + [["growth exponent", "-", *(exponents[s] for s in STEPS)]],
     )
