@@ -131,6 +131,8 @@ def test_startup(scripts, tmp_path):
         "import_share",
         "components_share",
         "run_vs_trial",
+        "status_s",
+        "status_vs_run",
     }
     assert keys <= set(summary)
 
