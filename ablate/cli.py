@@ -148,6 +148,7 @@ def _work(args: argparse.Namespace, runner: Any) -> bool:
     if args.workers <= 1:
         return runner.work().interrupted
     import os
+    import signal
     import subprocess
 
     threads = max(1, (os.cpu_count() or 1) // args.workers)
@@ -172,13 +173,20 @@ def _work(args: argparse.Namespace, runner: Any) -> bool:
     from ablate._device import worker_gpus
 
     env = {**os.environ, "ABLATE_WORKERS": str(args.workers)}
+    # each child in a session of its own, so that a terminal's Ctrl-C and a `kill -INT` of this process reach the
+    # children the same way: once, passed on below (a `kill -INT` of the parent alone used to leave them running)
     children = [
-        subprocess.Popen(command, env=env if gpu is None else {**env, "CUDA_VISIBLE_DEVICES": gpu})
+        subprocess.Popen(
+            command, env=env if gpu is None else {**env, "CUDA_VISIBLE_DEVICES": gpu}, start_new_session=True
+        )
         for gpu in worker_gpus(args.workers)
     ]
     try:
         codes = [child.wait() for child in children]
-    except KeyboardInterrupt:  # the terminal sent SIGINT to the children too; let them mark their trials
+    except KeyboardInterrupt:  # let each child mark its running trial interrupted, then stop
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
         codes = [child.wait() for child in children]
         return True
     return any(code == EXIT_INTERRUPTED for code in codes)
@@ -203,11 +211,9 @@ def _finish(args: argparse.Namespace, runner: Any, interrupted: bool) -> int:
         print(f"{summary}; interrupted: run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     if len(failed) or (total is not None and done < total):
-        print(
-            f"{summary}, {len(failed)} failed or missing; see `ablate status {args.study}` and "
-            f"{runner.folder / 'logs'}",
-            file=sys.stderr,
-        )
+        logs = runner.folder / "logs"  # tracebacks of unexpected errors only: a divergence has its one line
+        see = f"`ablate status {args.study}`" + (f" and {logs}" if logs.is_dir() else "")
+        print(f"{summary}, {len(failed)} failed or missing; see {see}", file=sys.stderr)
         return EXIT_FAILED
     print(summary)
     return 0

@@ -301,7 +301,9 @@ def comparisons(data: ReportData, summary: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, row in summary[~summary["baseline"]].iterrows():
         base = _matching_baseline(bases, row, shared)
-        pair = by_seed[[base["config_id"], row["config_id"]]].dropna() if row["config_id"] in by_seed else None
+        # a configuration or its baseline without a completed trial (failed, interrupted) has no pairs: n/a row
+        both = base["config_id"] in by_seed and row["config_id"] in by_seed
+        pair = by_seed[[base["config_id"], row["config_id"]]].dropna() if both else None
         diff = (pair.iloc[:, 1] - pair.iloc[:, 0]).to_numpy() if pair is not None else np.empty(0)
         test, p_seeds = seed_test(diff)
         std = float(np.std(diff, ddof=1)) if len(diff) >= 2 else math.nan

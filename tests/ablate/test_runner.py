@@ -204,6 +204,34 @@ def test_ctrl_c_marks_the_trial_and_resume_reruns_it(tmp_path, monkeypatch):
     assert len(completed_identities(out)) == 2
 
 
+def test_sigint_to_the_parent_of_workers_stops_every_worker(tmp_path, monkeypatch):
+    """``kill -INT`` of ``ablate run --workers 2`` alone (no terminal signalling the group) stops both workers."""
+    (tmp_path / "hold_step.py").write_text(SLOW_STEP)
+    config = {**TINY, "paradigm": {"name": "single"}, "postprocess": ["test_hold", "threshold"]}
+    study = write_study(tmp_path, config=config, grid={"train.lr": [1e-3, 2e-3, 3e-3, 4e-3]}, plugins=["hold_step"])
+    out, hold = tmp_path / "out", tmp_path / "hold"
+    hold.touch()  # both workers' first trials wait in their post-processing step
+    monkeypatch.setenv("ABLATE_TEST_HOLD", str(hold))
+    proc = _spawn(study, out, "--workers", "2")
+    deadline = time.time() + 120
+    while time.time() < deadline and sum(t.state.name == "RUNNING" for t in _trials_or_none(out)) < 2:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    try:
+        assert proc.wait(timeout=90) == 130
+    finally:
+        hold.unlink()  # a worker that missed the signal finishes, so the suite does not hang
+    states = Counter(t.state.name for t in trials(out))
+    assert states == {"FAIL": 2, "WAITING": 2}, proc.stdout.read()  # the two unstarted trials stay queued
+
+
+def _trials_or_none(out: Path) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return trials(out)
+    except Exception:  # storage not created yet
+        return []
+
+
 @pytest.mark.parametrize("moment", ["_is_duplicate", "_suggest", "_record"])
 def test_ctrl_c_between_claim_and_result_marks_the_claimed_trial(tmp_path, monkeypatch, moment):
     from ablate import _runner

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from optuna.trial import TrialState
 from scipy import stats
 
 from ablate._report._model import chance_level, prepare, value_label
@@ -102,6 +103,18 @@ def test_baseline_comparison_p_values_match_scipy(known):
     std = np.std(np.subtract(IOU_A, IOU_B), ddof=1)
     assert table["detectable"] == pytest.approx(detectable_difference(std, 3))
     assert table["seeds_for_half"] == seeds_needed(table["detectable"] / 2, std)
+
+
+def test_a_baseline_without_a_completed_trial_leaves_its_comparisons_empty(synthetic, tmp_path):
+    """A study whose baseline configuration failed in every seed still gets its tables (this raised a KeyError)."""
+    specs = [synthetic.Spec({"transfer.lambda": 0.5}, seed, metrics=_metrics(IOU_A[seed])) for seed in range(3)]
+    specs += [
+        synthetic.Spec({"transfer.lambda": 1.0}, seed, state=TrialState.FAIL, error="diverged") for seed in range(3)
+    ]
+    data = _prepared(synthetic, tmp_path, specs, baseline={"transfer.lambda": 1.0})
+    row = next(t for t in build_tables(data, configurations(data)) if t.name == "baseline").data.iloc[0]
+    assert row["configuration"] == "lambda=0.5" and row["seed_pairs"] == 0 and row["image_pairs"] == 0
+    assert math.isnan(row["delta"]) and math.isnan(row["p_seeds"])
 
 
 def _simulated_power(difference: float, std: float, n: int, paired: bool, runs: int = 40_000) -> float:
