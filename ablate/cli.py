@@ -19,13 +19,15 @@ EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
+    from ablate._config import parse_yaml
+
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"--set {pair!r}: expected key.path=value")
         try:
-            overrides[key] = yaml.safe_load(value)
+            overrides[key] = parse_yaml(value)
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise ValueError(f"--set {pair!r}: the value is not valid YAML: {problem}") from None

@@ -124,6 +124,8 @@ def test_trial_with_bad_set_value(tmp_path: Path, capsys: pytest.CaptureFixture[
     path = _write(tmp_path / "trial.yaml", yaml.safe_dump(TINY))
     assert main(["trial", str(path), "--set", "train.lr=-1", "--quiet"]) == 2
     assert _error_line(capsys) == "ablate: error: train.lr: expected float > 0, got -1"
+    assert main(["trial", str(path), "--set", "train.lr=-3e-4", "--quiet"]) == 2  # an exponent float, not a string
+    assert _error_line(capsys) == "ablate: error: train.lr: expected float > 0, got -0.0003"
 
 
 def test_trial_with_malformed_set(capsys: pytest.CaptureFixture[str]) -> None:

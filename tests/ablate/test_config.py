@@ -235,3 +235,13 @@ def test_duplicate_yaml_keys_are_refused_with_file_line_and_column(tmp_path) -> 
         load_yaml(path)
     path.write_text("train: {epochs: 1}\nseed: 2\n")
     assert load_yaml(path) == {"train": {"epochs": 1}, "seed": 2}
+
+
+def test_exponent_floats_without_a_dot_are_numbers(tmp_path) -> None:
+    """YAML 1.1 reads `3e-4` as a string (then refused as "expected float"); users write learning rates so."""
+    path = tmp_path / "trial.yaml"
+    path.write_text("train: {lr: 3e-4, weight_decay: 1E-2}\ngrid: {x: [1e8, -2.5e+3, .5e1, 2.0e-3, 1_000, 0x10, e5]}\n")
+    loaded = load_yaml(path)
+    assert loaded["train"] == {"lr": 3e-4, "weight_decay": 0.01}
+    assert loaded["grid"]["x"] == [1e8, -2500.0, 5.0, 2e-3, 1000, 16, "e5"]  # 1.1 ints stay ints
+    assert [type(v) for v in loaded["grid"]["x"][:3]] == [float] * 3
