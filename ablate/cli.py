@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -149,7 +150,6 @@ def _work(args: argparse.Namespace, runner: Any) -> bool:
     """Run the queue in this process or in ``--workers`` child processes; True if interrupted."""
     if args.workers <= 1:
         return runner.work().interrupted
-    import os
     import signal
     import subprocess
 
@@ -399,6 +399,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    # the `ablate` script has its own bin folder on sys.path where `python -m ablate` has the current folder: plugin
+    # modules in the folder the user works in import the same either way (worker children run `python -m ablate`)
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     if args.command is None:  # plain `ablate`: what it can do
         parser.print_help()
         return 0

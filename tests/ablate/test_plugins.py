@@ -225,3 +225,16 @@ def test_status_and_report_work_where_the_studys_plugin_does_not_import(tmp_path
     assert report.returncode == 0, report.stderr
     assert (tmp_path / "out" / "report.pdf").is_file()
     assert ablate_cli("run", "--quiet").returncode == 2  # running needs it: refused in one line
+
+
+def test_the_ablate_script_imports_a_plugin_from_the_current_folder(tmp_path: Path) -> None:
+    """The console script, unlike ``python -m ablate``, does not put the current folder on sys.path by itself."""
+    _write(tmp_path, "plugin_test_here", CENTROID)
+    script = Path(sys.executable).with_name("ablate")
+    env = {"ABLATE_CACHE": str(tmp_path / "cache"), "PATH": str(script.parent), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [str(script), "list", "levels", "--plugin", "plugin_test_here"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^  centroid +Per-image mean vectors", proc.stdout, re.MULTILINE)
