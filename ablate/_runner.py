@@ -214,7 +214,8 @@ class StudyRunner:
         return [n for n in names if n in existing]
 
     def open(self, new: bool = False, create: bool = True) -> optuna.Study:
-        """The study's current Optuna study; refuses if the study file's search space changed.
+        """The study's Optuna study: the newest one of its name (``<name>``, ``<name>.2`` ...) with the study file's
+        search space, so that a file changed back after ``--new`` finds its own trials again; refuses if none has it.
 
         Args:
             new: start a fresh Optuna study (``<name>.2``, ``.3`` ...) beside the old ones.
@@ -222,17 +223,20 @@ class StudyRunner:
         """
         names = self._names()
         if names and not new:
-            optuna_study = optuna.load_study(
-                study_name=names[-1], storage=self.storage, sampler=_sampler(self.study), pruner=self._pruner()
-            )
-            self._directions_from(optuna_study)
-            signature = self.study.signature()
-            stored = self._stored_signature(optuna_study)
-            if stored != signature:
+            for number, name in enumerate(reversed(names)):
+                optuna_study = optuna.load_study(
+                    study_name=name, storage=self.storage, sampler=_sampler(self.study), pruner=self._pruner()
+                )
+                self._directions_from(optuna_study)
+                # only the newest can be one another process is creating right now: only it waits for its signature
+                if self._stored_signature(optuna_study, wait=number == 0) == self.study.signature():
+                    break
+            else:
                 raise ConfigError(
                     f"{self.study.path}: the search space (config with the harness's defaults, grid, tune, seeds or "
                     f"objective) changed since study '{names[-1]}' in {masked_url(self.url)} was created; resuming "
-                    "would mix results. Run with --new to start a new study beside it (the old trials are kept)"
+                    f"would mix results. Run `ablate run {self.study.path} --new` to start a new study beside it "
+                    "(the old trials are kept)"
                 )
             optuna_study.sampler = _sampler(self.study, seed=len(optuna_study.get_trials(deepcopy=False)))
             self.optuna_study = optuna_study
@@ -259,14 +263,14 @@ class StudyRunner:
     def _pruner(self) -> optuna.pruners.BasePruner:
         return self.study.pruner.build() if self.study.pruner else optuna.pruners.NopPruner()
 
-    def _stored_signature(self, optuna_study: optuna.Study) -> str | None:
+    def _stored_signature(self, optuna_study: optuna.Study, wait: bool = True) -> str | None:
         """The search-space signature stored with ``optuna_study``.
 
         Creating a study and storing its signature are two writes, so a process that starts together with the
         one creating it can find the study before its signature: it waits for the signature rather than take
         the study for one with another search space (seen with 3 processes started at once on a busy machine).
         """
-        deadline = time.monotonic() + SIGNATURE_WAIT
+        deadline = time.monotonic() + (SIGNATURE_WAIT if wait else 0.0)
         while True:
             stored = self.storage.get_study_user_attrs(optuna_study._study_id).get("signature")
             if stored is not None or time.monotonic() >= deadline:

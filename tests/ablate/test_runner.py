@@ -91,6 +91,15 @@ def test_changed_search_space_is_refused_and_new_starts_beside(tmp_path, capsys)
     assert run_cli(str(study), "--out", str(out), "--new") == 0
     assert len(completed_identities(out, "tiny.2")) == 2
     assert len(completed_identities(out)) == 1  # the old study is kept
+    # the file changed back opens its own study again (it was refused: the newest, tiny.2, has another grid)
+    write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"transfer.lambda": [1.0]})
+    capsys.readouterr()
+    assert run_cli(str(study), "--out", str(out)) == 0
+    assert "1/1 done, 0 queued" in capsys.readouterr().out
+    assert len(trials(out)) == 1 and len(trials(out, "tiny.2")) == 2
+    write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"transfer.lambda": [0.3]})
+    assert run_cli(str(study), "--out", str(out)) == 2  # a third search space matches neither: refused
+    assert "since study 'tiny.2'" in capsys.readouterr().err
 
 
 NAN_DISTANCE = '''
