@@ -8,7 +8,6 @@ another study: ``weights.pt`` (every trained network's state dict by role, as th
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -16,6 +15,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from ablate._config import ConfigError
+from ablate._results import strict_json
 from ablate._runner import StudyRunner
 
 BACKBONE_PREFIX = "backbone.model."  # Network -> its backbone -> the timm model
@@ -69,5 +69,5 @@ def export_trial(runner: StudyRunner, trial: FrozenTrial, folder: str | Path) ->
         "metrics": attrs.get("metrics"),
         "ablate": attrs.get("ablate_version"),
     }
-    (folder / "metrics.json").write_text(json.dumps(summary, indent=1, default=str))
+    (folder / "metrics.json").write_text(strict_json(summary))
     return folder

@@ -18,6 +18,22 @@ from ablate._study import Study, load_study
 PER_IMAGE_COLUMNS = ("per_image_iou", "seg_per_image_iou")
 
 
+def strict_json(value: Any) -> str:
+    """``value`` as strict JSON (RFC 8259, which has no NaN or Infinity literal: they become null, so that any
+    parser reads a trial's undefined metrics), indented; other objects as their ``str``."""
+
+    def finite(item: Any) -> Any:
+        if isinstance(item, float) and not math.isfinite(item):
+            return None
+        if isinstance(item, dict):
+            return {key: finite(v) for key, v in item.items()}
+        if isinstance(item, list | tuple):
+            return [finite(v) for v in item]
+        return item
+
+    return json.dumps(finite(value), indent=1, default=str, allow_nan=False)
+
+
 def _label(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v) if isinstance(v, dict | list) else v}" for k, v in params.items()) or "base"
 

@@ -7,7 +7,6 @@ with one ``ablate: error: ...`` line and a non-zero exit code instead of a trace
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -84,11 +83,14 @@ def _load_config(path: str | None, sets: list[str]) -> tuple[dict[str, Any], dic
 
 def cmd_trial(args: argparse.Namespace) -> int:
     from ablate import load_components, run_trial
+    from ablate._results import strict_json
 
     config, overrides = _load_config(args.config, args.set)
     plugins = config.get("plugins")
     if args.config and isinstance(plugins, list) and all(isinstance(p, str) for p in plugins):
         load_components(plugins, origin=f"{args.config}: plugins", folder=Path(args.config).parent)
+    if args.json and not Path(args.json).parent.is_dir():  # refused before the training, not after it
+        raise ValueError(f"--json {args.json}: no folder {Path(args.json).parent}")
     result = run_trial(config, overrides, progress=not args.quiet)
     label = " (oracle: a step used the ground truth)" if result.oracle else ""
     print(f"metrics on the test split{label}:")
@@ -100,7 +102,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
         print(f"checkpoint: {checkpoint}")
     if args.json:
         fields = {k: v for k, v in result.__dict__.items() if k != "gallery"}  # arrays belong in the report
-        Path(args.json).write_text(json.dumps(fields, indent=1, default=str))
+        Path(args.json).write_text(strict_json(fields))
     return 0
 
 
@@ -289,8 +291,11 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from ablate._cache import StageCache
 
     load_components()  # the component modules whose code the entries recorded
+    pruning = args.prune or args.prune_corrupt or args.prune_outdated
+    if args.stage and not pruning:
+        raise ValueError(f"--stage {args.stage}: only with --prune, --prune-corrupt or --prune-outdated")
     cache = StageCache(args.dir)
-    if args.prune or args.prune_corrupt or args.prune_outdated:
+    if pruning:
         removed = cache.prune(stage=args.stage, corrupt_only=args.prune_corrupt, outdated_only=args.prune_outdated)
         print(f"removed {removed} entries from {cache.root}")
         return 0

@@ -148,9 +148,10 @@ def test_good_trial_prints_the_metrics_table(tmp_path: Path, capsys: pytest.Capt
     assert all(re.fullmatch(r"nan|-?\d+\.\d{4}", value) for value in table.values())
     assert re.fullmatch(r"trainings executed: [0-2]; time: data \d+\.\ds(, [a-z]+ \d+\.\ds)+", lines[end])
     assert all(re.fullmatch(r"checkpoint: .*/model/\w+/weights\.pt", line) for line in lines[end + 1 :])
-    stored = json.loads(out_json.read_text())
+    stored = json.loads(out_json.read_text(), parse_constant=pytest.fail)  # strict JSON: no NaN literal
+    assert any(v is None for v in stored["metrics"].values())  # TINY's undefined metrics (NaN) as null
     assert stored["config"]["train"]["epochs"] == 1 and stored["config"]["transfer"]["lambda"] == 0.9
-    assert {k: f"{v:.4f}" for k, v in stored["metrics"].items() if v == v} == {
+    assert {k: f"{v:.4f}" for k, v in stored["metrics"].items() if v is not None} == {
         k: v for k, v in table.items() if v != "nan"
     }
 
@@ -340,6 +341,8 @@ def test_list_and_cache_refuse_bad_input_in_one_line(tmp_path: Path, capsys: pyt
         (["list", "--plugin", "no_such_plugin_module"], "no_such_plugin_module"),
         (["list", "levelz"], "levelz"),
         (["cache", "--dir", str(_write(tmp_path / "file", "x"))], "file"),
+        (["cache", "--dir", str(tmp_path), "--stage", "model"], "--stage model: only with --prune"),
+        (["trial", "--json", str(tmp_path / "no" / "r.json"), "--quiet"], f"--json {tmp_path}/no/r.json: no folder"),
     ]
     for argv, expected in cases:
         assert main(argv) == 2, argv
