@@ -137,6 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     runner.open(new=args.new and not args.worker)
     if args.worker:  # a child of --workers: the parent queued everything
+        sys.stdout, sys.stderr = (_Prefixed(stream, f"[worker {args.worker}] ") for stream in (sys.stdout, sys.stderr))
         outcome = runner.work()
         return EXIT_INTERRUPTED if outcome.interrupted else 0
     queued = runner.enqueue_missing()
@@ -146,6 +147,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{runner.study.describe()}\nstorage: {masked_url(runner.url)}; {done}/{total or '?'} done, {queued} queued")
     interrupted = _work(args, runner)
     return _finish(args, runner, interrupted)
+
+
+class _Prefixed:
+    """A text stream that starts every line with ``prefix``: the lines of ``--workers`` children share one log."""
+
+    def __init__(self, stream: Any, prefix: str) -> None:
+        self._stream, self._prefix, self._line_start = stream, prefix, True
+
+    def write(self, text: str) -> int:
+        for piece in text.splitlines(keepends=True):  # print() writes a line's text and its newline separately
+            self._stream.write(self._prefix + piece if self._line_start else piece)
+            self._line_start = piece.endswith("\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:  # encoding, fileno, ... of the stream it writes to
+        return getattr(self._stream, name)
 
 
 def _work(args: argparse.Namespace, runner: Any) -> bool:
@@ -162,7 +185,6 @@ def _work(args: argparse.Namespace, runner: Any) -> bool:
         "ablate",
         "run",
         str(runner.study.path),
-        "--worker",
         "--storage",
         runner.url,
         "--out",
@@ -171,9 +193,10 @@ def _work(args: argparse.Namespace, runner: Any) -> bool:
         str(threads),
         "--retries",
         str(args.retries),
-        "--quiet",
     ]
     command += ["--fail-fast"] if args.fail_fast else []
+    # bars of several processes would overwrite each other in a terminal; a log gets every worker's epoch lines
+    command += ["--quiet"] if args.quiet or sys.stderr.isatty() else []
     from ablate._device import worker_gpus
 
     env = {**os.environ, "ABLATE_WORKERS": str(args.workers)}
@@ -181,9 +204,11 @@ def _work(args: argparse.Namespace, runner: Any) -> bool:
     # children the same way: once, passed on below (a `kill -INT` of the parent alone used to leave them running)
     children = [
         subprocess.Popen(
-            command, env=env if gpu is None else {**env, "CUDA_VISIBLE_DEVICES": gpu}, start_new_session=True
+            [*command, "--worker", f"{number}/{args.workers}"],
+            env=env if gpu is None else {**env, "CUDA_VISIBLE_DEVICES": gpu},
+            start_new_session=True,
         )
-        for gpu in worker_gpus(args.workers)
+        for number, gpu in enumerate(worker_gpus(args.workers), start=1)
     ]
     try:
         codes = [child.wait() for child in children]
@@ -361,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--new", action="store_true", help="start a new study even if the search space changed")
     p.add_argument("--no-report", action="store_true", help="skip writing the report")
     p.add_argument("--threads", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--worker", metavar="K/N", help=argparse.SUPPRESS)  # a child of --workers, named in its lines
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="the trials table of a study")

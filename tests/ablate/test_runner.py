@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -232,6 +233,22 @@ def test_sigint_to_the_parent_of_workers_stops_every_worker(tmp_path, monkeypatc
         hold.unlink()  # a worker that missed the signal finishes, so the suite does not hang
     states = Counter(t.state.name for t in trials(out))
     assert states == {"FAIL": 2, "WAITING": 2}, proc.stdout.read()  # the two unstarted trials stay queued
+
+
+def test_workers_write_their_epoch_lines_to_a_log_each_line_naming_its_worker(tmp_path):
+    config = {**TINY, "paradigm": {"name": "single"}}
+    study = write_study(tmp_path, config=config, grid={"train.lr": [1e-3, 2e-3, 3e-3]})
+    proc = subprocess.run(
+        [sys.executable, "-m", "ablate", "run", str(study), "--out", str(tmp_path / "out"), "--workers", "2",
+         "--no-report"],
+        capture_output=True, text=True, env=os.environ.copy(), timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    epochs = [line for line in proc.stderr.splitlines() if "epoch" in line]  # stderr is a pipe here, as a log
+    assert len(epochs) == 3  # one student epoch per trial
+    assert all(re.fullmatch(r"\[worker [12]/2\] student epoch 1/1: loss .*", line) for line in epochs), epochs
+    claims = [line for line in proc.stdout.splitlines() if re.search(r"\] trial \d+: train\.lr=", line)]
+    assert len(claims) == 3 and all(re.match(r"\[worker [12]/2\] \[\d/3\] trial", line) for line in claims), claims
 
 
 def _trials_or_none(out: Path) -> list[optuna.trial.FrozenTrial]:
