@@ -341,6 +341,9 @@ def load_study(
         for key, values in grid.items():
             if not isinstance(values, list) or not values:
                 raise _fail(path, f"grid.{key}: expected a non-empty list of values, got {values!r}")
+            repeated = [v for i, v in enumerate(values) if v in values[:i]]
+            if repeated:  # one configuration, not two: most likely a typo for another value
+                raise _fail(path, f"grid.{key}: {repeated[0]!r} is listed twice (1 and 1.0 are the same value)")
         _refuse_overlaps(path, "grid", list(grid))
     tune_raw = raw.get("tune") or {}
     if not isinstance(tune_raw, dict):

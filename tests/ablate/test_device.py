@@ -33,11 +33,12 @@ def test_workers_are_started_with_their_gpu(monkeypatch, tmp_path) -> None:
 
     from ablate.cli import _work
 
-    started = []
+    started, names = [], []
 
     class FakeChild:
-        def __init__(self, command, env):
+        def __init__(self, command, env, start_new_session):
             started.append(env.get("CUDA_VISIBLE_DEVICES"))
+            names.append(command[command.index("--worker") + 1])
 
         def wait(self) -> int:
             return 0
@@ -46,9 +47,10 @@ def test_workers_are_started_with_their_gpu(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setattr(subprocess, "Popen", FakeChild)
     runner = SimpleNamespace(study=SimpleNamespace(path=tmp_path / "s.yaml"), url="sqlite://", folder=tmp_path)
-    args = SimpleNamespace(workers=3, retries=0, fail_fast=False)
+    args = SimpleNamespace(workers=3, retries=0, fail_fast=False, quiet=False)
     assert _work(args, runner) is False
     assert started == ["0", "1", "0"]
+    assert names == ["1/3", "2/3", "3/3"]  # each worker's log lines start [worker k/3]
 
 
 def test_a_cpu_trial_records_the_processor_and_its_threads(monkeypatch) -> None:

@@ -59,6 +59,7 @@ def test_extends_merges_the_parent_config(tmp_path):
         ("tune: {transfer.lambda: {low: 2, high: 1}}\nn_trials: 3\n", "tune.transfer.lambda: needs numbers low < high"),
         ("tune: {transfer.lambda: {low: 0.1, high: 1.0}}\n", "tune: needs a budget"),
         ("seeds: [1, 1]\n", "seeds: duplicates"),
+        ("grid: {transfer.lambda: [0.5, 1, 1.0]}\n", "grid.transfer.lambda: 1.0 is listed twice"),
         ("grid: {transfer.lambda: [1.0]}\nbaseline: {transfer.lambda: 2.0}\n", "matches no grid configuration"),
         ("plugins: [no_such_module_xyz]\n", "cannot import plugin module 'no_such_module_xyz'"),
         (
