@@ -70,12 +70,24 @@ def study_folder(study: Study, out: str | Path | None) -> Path:
     return Path(out) if out else Path("reports") / study.name
 
 
-def storage_url(study: Study, out: str | Path | None, storage: str | None) -> str:
+def storage_url(study: Study, out: str | Path | None, storage: str | None, create: bool = True) -> str:
+    """The storage URL (default: SQLite in the study folder, which ``create`` makes)."""
     if storage:
         return storage
     folder = study_folder(study, out).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder}/study.db"
+
+
+def _missing_sqlite_file(url: str) -> bool:
+    """Whether ``url`` names an SQLite file that does not exist (opening it would create an empty one)."""
+    if not url.startswith("sqlite"):
+        return False
+    import sqlalchemy
+
+    database = sqlalchemy.engine.make_url(url).database
+    return bool(database) and database != ":memory:" and not Path(database).exists()
 
 
 class _NoStop:
@@ -175,6 +187,8 @@ class StudyRunner:
         quiet: log lines only, no progress bars.
         fail_fast: stop at the first failed trial.
         retries: re-run a trial that failed in this run up to this many times.
+        read_only: only read a stored study (status, report, export): an SQLite file that does not exist is
+            refused, not created.
     """
 
     def __init__(
@@ -186,10 +200,13 @@ class StudyRunner:
         quiet: bool = False,
         fail_fast: bool = False,
         retries: int = 0,
+        read_only: bool = False,
     ) -> None:
         self.study = study
         self.folder = study_folder(study, out)
-        self.url = storage_url(study, out, storage)
+        self.url = storage_url(study, out, storage, create=not read_only)
+        if read_only and _missing_sqlite_file(self.url):  # status / report / export create nothing
+            raise ConfigError(f"{study.path}: no study '{study.name}' in {masked_url(self.url)}; run it first")
         self.storage = open_storage(self.url)
         self.cache = cache or StageCache()
         self.quiet = quiet

@@ -126,7 +126,7 @@ def _runner(args: argparse.Namespace, read_only: bool = False, **kwargs: Any) ->
     study = load_study(args.study, check_files=checks, need_plugins=checks, build_networks=checks)
     if study.missing_plugins:
         print(f"ablate: note: {study.missing_plugins}; reading the stored trials without it", file=sys.stderr)
-    return StudyRunner(study, out=args.out, storage=args.storage, **kwargs)
+    return StudyRunner(study, out=args.out, storage=args.storage, read_only=read_only, **kwargs)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -204,8 +204,13 @@ def test_cache_shows_sizes_and_prunes(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_status_and_report_of_a_study_never_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     study = _write(tmp_path / "never.yaml", yaml.safe_dump({"config": TINY}))
-    assert main(["status", str(study), "--out", str(tmp_path / "out")]) == 2
+    for command in (["status"], ["report"], ["export", "--best"]):
+        assert main([*command, str(study), "--out", str(tmp_path / "out")]) == 2
+        assert "no study 'never'" in _error_line(capsys)
+    empty = tmp_path / "empty.db"
+    assert main(["status", str(study), "--storage", f"sqlite:///{empty}"]) == 2
     assert "no study 'never'" in _error_line(capsys)
+    assert not (tmp_path / "out").exists() and not empty.exists()  # reading created neither folder nor database
 
 
 def _malformed_overrides(tmp_path: Path) -> list[tuple[list[str], str]]:
