@@ -401,8 +401,6 @@ def load_study(
         pruner=pruner,
         missing_plugins=missing_plugins,
     )
-    if baseline is not None and not tune and not any(study.is_baseline(c) for c in study.configurations()):
-        raise _fail(path, f"baseline: {json.dumps(baseline)} matches no grid configuration")
     if not any(key in raw for key in ("config", "grid", "tune")):
         raise _fail(
             path,
@@ -411,6 +409,9 @@ def load_study(
         )
     if check_configs and not missing_plugins:  # configs naming a plugin's components cannot be checked without it
         _check_configs(study, check_files, build_networks)
+    # after the configurations: a misspelt grid path is named as such, not as a baseline that matches nothing
+    if baseline is not None and not tune and not any(study.is_baseline(c) for c in study.configurations()):
+        raise _fail(path, f"baseline: {json.dumps(baseline)} matches no grid configuration")
     return study
 
 

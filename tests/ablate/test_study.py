@@ -61,6 +61,7 @@ def test_extends_merges_the_parent_config(tmp_path):
         ("seeds: [1, 1]\n", "seeds: duplicates"),
         ("grid: {transfer.lambda: [0.5, 1, 1.0]}\n", "grid.transfer.lambda: 1.0 is listed twice"),
         ("grid: {transfer.lambda: [1.0]}\nbaseline: {transfer.lambda: 2.0}\n", "matches no grid configuration"),
+        ("grid: {transfer.lamda: [1.0]}\nbaseline: {transfer.lamda: 2.0}\n", "transfer.lamda: unknown key"),
         ("plugins: [no_such_module_xyz]\n", "cannot import plugin module 'no_such_module_xyz'"),
         (
             "grid: {postprocess: [[{name: crf, iterations: -1}]]}\n",
