@@ -623,7 +623,8 @@ class StudyRunner:
         done, total = self.progress()
         shown = ", ".join(f"{o.metric} {v:.4f}" for o, v in zip(self.study.objectives, values, strict=True))
         self._log(
-            f"  done trial {trial.number}: {shown} ({runtime:.0f} s, {result.trainings} trainings)"
+            f"  done trial {trial.number}: {shown} ({runtime:.0f} s, {result.trainings} "
+            f"training{'' if result.trainings == 1 else 's'})"
             f"{self._eta(done, total)}"
         )
 
