@@ -46,6 +46,7 @@ from ablate._storage import (
     identity,
     identity_holders,
     masked_url,
+    missing_sqlite_file,
     open_storage,
     record_trial,
     study_lock,
@@ -78,16 +79,6 @@ def storage_url(study: Study, out: str | Path | None, storage: str | None, creat
     if create:
         folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder}/study.db"
-
-
-def _missing_sqlite_file(url: str) -> bool:
-    """Whether ``url`` names an SQLite file that does not exist (opening it would create an empty one)."""
-    if not url.startswith("sqlite"):
-        return False
-    import sqlalchemy
-
-    database = sqlalchemy.engine.make_url(url).database
-    return bool(database) and database != ":memory:" and not Path(database).exists()
 
 
 class _NoStop:
@@ -205,8 +196,8 @@ class StudyRunner:
         self.study = study
         self.folder = study_folder(study, out)
         self.url = storage_url(study, out, storage, create=not read_only)
-        if read_only and _missing_sqlite_file(self.url):  # status / report / export create nothing
-            raise ConfigError(f"{study.path}: no study '{study.name}' in {masked_url(self.url)}; run it first")
+        if read_only and missing_sqlite_file(self.url):  # status / report / export create nothing
+            raise self._never_run()
         self.storage = open_storage(self.url)
         self.cache = cache or StageCache()
         self.quiet = quiet
@@ -260,9 +251,7 @@ class StudyRunner:
             return optuna_study
         signature = self.study.signature()
         if not create:
-            raise ConfigError(
-                f"{self.study.path}: no study '{self.study.name}' in {masked_url(self.url)}; run it first"
-            )
+            raise self._never_run()
         name = self.study.name if not names else f"{self.study.name}.{len(names) + 1}"
         optuna_study = optuna.create_study(
             study_name=name,
@@ -276,6 +265,9 @@ class StudyRunner:
         optuna_study.set_user_attr("study_file", str(self.study.path))
         self.optuna_study = optuna_study
         return optuna_study
+
+    def _never_run(self) -> ConfigError:
+        return ConfigError(f"{self.study.path}: no study '{self.study.name}' in {masked_url(self.url)}; run it first")
 
     def _pruner(self) -> optuna.pruners.BasePruner:
         return self.study.pruner.build() if self.study.pruner else optuna.pruners.NopPruner()

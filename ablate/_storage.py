@@ -14,6 +14,7 @@ import datetime
 import json
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -55,6 +56,14 @@ def config_id(params: dict[str, Any]) -> str:
 
 def identity(params: dict[str, Any], seed: int) -> str:
     return stable_hash({"params": params, "seed": seed})
+
+
+def missing_sqlite_file(url: str) -> bool:
+    """Whether ``url`` names an SQLite file that does not exist (opening it would create an empty one)."""
+    if not url.startswith("sqlite"):
+        return False
+    database = sqlalchemy.engine.make_url(url).database
+    return bool(database) and database != ":memory:" and not Path(database).exists()
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
