@@ -22,6 +22,18 @@ from typing import Any
 
 META = "meta.json"
 
+#: Every stage the harness caches, with what its entries hold (``ablate cache`` checks ``--stage`` against it).
+STAGES: dict[str, str] = {
+    "pretrained": "backbones after a pretrainer's task, the start of every trial that names it",
+    "model": "trained networks, keyed by everything their training read",
+    "frozen_outputs": "a frozen teacher's class maps on every training batch, read by the students of a sweep",
+    "cams": "CAMs and smoke probabilities of a split",
+    "features": "a trained network's features on a split, for post-processors",
+    "post": "values a post-processing step computed (a learned affinity, CLIP or SAM outputs)",
+    "pseudo_masks": "the train split's pseudo-masks, for stage 3",
+    "segmenter": "segmenters trained on pseudo-masks (stage 3)",
+}
+
 
 def default_root() -> Path:
     """``$ABLATE_CACHE``, else ``$XDG_CACHE_HOME/ablate`` (``~/.cache/ablate``)."""
@@ -60,6 +72,8 @@ class StageCache:
         self.builds: dict[str, int] = {}  # stage -> entries built by this process (tests count trainings)
 
     def path(self, stage: str, inputs: Any) -> Path:
+        if stage not in STAGES:
+            raise ValueError(f"unknown cache stage {stage!r}: add it to ablate._cache.STAGES")
         return self.root / stage / stable_hash(inputs)
 
     def _valid(self, entry: Path) -> bool:

@@ -313,12 +313,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_cache(args: argparse.Namespace) -> int:
     from ablate import load_components
-    from ablate._cache import StageCache
+    from ablate._cache import STAGES, StageCache
+    from ablate._schema import did_you_mean
 
     load_components()  # the component modules whose code the entries recorded
     pruning = args.prune or args.prune_corrupt or args.prune_outdated
     if args.stage and not pruning:
         raise ValueError(f"--stage {args.stage}: only with --prune, --prune-corrupt or --prune-outdated")
+    if args.stage and args.stage not in STAGES:
+        hint = did_you_mean(args.stage, STAGES)
+        raise ValueError(f"--stage {args.stage}: no such stage{hint}; stages: {', '.join(STAGES)}")
     cache = StageCache(args.dir)
     if pruning:
         removed = cache.prune(stage=args.stage, corrupt_only=args.prune_corrupt, outdated_only=args.prune_outdated)

@@ -132,3 +132,8 @@ def test_default_root_honours_environment(monkeypatch: pytest.MonkeyPatch, tmp_p
     monkeypatch.delenv("ABLATE_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_root() == tmp_path / "xdg" / "ablate"
+
+
+def test_a_stage_outside_the_documented_list_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown cache stage 'modle'"):
+        StageCache(tmp_path).get_or_build("modle", {"k": 1}, Builder())

@@ -350,6 +350,7 @@ def test_list_and_cache_refuse_bad_input_in_one_line(tmp_path: Path, capsys: pyt
         (["list", "levelz"], "levelz"),
         (["cache", "--dir", str(_write(tmp_path / "file", "x"))], "file"),
         (["cache", "--dir", str(tmp_path), "--stage", "model"], "--stage model: only with --prune"),
+        (["cache", "--dir", str(tmp_path), "--prune", "--stage", "modle"], "no such stage (did you mean 'model'?)"),
         (["trial", "--json", str(tmp_path / "no" / "r.json"), "--quiet"], f"--json {tmp_path}/no/r.json: no folder"),
     ]
     for argv, expected in cases:
