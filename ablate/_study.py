@@ -437,6 +437,15 @@ def _refuse_overlaps(path: Path, section: str, keys: list[str]) -> None:
                 raise _fail(path, f"{section}: '{inner}' lies inside '{outer}'; set one of them, not both")
 
 
+def _base_config_error(study: Study, check_files: bool, build_networks: bool) -> str | None:
+    """The error of the study's ``config:`` with no grid or tuned value applied, or None when it is valid."""
+    try:
+        validate(study.trial_config({}, study.seeds[0]), check_files=check_files, build=build_networks)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
 def _check_configs(study: Study, check_files: bool, build_networks: bool) -> None:
     samples = study.configurations()
     if study.tune:  # both ends of every range and every choice must form a valid config
@@ -452,6 +461,8 @@ def _check_configs(study: Study, check_files: bool, build_networks: bool) -> Non
                 checked_data.append(resolved["data"])
                 load_data(resolved["data"], StageCache())
         except ConfigError as exc:
+            if params and _base_config_error(study, check_files, build_networks) == str(exc):
+                raise _fail(study.path, f"config: {exc}") from None  # not the grid value's fault
             raise _fail(study.path, f"{exc}{label}") from None
         if not study.tune:  # two grid configurations that run one trial config would count it twice
             key = stable_hash({k: v for k, v in resolved.items() if k not in EXECUTION_KEYS})

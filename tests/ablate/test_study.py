@@ -89,6 +89,13 @@ def test_invalid_study_names_file_and_field(tmp_path, text, message):
     assert str(path) in str(info.value) or "plugin" in message
 
 
+def test_an_invalid_base_config_is_named_as_config_not_as_a_grid_configuration(tmp_path):
+    path = study_file(tmp_path, "config: {train: {epochs: 0}}\ngrid: {transfer.lambda: [0.5, 1.0]}\n")
+    with pytest.raises(Exception) as info:
+        load_study(path)
+    assert str(info.value).endswith(f"{path}: config: train.epochs: expected int >= 1, got 0")
+
+
 def test_tune_distributions(tmp_path):
     study = load_study(
         study_file(
