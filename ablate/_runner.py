@@ -511,9 +511,21 @@ class StudyRunner:
     # --- progress ------------------------------------------------------------------------------
     def progress(self) -> tuple[int, int | None]:
         """(finished (configuration, seed) pairs: completed or pruned, total expected or None)."""
-        done = {t.user_attrs.get("identity") for t in self.trials((TrialState.COMPLETE,))}
-        pruned = {t.user_attrs.get("identity") for t in self.trials((TrialState.PRUNED,))} - done
+        done, pruned, _ = self._settled()
         return len(done | pruned), self.study.expected_trials(pruned=len(pruned))
+
+    def _settled(self) -> tuple[set[str], set[str], set[str]]:
+        """The identities of the (configuration, seed) pairs completed, pruned (and not completed), and failed in
+        some attempt, from one read of the trials."""
+        by_state: dict[TrialState, set[str]] = {
+            TrialState.COMPLETE: set(),
+            TrialState.PRUNED: set(),
+            TrialState.FAIL: set(),
+        }
+        for trial in self.trials(tuple(by_state)):
+            by_state[trial.state].add(trial.user_attrs.get("identity"))
+        done = by_state[TrialState.COMPLETE]
+        return done, by_state[TrialState.PRUNED] - done, by_state[TrialState.FAIL]
 
     def _log(self, message: str) -> None:
         if self._bar is not None:
@@ -567,10 +579,13 @@ class StudyRunner:
             self._bar.update(done - self._bar.n)
 
     def _run_one(self, trial: optuna.Trial, params: dict[str, Any], seed: int, outcome: RunOutcome) -> None:
-        done, total = self.progress()
-        self._show(done, total)
+        done, pruned, failed = self._settled()
+        total = self.study.expected_trials(pruned=len(pruned))
+        self._show(len(done | pruned), total)
+        # its place among the pairs this study has settled, a failed one included (the next pair is not its retry)
+        position = len((done | pruned | failed) - {identity(params, seed)}) + 1
         label = ", ".join(f"{k}={v}" for k, v in params.items()) or "base config"
-        self._log(f"[{done + 1}/{total or '?'}] trial {trial.number}: {label}, seed {seed}")
+        self._log(f"[{position}/{total or '?'}] trial {trial.number}: {label}, seed {seed}")
         stop_beat = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(trial, stop_beat), daemon=True)
         beat.start()

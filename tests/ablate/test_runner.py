@@ -128,6 +128,18 @@ def test_failed_trial_keeps_its_error_and_the_study_goes_on(tmp_path, monkeypatc
     assert "FAILED trial" in captured.out and "1/2 trials completed" in captured.err
 
 
+def test_the_progress_counter_moves_on_after_a_failed_trial(tmp_path, monkeypatch, capsys):
+    (tmp_path / "nan_plugin.py").write_text(NAN_DISTANCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    study = write_study(tmp_path, grid={"transfer.distance": ["nan_distance", "cosine"]}, plugins=["nan_plugin"])
+    assert run_cli(str(study), "--out", str(tmp_path / "out"), "--retries", "1", "--no-report") == 1
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    # after the failed first pair the next one is the second (it was shown as 1 of 2 again); the retry, queued last,
+    # is the second pair to settle after the other one completed
+    assert [line.split(":")[0] for line in lines] == ["[1/2] trial 0", "[2/2] trial 1", "[2/2] trial 2"]
+    assert "nan_distance" in lines[0] and "cosine" in lines[1] and "nan_distance" in lines[2]
+
+
 def _default_sigint() -> None:
     # a suite started in the background (`pytest &` in a script) ignores SIGINT, and children inherit that
     signal.signal(signal.SIGINT, signal.SIG_DFL)

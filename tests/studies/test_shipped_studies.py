@@ -19,7 +19,8 @@ def test_shipped_study_validates(path):
 def test_paper_study_validates_without_its_files_and_names_them():
     study = load_study(STUDIES / "paper.yaml", check_files=False)
     assert study.config["student"]["backbone"]["model"] == "vit_base_patch16_224"
-    with pytest.raises(ConfigError, match=r"paper.yaml: teacher: backbone 'resnet50': checkpoint .* does not exist"):
+    missing = r"paper.yaml: config: teacher: backbone 'resnet50': checkpoint .* does not exist"
+    with pytest.raises(ConfigError, match=missing):
         load_study(STUDIES / "paper.yaml")
 
 
