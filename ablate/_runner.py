@@ -480,7 +480,7 @@ class StudyRunner:
     def _budget_spent(self) -> bool:
         if self.study.timeout is not None and time.time() - self._run_started >= self.study.timeout:
             return True
-        budget = self.study.trial_budget  # capped at the space of a grid or brute-force sampler
+        budget = self.study.trial_budget  # capped at the size of a finite space
         if budget is None:
             return False
         return len(self._primary_identities()) >= budget

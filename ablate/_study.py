@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ablate._cache import StageCache, stable_hash
 from ablate._config import EXECUTION_KEYS, LATER_KEYS, ConfigError, load_yaml, merge, resolve, set_dotted
 from ablate._metrics import is_metric, lower_is_better
@@ -72,12 +70,24 @@ class Distribution:
     choices: tuple[Any, ...] = ()
 
     def values(self) -> list[Any]:
-        """The values a grid or brute-force sampler enumerates: the choices, or a range's steps from low to high."""
+        """The values a grid or brute-force sampler enumerates: the choices, or a range's steps from low to high.
+
+        Each step is ``low + i * step`` rounded to 12 significant digits, so that 0.1 steps give 0.3, not
+        0.30000000000000004, and the last never lies above ``high``.
+        """
         if self.choices:
             return list(self.choices)
         step = self.step or 1  # an int range without a step counts by one
-        values = np.arange(self.low, self.high + step / 2, step)
-        return [int(v) for v in values] if self.kind == "int" else [float(v) for v in values]
+        count = math.floor((self.high - self.low) / step + 1e-9) + 1
+        if self.kind == "int":
+            return [int(self.low + i * step) for i in range(count)]
+        return [float(f"{self.low + i * step:.12g}") for i in range(count)]
+
+    def size(self) -> int | None:
+        """How many distinct values the entry can take (None: a continuous range)."""
+        if self.kind == "float" and not self.choices and self.step is None:
+            return None
+        return len(self.values())
 
 
 @dataclass
@@ -143,15 +153,19 @@ class Study:
             }
         )
 
+    def space_size(self) -> int | None:
+        """Distinct configurations of the tuned space (None: a continuous range makes it unbounded)."""
+        sizes = [d.size() for d in self.tune]
+        return None if None in sizes else math.prod(sizes)
+
     @property
     def trial_budget(self) -> int | None:
-        """Configurations a tuning study runs: ``n_trials``, at most the size of an enumerated (grid or brute-force)
-        space, whose sampler could only repeat itself beyond it (None: a time budget only)."""
+        """Configurations a tuning study runs: ``n_trials``, at most the size of a finite space, where any sampler
+        could only repeat itself beyond it (None: a time budget only)."""
         if not self.n_trials:
             return None
-        if self.sampler in ("grid", "bruteforce"):
-            return min(self.n_trials, math.prod(len(d.values()) for d in self.tune))
-        return self.n_trials
+        size = self.space_size()
+        return self.n_trials if size is None else min(self.n_trials, size)
 
     def total_trials(self) -> int | None:
         """Trials a complete run holds: grid size x seeds, or budget x seeds when tuning (None: time budget only)."""
@@ -177,7 +191,7 @@ class Study:
 
     def describe(self) -> str:
         if self.is_tuning:
-            budget = [f"{self.n_trials} configurations"] if self.n_trials else []
+            budget = [f"{self.trial_budget} configurations"] if self.n_trials else []
             budget += [f"{self.timeout:g} s"] if self.timeout else []
             space = f"{self.sampler} over {', '.join(d.path for d in self.tune)} ({' / '.join(budget)})"
         else:
@@ -264,6 +278,8 @@ def _objectives(path: Path, raw: Any, plugins_loaded: bool = True) -> list[Objec
         direction = spec.get("direction", default)
         if direction not in ("maximize", "minimize"):
             raise _fail(path, f"objective.direction: expected maximize or minimize, got {direction!r}")
+        if any(o.metric == spec["metric"] for o in objectives):
+            raise _fail(path, f"objective: {spec['metric']} is listed twice")
         objectives.append(Objective(spec["metric"], direction))
     return objectives
 
@@ -287,10 +303,21 @@ def _distribution(path: Path, dotted: str, spec: Any) -> Distribution:
     kind = spec.get("type") or ("int" if isinstance(low, int) and isinstance(high, int) else "float")
     if kind not in ("int", "float"):
         raise _fail(path, f"{where}.type: expected int or float, got {kind!r}")
-    log = bool(spec.get("log", False))
+    if kind == "int" and not all(float(v).is_integer() for v in (low, high)):
+        raise _fail(path, f"{where}: an int range needs whole-number bounds, got low={low!r} high={high!r}")
+    log, step = spec.get("log", False), spec.get("step")
+    if not isinstance(log, bool):
+        raise _fail(path, f"{where}.log: expected true or false, got {log!r}")
     if log and low <= 0:
         raise _fail(path, f"{where}: log scale needs low > 0")
-    return Distribution(dotted, kind, low, high, log, spec.get("step"))
+    if step is not None:
+        if isinstance(step, bool) or not isinstance(step, int | float) or step <= 0:
+            raise _fail(path, f"{where}.step: expected a number > 0, got {step!r}")
+        if kind == "int" and not float(step).is_integer():
+            raise _fail(path, f"{where}.step: an int range needs a whole-number step, got {step!r}")
+        if log:  # Optuna samples a log range continuously
+            raise _fail(path, f"{where}: log and step cannot be combined; drop one of them")
+    return Distribution(dotted, kind, low, high, log, step)
 
 
 def load_study(
@@ -364,9 +391,9 @@ def load_study(
     if sampler not in SAMPLERS:
         raise _fail(path, f"sampler: expected one of {', '.join(SAMPLERS)}, got {sampler!r}")
     n_trials, timeout = raw.get("n_trials"), raw.get("timeout")
-    if n_trials is not None and (not isinstance(n_trials, int) or n_trials < 1):
+    if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
         raise _fail(path, f"n_trials: expected a positive integer, got {n_trials!r}")
-    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
         raise _fail(path, f"timeout: expected seconds > 0, got {timeout!r}")
     if tune and n_trials is None and timeout is None:
         raise _fail(path, "tune: needs a budget: n_trials and/or timeout")

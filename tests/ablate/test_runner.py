@@ -629,6 +629,20 @@ def test_a_grid_sampler_over_tuned_choices_runs_every_seed_and_stops_at_the_end_
     assert "tiny: 4/4 trials completed" in capsys.readouterr().out
 
 
+def test_a_tpe_study_over_fewer_configurations_than_its_budget_stops_when_each_has_run(tmp_path, capsys):
+    # it asked the sampler for ever, storing hundreds of pruned duplicates; the timeout bounds the test if it regresses
+    study = write_study(
+        tmp_path,
+        config={**TINY, "paradigm": {"name": "single"}},
+        tune={"train.lr": {"choices": [1e-3, 2e-3]}},
+        n_trials=3,
+        timeout=120,
+    )
+    assert run_cli(str(study), "--out", str(tmp_path / "out")) == 0
+    assert len(completed_identities(tmp_path / "out")) == 2
+    assert "tiny: 2/2 trials completed" in capsys.readouterr().out
+
+
 def test_a_pruned_configuration_proposed_again_is_a_duplicate_not_a_new_run(tmp_path):
     from ablate._runner import StudyRunner
     from ablate._storage import identity

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from ablate import ConfigError
-from ablate._study import load_study
+from ablate._study import SAMPLERS, load_study
 
 TINY = {"data": {"name": "synthetic-smoke", "n_train": 32, "n_val": 8, "n_test": 8}, "train": {"epochs": 1}}
 
@@ -58,6 +58,14 @@ def test_extends_merges_the_parent_config(tmp_path):
         ("objective: mIoU\n", "objective: 'mIoU' is not in the metrics registry (did you mean 'miou'?)."),
         ("tune: {transfer.lambda: {low: 2, high: 1}}\nn_trials: 3\n", "tune.transfer.lambda: needs numbers low < high"),
         ("tune: {transfer.lambda: {low: 0.1, high: 1.0}}\n", "tune: needs a budget"),
+        ("tune: {train.lr: {low: 0.1, high: 1, log: true, step: 0.1}}\nn_trials: 2\n", "log and step cannot be"),
+        ("tune: {train.lr: {low: 0.1, high: 1, step: abc}}\nn_trials: 2\n", "step: expected a number > 0, got 'abc'"),
+        ("tune: {train.lr: {low: 0.1, high: 1, step: 0}}\nn_trials: 2\n", "step: expected a number > 0, got 0"),
+        ("tune: {train.epochs: {low: 1, high: 4, step: 1.5}}\nn_trials: 2\n", "needs a whole-number step"),
+        ("tune: {train.lr: {low: 0.1, high: 1, log: yes please}}\nn_trials: 2\n", "log: expected true or false"),
+        ("tune: {transfer.lambda: [0.5, 1.0]}\nn_trials: true\n", "n_trials: expected a positive integer, got True"),
+        ("tune: {transfer.lambda: [0.5, 1.0]}\ntimeout: true\n", "timeout: expected seconds > 0, got True"),
+        ("objective: [smoke_iou, smoke_iou]\n", "objective: smoke_iou is listed twice"),
         ("seeds: [1, 1]\n", "seeds: duplicates"),
         ("grid: {transfer.lambda: [0.5, 1, 1.0]}\n", "grid.transfer.lambda: 1.0 is listed twice"),
         ("grid: {transfer.lambda: [1.0]}\nbaseline: {transfer.lambda: 2.0}\n", "matches no grid configuration"),
@@ -153,12 +161,31 @@ def test_the_shipped_lambda_study_keeps_the_signature_it_was_stored_with():
     assert load_study(Path(__file__).parents[2] / "studies" / "lambda.yaml").signature() == "66d79e4866a92b8d5fb1"
 
 
-@pytest.mark.parametrize("sampler", ["grid", "bruteforce"])
-def test_an_enumerating_sampler_budget_is_at_most_its_space(tmp_path, sampler):
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_a_finite_space_caps_the_budget_of_every_sampler(tmp_path, sampler):
+    # any sampler could only repeat itself beyond 6 configurations: a tpe study with n_trials 10 ran for ever
     tune = {"train.epochs": {"low": 1, "high": 3}, "transfer.lambda": {"choices": [0.5, 1.0]}}  # 3 x 2 points
     study = load_study(study_file(tmp_path, {"config": TINY, "tune": tune, "sampler": sampler, "n_trials": 10}))
     assert study.trial_budget == 6 and study.total_trials() == 6
+    assert "(6 configurations)" in study.describe()
     assert [d.values() for d in study.tune] == [[1, 2, 3], [0.5, 1.0]]
+
+
+def test_a_continuous_range_leaves_the_budget_at_n_trials(tmp_path):
+    tune = {"transfer.lambda": {"low": 0.5, "high": 1.0}, "train.epochs": {"low": 1, "high": 2}}
+    study = load_study(study_file(tmp_path, {"config": TINY, "tune": tune, "n_trials": 10}))
+    assert study.space_size() is None and study.trial_budget == 10
+
+
+def test_float_steps_are_the_decimal_values_and_stay_within_the_range(tmp_path):
+    tune = {"transfer.lambda": {"low": 0.1, "high": 1.0, "step": 0.1}}
+    study = load_study(study_file(tmp_path, {"config": TINY, "tune": tune, "sampler": "grid", "n_trials": 20}))
+    assert study.tune[0].values() == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    assert study.trial_budget == 10
+
+
+@pytest.mark.parametrize("sampler", ["grid", "bruteforce"])
+def test_an_enumerating_sampler_needs_a_finite_range(tmp_path, sampler):
     with pytest.raises(ConfigError, match=rf"tune.train.lr: sampler {sampler} needs choices or a step"):
         load_study(
             study_file(tmp_path, {"tune": {"train.lr": {"low": 1e-4, "high": 1e-3}}, "sampler": sampler, "n_trials": 2})
