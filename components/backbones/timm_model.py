@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import pickle
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -55,7 +58,8 @@ class TimmBackbone(nn.Module):
         kwargs: dict = {**(model_args or {}), "num_classes": 0}
         if load and checkpoint is not None:
             kwargs["pretrained_cfg_overlay"] = {"file": str(checkpoint)}
-        self.model = self._create(model, load, kwargs)
+        with _stem_keys_expected(conv_stem):
+            self.model = self._create(model, load, kwargs)
         self.name = model
         self.out_channels: int = self.model.num_features
         self.num_prefix_tokens: int = getattr(self.model, "num_prefix_tokens", 0) if self.is_vit else 0
@@ -63,6 +67,8 @@ class TimmBackbone(nn.Module):
             if not self.is_vit:
                 raise ValueError(f"backbone '{model}': conv_stem needs a ViT (a model with patch_embed and blocks)")
             self.model.patch_embed.proj = _conv_stem(self.model.patch_embed.proj)
+            if load and checkpoint is not None:
+                _load_stem(self.model.patch_embed.proj, model, checkpoint)
 
     @staticmethod
     def _create(model: str, load: bool, kwargs: dict) -> nn.Module:
@@ -133,6 +139,41 @@ def _conv_stem(patchify: nn.Conv2d) -> nn.Sequential:
         layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
         channels = out
     return nn.Sequential(*layers, nn.Conv2d(channels, width, 1))
+
+
+def _load_stem(stem: nn.Sequential, model: str, checkpoint: str) -> None:
+    """Load the conv stem's weights from ``checkpoint`` (timm loaded the rest into the plain model, which has no
+    place for them). A checkpoint with a plain patchify convolution (a published ViT) leaves the stem fresh."""
+    import timm
+
+    prefix = "patch_embed.proj."
+    state = timm.models.load_state_dict(checkpoint)
+    weights = {key.removeprefix(prefix): value for key, value in state.items() if key.startswith(prefix)}
+    if set(weights) <= {"weight", "bias"}:
+        return
+    try:
+        stem.load_state_dict(weights)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise ValueError(f"backbone '{model}': checkpoint {checkpoint} has another conv stem: {detail}") from None
+
+
+@contextlib.contextmanager
+def _stem_keys_expected(conv_stem: bool) -> Iterator[None]:
+    """Silence timm's warning about a checkpoint's conv stem keys, which :func:`_load_stem` loads next."""
+    logger = logging.getLogger("timm.models._builder")
+    only_others = _NotStemKeys()
+    if conv_stem:
+        logger.addFilter(only_others)
+    try:
+        yield
+    finally:
+        logger.removeFilter(only_others)
+
+
+class _NotStemKeys(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "patch_embed.proj." not in record.getMessage()
 
 
 def _offline_message(model: str) -> str:

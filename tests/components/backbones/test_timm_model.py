@@ -110,6 +110,38 @@ def test_conv_stem_keeps_the_token_grid_and_replaces_patchify() -> None:
     assert backbone.cam_layer(None) is backbone.model.blocks[-1].norm1
 
 
+def test_a_checkpoint_of_a_conv_stem_backbone_restores_every_tensor(tmp_path, caplog) -> None:
+    # timm loads a checkpoint into the plain model, which dropped the trained stem: it came back fresh
+    torch.manual_seed(0)
+    trained = BACKBONES.create("timm", model="test_vit", model_args={"patch_size": 8}, conv_stem=True)
+    torch.save(trained.model.state_dict(), tmp_path / "student_backbone.pt")
+    torch.manual_seed(1)
+    loaded = BACKBONES.create(
+        "timm",
+        model="test_vit",
+        model_args={"patch_size": 8},
+        conv_stem=True,
+        checkpoint=str(tmp_path / "student_backbone.pt"),
+    )
+    expected, got = trained.model.state_dict(), loaded.model.state_dict()
+    assert list(got) == list(expected)
+    assert [key for key in expected if not torch.equal(expected[key], got[key])] == []
+    assert "Unexpected keys" not in caplog.text
+
+
+def test_a_checkpoint_with_another_conv_stem_is_refused_by_name(tmp_path) -> None:
+    wide = BACKBONES.create("timm", model="test_vit", model_args={"patch_size": 4}, conv_stem=True)
+    torch.save(wide.model.state_dict(), tmp_path / "other.pt")
+    with pytest.raises(ValueError, match=r"checkpoint .*other.pt has another conv stem"):
+        BACKBONES.create(
+            "timm",
+            model="test_vit",
+            model_args={"patch_size": 8},
+            conv_stem=True,
+            checkpoint=str(tmp_path / "other.pt"),
+        )
+
+
 def test_conv_stem_needs_a_vit_with_a_power_of_two_patch() -> None:
     with pytest.raises(ValueError, match="conv_stem needs a ViT"):
         BACKBONES.create("timm", model="test_resnet", conv_stem=True)
