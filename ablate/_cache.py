@@ -131,14 +131,20 @@ class StageCache:
         return rows
 
     @staticmethod
-    def outdated(entry: Path) -> list[str]:
-        """The modules whose code changed since ``entry`` was made (empty when it is current or unreadable)."""
-        from ablate._code import outdated
+    def code_changes(entry: Path) -> tuple[list[str], list[str]]:
+        """The modules whose code changed since ``entry`` was made, and those that do not import here to be
+        checked (both empty when it is current or unreadable)."""
+        from ablate._code import code_changes
 
         try:
-            return outdated(json.loads((entry / META).read_text()).get("inputs"))
+            return code_changes(json.loads((entry / META).read_text()).get("inputs"))
         except (OSError, ValueError):
-            return []
+            return [], []
+
+    def outdated(self, entry: Path) -> list[str]:
+        """The modules whose code changed since ``entry`` was made; a module that does not import here is not
+        counted (its entry may well be current where the study's plugins import)."""
+        return self.code_changes(entry)[0]
 
     def prune(self, stage: str | None = None, corrupt_only: bool = False, outdated_only: bool = False) -> int:
         """Delete entries (of one stage; or only corrupt ones, or only those made by changed code); returns how

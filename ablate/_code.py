@@ -53,12 +53,23 @@ def _package(name: str) -> str:
     return BUILT_IN if name.startswith(f"{BUILT_IN}.") else name.split(".")[0]
 
 
+def _beside(name: str) -> Path | None:
+    """The folder of ``name`` when it is a top-level single-file module (a plugin beside its study), else None."""
+    module = sys.modules.get(name)
+    path = getattr(module, "__file__", None)
+    if "." in name or hasattr(module, "__path__") or not path:
+        return None
+    return Path(path).resolve().parent
+
+
 def _helpers(name: str) -> set[str]:
     """Modules (other than ``name``) that ``name`` imports or takes functions and classes from: in its own
-    package (``components/<kind>/_*.py``, sibling variants) and the ``ablate`` modules defining the shared
-    helpers it calls (``ablate.minmax``: ``ablate._cams``)."""
+    package (``components/<kind>/_*.py``, sibling variants), the single-file modules beside a single-file
+    plugin (``from _my_helpers import core``), and the ``ablate`` modules defining the shared helpers it calls
+    (``ablate.minmax``: ``ablate._cams``)."""
     module = sys.modules.get(name)
     package = _package(name)
+    folder = _beside(name)
     found = set()
     for value in vars(module).values() if module else ():
         if isinstance(value, types.ModuleType):
@@ -68,31 +79,44 @@ def _helpers(name: str) -> set[str]:
         else:  # instances (registries, constants) carry no code of their own
             continue
         in_package = origin == package or origin.startswith(f"{package}.")
-        if origin != name and (in_package or origin.startswith("ablate._")):
+        beside = folder is not None and _beside(origin) == folder
+        if origin != name and (in_package or beside or origin.startswith("ablate._")):
             found.add(origin)
     return found
 
 
-def outdated(inputs: object) -> list[str]:
-    """Modules recorded in the ``code`` fingerprints anywhere inside a cache entry's ``inputs`` whose source
-    differs now (or that no longer import): the entry was made by code that no longer exists."""
-    changed: list[str] = []
+def code_changes(inputs: object) -> tuple[list[str], list[str]]:
+    """The modules recorded in the ``code`` fingerprints anywhere inside a cache entry's ``inputs``: those whose
+    source differs now (the entry was made by code that no longer exists), and those that do not import in this
+    process (a plugin outside ``sys.path``: nothing can be said about them)."""
+    changed, unchecked = [], []
+    for name, digest in _fingerprints(inputs).items():
+        current = _current(name)
+        if current is None:
+            unchecked.append(name)
+        elif current != digest:
+            changed.append(name)
+    return sorted(changed), sorted(unchecked)
+
+
+def _fingerprints(inputs: object) -> dict[str, str]:
+    found: dict[str, str] = {}
     if isinstance(inputs, dict):
         for key, value in inputs.items():
             if key == "code" and isinstance(value, dict):
-                changed += [name for name, digest in value.items() if _current(name) != digest]
+                found.update(value)
             else:
-                changed += outdated(value)
+                found.update(_fingerprints(value))
     elif isinstance(inputs, list):
         for value in inputs:
-            changed += outdated(value)
-    return sorted(set(changed))
+            found.update(_fingerprints(value))
+    return found
 
 
 def _current(name: str) -> str | None:
     try:
         importlib.import_module(name)
-    except ImportError:
+    except Exception:  # noqa: BLE001 - a plugin that fails to import, however it fails, cannot be checked
         return None
     return module_hash(name)
 

@@ -317,6 +317,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from ablate._schema import did_you_mean
 
     load_components()  # the component modules whose code the entries recorded
+    if os.getcwd() not in sys.path:  # as `python -m` does: plugins beside the studies import from their folder
+        sys.path.insert(0, os.getcwd())
     pruning = args.prune or args.prune_corrupt or args.prune_outdated
     if args.stage and not pruning:
         raise ValueError(f"--stage {args.stage}: only with --prune, --prune-corrupt or --prune-outdated")
@@ -330,20 +332,28 @@ def cmd_cache(args: argparse.Namespace) -> int:
         return 0
     totals: dict[str, list[int]] = {}
     changed: set[str] = set()
+    unchecked: set[str] = set()
     for stage, folder, size, intact in cache.entries():
         entry = totals.setdefault(stage, [0, 0, 0, 0])
-        modules = cache.outdated(folder)
+        modules, unimportable = cache.code_changes(folder)
         changed |= set(modules)
+        unchecked |= set(unimportable)
         entry[0] += 1
         entry[1] += size
         entry[2] += 0 if intact else 1
         entry[3] += 1 if modules else 0
     print(f"stage cache: {cache.root}")
+    width = max(map(len, totals), default=0)
     for stage, (count, size, corrupt, stale) in totals.items():
         extra = (f", {corrupt} corrupt" if corrupt else "") + (f", {stale} made by code that changed" if stale else "")
-        print(f"  {stage:<10} {count:>5} entries {size / 2**20:>9.1f} MiB{extra}")
+        print(f"  {stage:<{width}} {count:>5} entries {size / 2**20:>9.1f} MiB{extra}")
     if changed:
         print(f"  changed since: {', '.join(sorted(changed))} (never served again; --prune-outdated removes them)")
+    if unchecked:
+        print(
+            f"  not checked: {', '.join(sorted(unchecked))} (do not import here; run `ablate cache` where the "
+            "studies' plugins import, e.g. their folder: --prune-outdated keeps their entries)"
+        )
     if not totals:
         print("  (empty)")
     return 0
