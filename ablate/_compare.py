@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ablate._config import ConfigError
+from ablate._metrics import is_metric, lower_is_better
+from ablate._registries import METRICS
 from ablate._report._tables import holm, seed_test
 from ablate._results import METRIC_PREFIX, latest_per_identity, load_results
 from ablate._study import load_study
@@ -42,6 +44,8 @@ def compare_studies(paths: list[str | Path], outs: list[str | Path | None], metr
     """
     studies = [load_study(p, check_configs=False, need_plugins=False) for p in paths]
     metric = metric or studies[0].objectives[0].metric
+    if not is_metric(metric) and not any(study.missing_plugins for study in studies):
+        raise ConfigError(f"--metric: {METRICS.unknown_message(metric)}")
     column = METRIC_PREFIX + metric
     values: dict[str, dict[str, pd.Series]] = {}
     baselines: dict[str, list[str]] = {}
@@ -54,7 +58,9 @@ def compare_studies(paths: list[str | Path], outs: list[str | Path | None], metr
         values[name] = _per_seed(frame, column)
         baselines[name] = list(dict.fromkeys(frame.loc[frame["baseline"], "configuration"]))
     first = names[0]
-    maximize = next((o.direction == "maximize" for o in studies[0].objectives if o.metric == metric), True)
+    # the objective's direction, else the metric's own: the best of a lower-is-better metric is its smallest
+    directions = [o.direction == "maximize" for o in studies[0].objectives if o.metric == metric]
+    maximize = directions[0] if directions else not (is_metric(metric) and lower_is_better(metric))
     means = {label: series.mean() for label, series in values[first].items()}
     reference = baselines[first][0] if baselines[first] else (max if maximize else min)(means, key=means.get)
     base = values[first][reference]

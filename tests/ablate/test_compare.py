@@ -51,3 +51,21 @@ def test_compare_refuses_a_study_never_run(tmp_path: Path, capsys: pytest.Captur
     never.write_text(yaml.safe_dump({"config": TINY}))
     assert main(["compare", str(never), str(never), "--out", str(tmp_path / "x"), str(tmp_path / "y")]) == 2
     assert "no study 'never'" in capsys.readouterr().err
+
+
+def test_without_a_baseline_the_reference_is_the_best_by_the_metrics_own_direction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_cache, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # compare --metric false_activation took the highest (worst) configuration as reference
+    import ablate
+    from ablate._compare import compare_studies
+
+    monkeypatch.setenv("ABLATE_CACHE", str(shared_cache.root))
+    a = _study(tmp_path, "a", grid={"train.lr": [1e-3, 3e-2]})
+    means = ablate.load_results(a, out=tmp_path / "a").groupby("train.lr")["metric.false_activation"].mean()
+    assert means.nunique() == 2
+    table = compare_studies([a], [tmp_path / "a"], metric="false_activation")
+    assert table.loc[0, "configuration"] == f"train.lr={means.idxmin():g} (reference)"
+    capsys.readouterr()
+    assert main(["compare", str(a), "--out", str(tmp_path / "a"), "--metric", "smoke_iuo"]) == 2
+    assert "--metric: 'smoke_iuo' is not in the metrics registry (did you mean 'smoke_iou'?)" in capsys.readouterr().err
