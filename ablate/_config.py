@@ -128,6 +128,8 @@ def set_dotted(config: dict[str, Any], path: str, value: Any) -> None:
         child = node.get(part)
         if isinstance(child, str) and (".".join(parts[: i + 1]) in COMPONENT_SLOTS or parts[0] == "postprocess"):
             child = {"name": child}
+        if child is None and parts[i + 1].isdigit():  # an absent list has no items to index
+            child = []
         if not isinstance(child, dict | list):
             child = {}
         node[part] = child
@@ -196,7 +198,9 @@ def resolve(config: dict[str, Any] | None = None, overrides: dict[str, Any] | No
             continue
         if value is not None or slot not in OPTIONAL_SLOTS:
             set_dotted(result, slot, _as_component(value))
-    result["postprocess"] = [_as_component(step) for step in result.get("postprocess") or []]
+    steps = result.get("postprocess") or []
+    if isinstance(steps, list):  # anything else is named by check(), not split into characters or keys
+        result["postprocess"] = [_as_component(step) for step in steps]
     if isinstance(result.get("segment"), dict):
         result["segment"] = {"name": result["segment"].get("name"), **SEGMENT_TRAINING, **result["segment"]}
     return result
@@ -220,7 +224,7 @@ def check(config: dict[str, Any]) -> list[str]:
         problems.append(f"cam.network: expected one of {', '.join(CAM_NETWORKS)}, got {cam.get('network')!r}")
     steps = config.get("postprocess")
     if not isinstance(steps, list):
-        problems.append(f"postprocess: expected a list of steps, got {steps!r}")
+        problems.append(f"postprocess: expected a list of steps, such as [crf] or [{{name: crf}}], got {steps!r}")
     else:
         for i, step in enumerate(steps):
             problems += _check_component(step, f"postprocess[{i}]", ALL["postprocessors"])

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate._cache import StageCache, stable_hash
-from ablate._config import EXECUTION_KEYS, LATER_KEYS, ConfigError, load_yaml, merge, resolve, set_dotted
+from ablate._config import DEFAULTS, EXECUTION_KEYS, LATER_KEYS, ConfigError, load_yaml, merge, resolve, set_dotted
 from ablate._metrics import is_metric, lower_is_better
 from ablate._plugins import PluginError, load_components
 from ablate._pruning import PrunerSpec, parse_pruner
@@ -215,6 +215,12 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise _fail(path, "expected a mapping at the top level")
     for key in raw:
+        if key in DEFAULTS and key not in STUDY_KEYS:
+            raise _fail(
+                path,
+                f"{key}: a trial config key, not a study key; put it under config:, "
+                f"or run the file as one trial with `ablate trial {path}`",
+            )
         if key not in STUDY_KEYS:
             hint = did_you_mean(key, STUDY_KEYS)
             raise _fail(path, f"{key}: unknown study key{hint}; study keys: {', '.join(STUDY_KEYS)}")

@@ -82,16 +82,27 @@ def _load_config(path: str | None, sets: list[str]) -> tuple[dict[str, Any], dic
 
 
 def cmd_trial(args: argparse.Namespace) -> int:
-    from ablate import load_components, run_trial
+    from ablate import ConfigError, load_components, run_trial
     from ablate._results import strict_json
 
     config, overrides = _load_config(args.config, args.set)
+    study_keys = " and ".join(f"{key}:" for key in ("config", "grid", "tune") if key in config)
+    if study_keys:
+        raise ConfigError(
+            f"{args.config}: a study file (it has {study_keys}), not a trial config; "
+            f"run it with `ablate run {args.config}`"
+        )
     plugins = config.get("plugins")
     if args.config and isinstance(plugins, list) and all(isinstance(p, str) for p in plugins):
         load_components(plugins, origin=f"{args.config}: plugins", folder=Path(args.config).parent)
     if args.json and not Path(args.json).parent.is_dir():  # refused before the training, not after it
         raise ValueError(f"--json {args.json}: no folder {Path(args.json).parent}")
-    result = run_trial(config, overrides, progress=not args.quiet)
+    try:
+        result = run_trial(config, overrides, progress=not args.quiet)
+    except ConfigError as exc:  # named by where the config came from: the file, the --set values or both
+        sets = " ".join(f"--set {item}" for item in args.set)
+        where = f"{args.config} (with {sets})" if args.config and sets else args.config or sets or "defaults"
+        raise ConfigError(f"{where}: {exc}") from None
     label = " (oracle: a step used the ground truth)" if result.oracle else ""
     print(f"metrics on the test split{label}:")
     for name, value in result.metrics.items():

@@ -118,8 +118,14 @@ def _check_loads(model: str, checkpoint: str) -> None:
         with torch.device("cpu"):
             state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
-        detail = " ".join(str(exc).split())[:160]
-        raise ValueError(f"backbone '{model}': checkpoint {checkpoint} is not a torch weights file: {detail}") from None
+        text = str(exc)
+        if "WeightsUnpickler error:" in text:  # the reason, without torch's paragraph on weights_only
+            text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
+        detail = " ".join(text.split())[:160]
+        raise ValueError(
+            f"backbone '{model}': checkpoint {checkpoint} is not a torch weights file (a state dict of tensors, as "
+            f"torch.save(model.state_dict()) writes): {detail}"
+        ) from None
     if not isinstance(state, dict):
         raise ValueError(
             f"backbone '{model}': checkpoint {checkpoint} holds a {type(state).__name__}, not a state dict"

@@ -116,16 +116,18 @@ def test_trial_with_unknown_component(tmp_path: Path, capsys: pytest.CaptureFixt
     path = _write(tmp_path / "trial.yaml", yaml.safe_dump({**TINY, "transfer": {"level": "globl"}}))
     assert main(["trial", str(path), "--quiet"]) == 2
     line = _error_line(capsys)
-    assert line.startswith("ablate: error: transfer.level.name: 'globl' is not in the levels registry (")
+    assert line.startswith(f"ablate: error: {path}: transfer.level.name: 'globl' is not in the levels registry (")
     assert "(did you mean 'global'?). Available: channel, global, spatial." in line
 
 
 def test_trial_with_bad_set_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _write(tmp_path / "trial.yaml", yaml.safe_dump(TINY))
     assert main(["trial", str(path), "--set", "train.lr=-1", "--quiet"]) == 2
-    assert _error_line(capsys) == "ablate: error: train.lr: expected float > 0, got -1"
-    assert main(["trial", str(path), "--set", "train.lr=-3e-4", "--quiet"]) == 2  # an exponent float, not a string
-    assert _error_line(capsys) == "ablate: error: train.lr: expected float > 0, got -0.0003"
+    assert (
+        _error_line(capsys) == f"ablate: error: {path} (with --set train.lr=-1): train.lr: expected float > 0, got -1"
+    )
+    assert main(["trial", "--set", "train.lr=-3e-4", "--quiet"]) == 2  # an exponent float, not a string
+    assert _error_line(capsys) == "ablate: error: --set train.lr=-3e-4: train.lr: expected float > 0, got -0.0003"
 
 
 def test_trial_with_malformed_set(capsys: pytest.CaptureFixture[str]) -> None:
@@ -216,9 +218,17 @@ def test_status_and_report_of_a_study_never_run(tmp_path: Path, capsys: pytest.C
 def _malformed_overrides(tmp_path: Path) -> list[tuple[list[str], str]]:
     """(argv, text the one-line error must contain) for bad ``--set`` values of ``ablate trial``."""
     text = _write(tmp_path / "weights.pt", "not a checkpoint\n")
+    study = _write(tmp_path / "study.yaml", yaml.safe_dump({"config": TINY, "grid": {"transfer.lambda": [0.5]}}))
     return [
         (["trial", "--set", "train.epochs=[1,"], "--set 'train.epochs=[1,': the value is not valid YAML"),
-        (["trial", "--set", f"student.backbone.checkpoint={text}"], f"checkpoint {text} is not a torch weights file"),
+        (
+            ["trial", "--set", f"student.backbone.checkpoint={text}"],
+            f"--set student.backbone.checkpoint={text}: student: backbone 'test_vit': checkpoint {text} is not a torch",
+        ),
+        # a name, or one step's mapping, where a list of steps belongs: it was split into characters (or keys)
+        (["trial", "--set", "postprocess=crf"], "--set postprocess=crf: postprocess: expected a list of steps"),
+        (["trial", "--set", "postprocess={name: crf}"], "postprocess: expected a list of steps, such as [crf]"),
+        (["trial", str(study)], f"{study}: a study file (it has config: and grid:), not a trial config; run it with"),
     ]
 
 
@@ -264,6 +274,7 @@ def _bad_study_files(folder: Path) -> dict[str, tuple[Path, str]]:
         "empty": ("", "a study needs at least one of config, grid or tune"),
         "list at top": ("- 1\n", "mapping"),
         "unknown field": (yaml.safe_dump({**good, "seedz": 2}), "seedz"),
+        "trial config": (yaml.safe_dump(TINY), "data: a trial config key, not a study key; put it under config:"),
         "unknown component": (yaml.safe_dump({**good, "grid": {"transfer.distance.name": ["cosin"]}}), "cosin"),
         "overlapping paths": (
             yaml.safe_dump({**good, "grid": {"postprocess": [[{"name": "threshold"}]], "postprocess.0.value": [0.3]}}),

@@ -66,6 +66,10 @@ def test_extends_merges_the_parent_config(tmp_path):
         ("tune: {transfer.lambda: [0.5, 1.0]}\nn_trials: true\n", "n_trials: expected a positive integer, got True"),
         ("tune: {transfer.lambda: [0.5, 1.0]}\ntimeout: true\n", "timeout: expected seconds > 0, got True"),
         ("objective: [smoke_iou, smoke_iou]\n", "objective: smoke_iou is listed twice"),
+        (
+            "tune: {postprocess.0.value: {low: 0.1, high: 0.5}}\nn_trials: 2\n",
+            "postprocess.0.value: '0' is not an index of a list of 0 items",
+        ),
         ("seeds: [1, 1]\n", "seeds: duplicates"),
         ("grid: {transfer.lambda: [0.5, 1, 1.0]}\n", "grid.transfer.lambda: 1.0 is listed twice"),
         ("grid: {transfer.lambda: [1.0]}\nbaseline: {transfer.lambda: 2.0}\n", "matches no grid configuration"),
