@@ -207,7 +207,7 @@ class StudyRunner:
         self._retried: dict[str, int] = {}
         self._run_started = time.time()
         self._runtimes: list[float] = []
-        self._held: optuna.Trial | None = None  # the trial this worker claimed last (Ctrl-C marks it)
+        self._held: optuna.Trial | None = None  # the trial this worker claimed last (Ctrl-C or SIGTERM marks it)
         # the budget count's reading of the stored trials (see _primary_identities): the Optuna study read, the
         # identities of its primary trials, and how many of its trials from the first are final
         self._primaries_of: int | None = None
@@ -563,7 +563,7 @@ class StudyRunner:
             # Ctrl-C can land anywhere between claiming a trial and telling its result
             held = self._held
             if held is not None and self.storage.get_trial(held._trial_id).state == TrialState.RUNNING:
-                self._fail(held, "interrupted by user (Ctrl-C); it runs again on resume", None)
+                self._fail(held, "interrupted (Ctrl-C or SIGTERM); it runs again on resume", None)
             outcome.interrupted = True
         finally:
             if self._bar is not None:

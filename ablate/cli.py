@@ -141,6 +141,22 @@ def _runner(args: argparse.Namespace, read_only: bool = False, **kwargs: Any) ->
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import signal
+
+    # a cluster's time limit or preemption (SLURM, Kubernetes) and a plain `kill` send SIGTERM: stop as Ctrl-C does,
+    # marking the running trial for the next run, instead of leaving it to the stale-worker timeout
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run(args: argparse.Namespace) -> int:
     runner = _runner(args, quiet=args.quiet, fail_fast=args.fail_fast, retries=args.retries)
     if args.threads:
         import torch
@@ -223,7 +239,7 @@ def _work(args: argparse.Namespace, runner: Any) -> bool:
     ]
     try:
         codes = [child.wait() for child in children]
-    except KeyboardInterrupt:  # let each child mark its running trial interrupted, then stop
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: let each child mark its running trial interrupted, then stop
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGINT)

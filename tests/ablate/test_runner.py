@@ -219,7 +219,7 @@ def test_ctrl_c_marks_the_trial_and_resume_reruns_it(tmp_path, monkeypatch):
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=120) == 130
     assert [t.user_attrs["error"] for t in trials(out) if t.state.name == "FAIL"] == [
-        "interrupted by user (Ctrl-C); it runs again on resume"
+        "interrupted (Ctrl-C or SIGTERM); it runs again on resume"
     ]
     hold.unlink()
     assert _spawn(study, out).wait(timeout=300) == 0
@@ -270,6 +270,28 @@ def _trials_or_none(out: Path) -> list[optuna.trial.FrozenTrial]:
         return []
 
 
+def test_sigterm_stops_the_run_as_ctrl_c_does(tmp_path, monkeypatch):
+    # a cluster's time limit sends SIGTERM: the trial stayed RUNNING until the stale-worker timeout
+    from ablate import _runner
+
+    study = write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"train.lr": [1e-3, 2e-3]})
+    out = tmp_path / "out"
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the handler raises in here
+
+    monkeypatch.setattr(_runner, "run_trial", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    assert run_cli(str(study), "--out", str(out)) == 130
+    assert signal.getsignal(signal.SIGTERM) is before  # the run's handler is not left behind
+    states = Counter(t.state.name for t in trials(out))
+    assert states == {"FAIL": 1, "WAITING": 1}
+    assert [t.user_attrs["error"] for t in trials(out) if t.state.name == "FAIL"] == [
+        "interrupted (Ctrl-C or SIGTERM); it runs again on resume"
+    ]
+
+
 @pytest.mark.parametrize("moment", ["_is_duplicate", "_suggest", "_record"])
 def test_ctrl_c_between_claim_and_result_marks_the_claimed_trial(tmp_path, monkeypatch, moment):
     from ablate import _runner
@@ -285,7 +307,7 @@ def test_ctrl_c_between_claim_and_result_marks_the_claimed_trial(tmp_path, monke
     states = Counter(t.state.name for t in trials(out))
     assert states == {"FAIL": 1, "WAITING": 1}
     assert [t.user_attrs["error"] for t in trials(out) if t.state.name == "FAIL"] == [
-        "interrupted by user (Ctrl-C); it runs again on resume"
+        "interrupted (Ctrl-C or SIGTERM); it runs again on resume"
     ]
 
 
