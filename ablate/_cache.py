@@ -148,7 +148,8 @@ class StageCache:
 
     def prune(self, stage: str | None = None, corrupt_only: bool = False, outdated_only: bool = False) -> int:
         """Delete entries (of one stage; or only corrupt ones, or only those made by changed code); returns how
-        many were removed."""
+        many were removed. Pruning all or the corrupt entries also removes the unfinished builds of killed
+        processes."""
         removed = 0
         for entry_stage, entry, _, intact in self.entries():
             if stage is not None and entry_stage != stage:
@@ -157,4 +158,27 @@ class StageCache:
                 continue
             shutil.rmtree(entry, ignore_errors=True)
             removed += 1
+        if not outdated_only:
+            for folder in self.abandoned_builds(stage):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
         return removed
+
+    def abandoned_builds(self, stage: str | None = None) -> list[Path]:
+        """Temporary build folders (``.<key>.<random>``) that no process is building: left by a killed one."""
+        found: list[Path] = []
+        if not self.root.is_dir():
+            return found
+        stage_dirs = [self.root / stage] if stage else [p for p in self.root.iterdir() if p.is_dir()]
+        for folder in (f for d in stage_dirs if d.is_dir() for f in sorted(d.iterdir())):
+            if not (folder.is_dir() and folder.name.startswith(".")):
+                continue
+            key = folder.name[1:].split(".")[0]
+            with open(folder.parent / f"{key}.lock", "a") as handle:
+                try:  # a builder holds its entry's lock until the folder is renamed into place or removed
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            found.append(folder)
+        return found

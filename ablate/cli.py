@@ -376,6 +376,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
         print(f"  {stage:<{width}} {count:>5} entries {size / 2**20:>9.1f} MiB{extra}")
     if changed:
         print(f"  changed since: {', '.join(sorted(changed))} (never served again; --prune-outdated removes them)")
+    abandoned = len(cache.abandoned_builds())
+    if abandoned:
+        print(f"  {abandoned} unfinished builds of killed processes (--prune-corrupt removes them)")
     if unchecked:
         print(
             f"  not checked: {', '.join(sorted(unchecked))} (do not import here; run `ablate cache` where the "

@@ -106,6 +106,26 @@ def test_failed_build_leaves_no_entry(tmp_path: Path) -> None:
     assert cache.get_or_build("model", {"k": 1}, good).is_dir() and good.calls == 1
 
 
+def test_prune_corrupt_removes_the_build_folders_of_killed_processes_not_of_running_ones(tmp_path: Path) -> None:
+    # a kill -9 mid-build left .<key>.<random> folders that no command removed
+    cache = StageCache(tmp_path)
+    kept = cache.get_or_build("model", {"k": 1}, Builder())
+    killed = tmp_path / "model" / f".{stable_hash({'k': 2})}.a1b2c3"
+    killed.mkdir()
+    (killed / "half.bin").write_bytes(b"partial")
+    seen_while_building: list[list[Path]] = []
+
+    def build(folder: Path) -> None:  # another process's build in progress: its folder holds the entry's lock
+        seen_while_building.append(cache.abandoned_builds())
+        (folder / "value.txt").write_text("done")
+
+    cache.get_or_build("model", {"k": 3}, build)
+    assert seen_while_building == [[killed]]
+    assert cache.abandoned_builds() == [killed]
+    assert cache.prune(corrupt_only=True) == 1
+    assert not killed.exists() and kept.is_dir() and cache.abandoned_builds() == []
+
+
 def test_entries_and_prune(tmp_path: Path) -> None:
     cache = StageCache(tmp_path)
     assert cache.entries() == [] and StageCache(tmp_path / "missing").entries() == []
