@@ -133,12 +133,14 @@ class Axis:
         name: the short name shown (last path part, full path where that is ambiguous).
         labels: the value labels in display order (numeric order for numbers, else first use).
         positions: label -> number for numeric axes (empty otherwise).
+        continuous: tuned over a continuous range: its values are samples, not levels, however few.
     """
 
     path: str
     name: str
     labels: list[str]
     positions: dict[str, float]
+    continuous: bool = False
 
     @property
     def column(self) -> str:
@@ -151,8 +153,8 @@ class Axis:
 
     @property
     def discrete(self) -> bool:
-        """Few enough values for one table row, bar and colour per value."""
-        return not self.numeric or len(self.labels) <= MAX_LEVELS
+        """Levels, few enough for one table row, bar and colour per value."""
+        return not self.continuous and (not self.numeric or len(self.labels) <= MAX_LEVELS)
 
 
 def _short_names(paths: list[str]) -> dict[str, str]:
@@ -164,6 +166,7 @@ def _axes(frame: pd.DataFrame, study: Study) -> list[Axis]:
     paths = [d.path for d in study.tune] if study.is_tuning else list(dict.fromkeys(k for g in study.grid for k in g))
     paths = [p for p in paths if p in frame]
     names = _short_names(paths)
+    continuous = {d.path for d in study.tune if d.size() is None}
     axes = []
     for path in paths:
         values = [decode(v) for v in frame.sort_values("number")[path]]
@@ -173,7 +176,7 @@ def _axes(frame: pd.DataFrame, study: Study) -> list[Axis]:
         labels = list(dict.fromkeys(value_label(v) for v in ordered))
         if len(labels) > 1:
             positions = {value_label(v): float(v) for v in numbers} if numeric else {}
-            axes.append(Axis(path, names[path], labels, positions))
+            axes.append(Axis(path, names[path], labels, positions, continuous=path in continuous))
     return axes
 
 

@@ -202,7 +202,7 @@ def heatmap_figures(data: ReportData) -> list[Plot]:
             .dropna(how="all")
             .dropna(axis=1, how="all")
         )
-        if min(grid.shape) < 2:  # the two axes are not crossed (or one of them barely): nothing to map
+        if not _crossed(grid):  # nothing to map: the axes were not varied together
             continue
         further = " and the other axes" if len(data.axes) > 2 else ""
         caption = f"Mean {objective} over seeds{further} for each pair of {first.path} and {second.path} values."
@@ -227,6 +227,15 @@ def heatmap_figures(data: ReportData) -> list[Plot]:
         ax.set_xlabel(second.path)
         plots.append(Plot(f"heatmap-{first.name}-{second.name}", fig))
     return plots
+
+
+def _crossed(grid: pd.DataFrame) -> bool:
+    """Whether two rows of ``grid`` have values in two common columns: some 2 x 2 block is complete, so the
+    second axis' effect is seen at two values of the first (a tuning sampler's scattered pairs are not)."""
+    present = grid.notna().to_numpy(int)
+    shared = present @ present.T  # row x row: the columns both rows have values in
+    np.fill_diagonal(shared, 0)
+    return bool((shared >= 2).any())
 
 
 def per_image_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:

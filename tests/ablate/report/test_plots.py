@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from ablate._report._model import prepare
-from ablate._report._plots import cd_groups, configurations_figure
-from ablate._report._tables import configurations
+from ablate._report._plots import cd_groups, configurations_figure, heatmap_figures
+from ablate._report._tables import _lambda_table, configurations
 from ablate._results import trials_frame
+from ablate._study import Distribution
 
 
 def _pairwise(ranks: np.ndarray, cd: float) -> list[tuple[int, int]]:
@@ -54,3 +55,28 @@ def test_configurations_figure_draws_the_chance_level(synthetic, tmp_path) -> No
     assert "Dashed line: all_smoke_iou 0.1500, Smoke IoU of a mask that marks every pixel smoke: the chance" in caption
     dashed = [line for ax in plot.figure.axes for line in ax.lines if line.get_linestyle() == "--"]
     assert [list(line.get_xdata()) for line in dashed] == [[0.15, 0.15]]
+
+
+def _tuned(synthetic, tmp_path, tune: list[Distribution], params: list[dict]):
+    study = synthetic.study(tmp_path, None, seeds=1, tune=tune, n_trials=len(params))
+    specs = [synthetic.Spec(p, 0, metrics={"smoke_iou": 0.1 + 0.01 * i}) for i, p in enumerate(params)]
+    return prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+
+
+def test_a_continuous_tuned_axis_is_never_a_heat_map_or_a_lambda_table_of_its_samples(synthetic, tmp_path) -> None:
+    # 8 sampled lambdas (under the 12 levels of a discrete axis) were drawn as a heat map of one-off values
+    rng = np.random.default_rng(0)
+    tune = [Distribution("transfer.lambda", "float", 0.1, 2.0), Distribution("train.epochs", "int", 1, 3)]
+    params = [{"transfer.lambda": float(rng.uniform(0.1, 2.0)), "train.epochs": 1 + i % 3} for i in range(8)]
+    data = _tuned(synthetic, tmp_path, tune, params)
+    assert [(a.path, a.discrete) for a in data.axes] == [("transfer.lambda", False), ("train.epochs", True)]
+    assert heatmap_figures(data) == []
+    assert _lambda_table(data) is None
+
+
+def test_tuned_levels_get_a_heat_map_only_where_they_were_crossed(synthetic, tmp_path) -> None:
+    tune = [Distribution("train.epochs", "int", 1, 3), Distribution("cam.name", "categorical", choices=("a", "b"))]
+    scattered = [{"train.epochs": 1, "cam.name": "a"}, {"train.epochs": 2, "cam.name": "b"}]
+    assert heatmap_figures(_tuned(synthetic, tmp_path, tune, scattered)) == []
+    crossed = [{"train.epochs": e, "cam.name": c} for e in (1, 2) for c in ("a", "b")]
+    assert len(heatmap_figures(_tuned(synthetic, tmp_path, tune, crossed))) == 1
