@@ -91,7 +91,7 @@ def code_changes(inputs: object) -> tuple[list[str], list[str]]:
     process (a plugin outside ``sys.path``: nothing can be said about them)."""
     changed, unchecked = [], []
     for name, digest in _fingerprints(inputs).items():
-        current = _current(name)
+        current = current_hash(name)
         if current is None:
             unchecked.append(name)
         elif current != digest:
@@ -113,7 +113,8 @@ def _fingerprints(inputs: object) -> dict[str, str]:
     return found
 
 
-def _current(name: str) -> str | None:
+def current_hash(name: str) -> str | None:
+    """The source hash of module ``name`` as it is now (None: it does not import in this process)."""
     try:
         importlib.import_module(name)
     except Exception:  # noqa: BLE001 - a plugin that fails to import, however it fails, cannot be checked

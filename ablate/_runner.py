@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from ablate import __version__ as ablate_version
 from ablate._cache import StageCache
+from ablate._code import current_hash
 from ablate._config import ConfigError
 from ablate._registries import LOGGERS
 from ablate._storage import (
@@ -148,6 +149,7 @@ def result_attrs(result: Any, runtime: float) -> dict[str, Any]:
         "config": result.config,  # resolved: what `ablate export` hands on with the weights
         "checkpoints": result.checkpoints,
         "ablate_version": ablate_version,
+        "code": result.code,
         # one attribute per metric and the training curves, which the dashboard sorts, filters and plots
         **{f"{METRIC_PREFIX}{name}": value for name, value in result.metrics.items()},
         "history": result.history,
@@ -513,6 +515,16 @@ class StudyRunner:
         """(finished (configuration, seed) pairs: completed or pruned, total expected or None)."""
         done, pruned, _ = self._settled()
         return len(done | pruned), self.study.expected_trials(pruned=len(pruned))
+
+    def changed_code(self) -> tuple[int, int, list[str]]:
+        """(completed trials computed by code that has changed since, completed trials, the changed modules), from
+        the fingerprint each trial stored (:attr:`TrialResult.code`); modules that do not import here are not
+        compared. Such trials are not run again by themselves: their numbers are those of the old code."""
+        recorded = [t.user_attrs.get("code") or {} for t in self.trials((TrialState.COMPLETE,))]
+        names = {name for code in recorded for name in code}
+        current = {name: current_hash(name) for name in names}
+        stale = [{name for name, digest in code.items() if current[name] not in (None, digest)} for code in recorded]
+        return sum(map(bool, stale)), len(recorded), sorted(set().union(*stale))
 
     def _settled(self) -> tuple[set[str], set[str], set[str]]:
         """The identities of the (configuration, seed) pairs completed, pruned (and not completed), and failed in

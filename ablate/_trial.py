@@ -19,15 +19,15 @@ import torch
 
 from ablate._cache import StageCache
 from ablate._cams import compute_cams
-from ablate._code import CAM_MODULES, POSTPROCESS_MODULES, SEGMENT_MODULES, code_fingerprint
-from ablate._config import ConfigError
+from ablate._code import CAM_MODULES, POSTPROCESS_MODULES, SEGMENT_MODULES, TRAINING_MODULES, code_fingerprint
+from ablate._config import COMPONENT_SLOTS, ConfigError, get_dotted
 from ablate._data import Dataset, Split, fingerprint_arrays
 from ablate._device import describe_device, select_device
 from ablate._evaluation import Evaluation
 from ablate._metrics import evaluate, per_image_iou
 from ablate._pool import map_images
 from ablate._postprocess import PostState
-from ablate._registries import CAMS, DATASETS, METRICS, PARADIGMS, POSTPROCESSORS, SEGMENTERS
+from ablate._registries import ALL, CAMS, DATASETS, METRICS, PARADIGMS, POSTPROCESSORS, SEGMENTERS
 from ablate._schema import SegmentTraining, TrialConfig
 from ablate._segmentation import build_segmenter, gate, predict, train_segmenter, with_ignore_band
 from ablate._train import Diverged, Trainer, file_digest, to_tensor
@@ -46,6 +46,8 @@ class TrialResult:
         per_image_iou: smoke IoU per test image (NaN for images without smoke), for paired tests.
         image_names: names of the test images, aligned with ``per_image_iou``.
         seg_per_image_iou: with a ``segment`` stage, the segmenter's smoke IoU per test image (else None).
+        code: module name -> source hash of the code the numbers came from: the harness modules of every stage
+            and the modules of the config's components and metrics (a study warns when it has changed since).
         trainings: trainings executed by this trial (0 when every network came from the cache).
         timings: seconds spent per stage (data, train, cams, postprocess, metrics).
         oracle: True when a step looked at the ground truth; every metric is then an oracle number.
@@ -72,6 +74,7 @@ class TrialResult:
     names: dict[str, str] = field(default_factory=dict)
     seg_per_image_iou: list[float] | None = None
     gallery: dict[str, np.ndarray] = field(default_factory=dict)
+    code: dict[str, str] = field(default_factory=dict)
 
 
 def gallery_indices(labels: np.ndarray, cooccur: np.ndarray | None, per_case: int = 2) -> np.ndarray:
@@ -379,7 +382,24 @@ class TrialRun:
             names={"class": self.data.class_name, "object": self.data.object_name},
             gallery=gallery,
             seg_per_image_iou=seg_ious,
+            code=self._code(metrics),
         )
+
+    def _code(self, metrics: dict[str, float]) -> dict[str, str]:
+        """The fingerprint of all the code behind this trial's numbers (see :attr:`TrialResult.code`)."""
+        config = self.config.to_dict()
+        components = []
+        for slot, kind in COMPONENT_SLOTS.items():
+            try:
+                spec = get_dotted(config, slot)
+            except KeyError:
+                continue
+            if isinstance(spec, dict):  # None: an optional stage left out
+                components.append((ALL[kind], spec["name"]))
+        components += [(POSTPROCESSORS, step["name"]) for step in config["postprocess"]]
+        components += [(METRICS, name) for name in METRICS.names() if name in metrics]
+        harness = (*TRAINING_MODULES, *CAM_MODULES, *POSTPROCESS_MODULES, *SEGMENT_MODULES, "ablate._metrics")
+        return code_fingerprint(tuple(dict.fromkeys(harness)), components)
 
 
 def run_trial(

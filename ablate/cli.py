@@ -172,8 +172,21 @@ def _run(args: argparse.Namespace) -> int:
     from ablate._storage import masked_url
 
     print(f"{runner.study.describe()}\nstorage: {masked_url(runner.url)}; {done}/{total or '?'} done, {queued} queued")
+    _warn_changed_code(args, runner)
     interrupted = _work(args, runner)
     return _finish(args, runner, interrupted)
+
+
+def _warn_changed_code(args: argparse.Namespace, runner: Any) -> None:
+    """Say when stored trials were computed by code that has changed since: they are not run again by themselves."""
+    stale, completed, modules = runner.changed_code()
+    if stale:
+        print(
+            f"warning: {stale} of {completed} completed trials were computed by code that has changed since "
+            f"({', '.join(modules)}); they keep the old code's numbers: `ablate run {args.study} --new` runs the "
+            "study again beside them (the stage cache recomputes only what the change touched)",
+            file=sys.stderr,
+        )
 
 
 class _Prefixed:
@@ -294,6 +307,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(frame[columns].to_string(index=False))
     counts = frame["state"].value_counts().to_dict()
     done, total = runner.progress()
+    _warn_changed_code(args, runner)
     print(
         f"\n{done}/{total or '?'} (configuration, seed) pairs done (completed or pruned); trials by state: "
         + ", ".join(f"{k} {v}" for k, v in counts.items())

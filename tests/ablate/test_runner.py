@@ -665,6 +665,30 @@ def test_a_tpe_study_over_fewer_configurations_than_its_budget_stops_when_each_h
     assert "tiny: 2/2 trials completed" in capsys.readouterr().out
 
 
+SCALED_L1 = """
+from ablate import DISTANCES
+
+
+@DISTANCES.register("warn_l1")
+def warn_l1():
+    return lambda a, b: {scale} * (a - b).abs().mean(dim=-1)
+"""
+
+
+def test_run_and_status_warn_when_stored_trials_came_from_code_changed_since(tmp_path, ablate_process):
+    # a fixed loss left the study "24/24 done" with the buggy code's numbers, and nothing said so
+    (tmp_path / "warn_distance.py").write_text(SCALED_L1.format(scale=1.0))
+    study = write_study(tmp_path, config={**TINY, "transfer": {"distance": "warn_l1"}}, plugins=["warn_distance"])
+    args, cache = ("--out", tmp_path / "out"), {"ABLATE_CACHE": str(tmp_path / "cache")}
+    first = ablate_process("run", study, *args, "--no-report", "--quiet", **cache)
+    assert first.returncode == 0 and "warning" not in first.stderr, first.stderr
+    (tmp_path / "warn_distance.py").write_text(SCALED_L1.format(scale=2.0))
+    warning = "warning: 1 of 1 completed trials were computed by code that has changed since (warn_distance);"
+    for command in (["run", study, *args, "--no-report", "--quiet"], ["status", study, *args]):
+        again = ablate_process(*command, **cache)
+        assert again.returncode == 0 and warning in again.stderr, again.stderr
+
+
 def test_a_pruned_configuration_proposed_again_is_a_duplicate_not_a_new_run(tmp_path):
     from ablate._runner import StudyRunner
     from ablate._storage import identity
