@@ -61,6 +61,8 @@ from ablate._trial import run_trial
 HEARTBEAT_EVERY = 15.0
 STALE_AFTER = 120.0
 POLL_EVERY = 2.0
+# proposals in a row of configurations already run after which a tuning sampler is taken to have no new ones
+MAX_REPEATS = 100
 # a study another process has just created gets its signature a moment later: wait this long for it
 SIGNATURE_WAIT = 30.0
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -209,6 +211,7 @@ class StudyRunner:
         self._retried: dict[str, int] = {}
         self._run_started = time.time()
         self._runtimes: list[float] = []
+        self._repeats = 0  # the sampler's latest proposals in a row that had already run
         self._held: optuna.Trial | None = None  # the trial this worker claimed last (Ctrl-C or SIGTERM marks it)
         # the budget count's reading of the stored trials (see _primary_identities): the Optuna study read, the
         # identities of its primary trials, and how many of its trials from the first are final
@@ -454,7 +457,15 @@ class StudyRunner:
                 if duplicate is not None:  # the sampler proposed a configuration already run: ask again
                     trial.set_user_attr("duplicate_of", duplicate)
                     self._tell(trial, state=TrialState.PRUNED)
+                    self._repeats += 1
+                    if self._repeats == MAX_REPEATS:
+                        self._log(
+                            f"stopped asking the {self.study.sampler} sampler: its last {MAX_REPEATS} proposals had "
+                            f"all run already ({len(self._primary_identities())} configurations run); "
+                            "`sampler: grid` enumerates a finite space"
+                        )
                     continue
+                self._repeats = 0
                 if not self.study.pruner:  # with a pruner, only once the first seed has run to the end
                     self._enqueue_other_seeds(params)
                 return trial, params, seed
@@ -480,6 +491,8 @@ class StudyRunner:
             self._enqueue(params, other, primary=False)
 
     def _budget_spent(self) -> bool:
+        if self._repeats >= MAX_REPEATS:  # the sampler finds no new configuration: asking on would never end
+            return True
         if self.study.timeout is not None and time.time() - self._run_started >= self.study.timeout:
             return True
         budget = self.study.trial_budget  # capped at the size of a finite space

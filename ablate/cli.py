@@ -279,10 +279,11 @@ def _finish(args: argparse.Namespace, runner: Any, interrupted: bool) -> int:
     if interrupted:
         print(f"{summary}; interrupted: run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if len(failed) or (total is not None and done < total):
+    unfinished = max(len(failed), (total or 0) - done)  # failed pairs are among those not done
+    if unfinished:
         logs = runner.folder / "logs"  # tracebacks of unexpected errors only: a divergence has its one line
         see = f"`ablate status {args.study}`" + (f" and {logs}" if logs.is_dir() else "")
-        print(f"{summary}, {len(failed)} failed or missing; see {see}", file=sys.stderr)
+        print(f"{summary}, {unfinished} failed or missing; see {see}", file=sys.stderr)
         return EXIT_FAILED
     print(summary)
     return 0

@@ -665,6 +665,22 @@ def test_a_tpe_study_over_fewer_configurations_than_its_budget_stops_when_each_h
     assert "tiny: 2/2 trials completed" in capsys.readouterr().out
 
 
+def test_a_sampler_that_proposes_only_configurations_already_run_is_stopped(tmp_path, monkeypatch, capsys):
+    # a finite space caps the budget, but a sampler stuck on what it has run would still be asked for ever
+    from ablate._runner import MAX_REPEATS, StudyRunner
+
+    suggest = StudyRunner._suggest
+    monkeypatch.setattr(StudyRunner, "_suggest", lambda self, trial: {**suggest(self, trial), "train.lr": 1e-3})
+    config = {**TINY, "paradigm": {"name": "single"}}
+    study = write_study(tmp_path, config=config, tune={"train.lr": {"choices": [1e-3, 2e-3]}}, n_trials=2)
+    assert run_cli(str(study), "--out", str(tmp_path / "out")) == 1  # one of the two configurations never ran
+    assert len(completed_identities(tmp_path / "out")) == 1
+    assert sum(t.state.name == "PRUNED" for t in trials(tmp_path / "out")) == MAX_REPEATS
+    out = capsys.readouterr()
+    assert f"stopped asking the tpe sampler: its last {MAX_REPEATS} proposals had all run already" in out.out
+    assert "tiny: 1/2 trials completed, 1 failed or missing" in out.err
+
+
 SCALED_L1 = """
 from ablate import DISTANCES
 
