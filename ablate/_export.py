@@ -54,6 +54,11 @@ def export_trial(runner: StudyRunner, trial: FrozenTrial, folder: str | Path) ->
                 f"`ablate run` with a new study folder retrains them"
             )
         states |= torch.load(path, map_location="cpu", weights_only=True)
+    if not states:  # its maps came from cache entries written before they recorded the weights they were made by
+        raise ConfigError(
+            f"trial {trial.number}: no weight files were recorded with it (its CAMs came from the stage cache); "
+            "export a trial of the same networks that trained or loaded them (`ablate status`: trainings)"
+        )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(states, folder / "weights.pt")

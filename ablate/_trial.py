@@ -6,12 +6,14 @@ so networks are trained (or even loaded) only when a CAM set they feed is missin
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -34,6 +36,8 @@ from ablate._train import Diverged, Trainer, file_digest, to_tensor
 from ablate._validate import default_mask_step, validate
 
 T = TypeVar("T")
+#: The file of a cache entry computed from trained networks that lists their weight files (relative to the cache).
+WEIGHTS_RECORD = "weights.json"
 
 
 @dataclass
@@ -164,8 +168,25 @@ class TrialRun:
                 )
             np.savez(folder / "cams.npz", cams=cams.astype(np.float16), smoke_prob=probs)
 
-        stored = np.load(self.cache.get_or_build("cams", inputs, build) / "cams.npz")
+        stored = np.load(self._from_networks("cams", inputs, build) / "cams.npz")
         return stored["cams"].astype(np.float32), stored["smoke_prob"]
+
+    def _from_networks(self, stage: str, inputs: dict[str, Any], build: Callable[[Path], None]) -> Path:
+        """The cache entry of a map computed from the trained networks. It records their weight files, so that a
+        trial served from it, which loads no network, still names the weights its numbers stand on (``ablate
+        export`` hands them on)."""
+
+        def build_and_record(folder: Path) -> None:
+            build(folder)
+            weights = [str(path.relative_to(self.cache.root)) for path in self.trainer.checkpoints]
+            (folder / WEIGHTS_RECORD).write_text(json.dumps(weights))
+
+        entry = self.cache.get_or_build(stage, inputs, build_and_record)
+        record = entry / WEIGHTS_RECORD
+        for path in json.loads(record.read_text()) if record.is_file() else []:
+            if self.cache.root / path not in self.trainer.checkpoints:
+                self.trainer.checkpoints.append(self.cache.root / path)
+        return entry
 
     # --- PostContext -------------------------------------------------------------------------
     def cams(self, *, scale: float = 1.0, flip: bool = False, layer: str | None = None) -> np.ndarray:
@@ -184,7 +205,7 @@ class TrialRun:
             np.save(folder / "features.npy", torch.cat(out).float().cpu().numpy().astype(np.float16))
 
         inputs = {"model": self.model_inputs, "role": role, "split": self._split}
-        entry = self.cache.get_or_build("features", inputs, build)
+        entry = self._from_networks("features", inputs, build)
         return np.load(entry / "features.npy").astype(np.float32)
 
     def train_split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -383,3 +383,13 @@ def test_layers_a_post_processing_step_asks_for_are_checked_before_training() ->
     with pytest.raises(ablate.ConfigError, match=r"postprocess\[0\] \(cam_fusion\)\.layers: layer 'blocks\.-5'"):
         ablate.validate({"postprocess": ["cam_fusion"]})
     ablate.validate({"postprocess": [{"name": "cam_fusion", "layers": ["blocks.-2", "blocks.-1"]}]})
+
+
+def test_a_trial_served_cached_cams_names_the_weights_they_were_made_by(tmp_path: Path) -> None:
+    # a post-processing variant loads no network: it stored no weights, and `ablate export` wrote an empty model
+    cache = ablate.StageCache(tmp_path / "cache")
+    first = ablate.run_trial(_config(paradigm={"name": "single"}), cache=cache, progress=False)
+    variant = _config(paradigm={"name": "single"}, postprocess=[{"name": "threshold", "value": 0.5}])
+    second = ablate.run_trial(variant, cache=cache, progress=False)
+    assert second.trainings == 0 and second.timings.get("train") is None  # no network was loaded
+    assert second.checkpoints == first.checkpoints and len(first.checkpoints) == 1
