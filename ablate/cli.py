@@ -240,8 +240,8 @@ def _work(args: argparse.Namespace, runner: Any) -> bool:
     from ablate._device import worker_gpus
 
     env = {**os.environ, "ABLATE_WORKERS": str(args.workers)}
-    # each child in a session of its own, so that a terminal's Ctrl-C and a `kill -INT` of this process reach the
-    # children the same way: once, passed on below (a `kill -INT` of the parent alone used to leave them running)
+    # each child in a session of its own, so that a terminal's Ctrl-C and a `kill -INT` or `kill -TERM` of this process
+    # reach the children the same way: once, passed on below (a signal to the parent alone used to leave them running)
     children = [
         subprocess.Popen(
             [*command, "--worker", f"{number}/{args.workers}"],
@@ -254,8 +254,8 @@ def _work(args: argparse.Namespace, runner: Any) -> bool:
         codes = [child.wait() for child in children]
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: let each child mark its running trial interrupted, then stop
         for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGINT)
+            if child.poll() is None:  # SIGTERM: a run started in the background (`&`, nohup) ignores SIGINT
+                child.send_signal(signal.SIGTERM)
         codes = [child.wait() for child in children]
         return True
     return any(code == EXIT_INTERRUPTED for code in codes)

@@ -145,14 +145,18 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _spawn(study: Path, out: Path, *extra: str) -> subprocess.Popen:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell's `ablate run ... &` starts it
+
+
+def _spawn(study: Path, out: Path, *extra: str, background: bool = False) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "ablate", "run", str(study), "--out", str(out), "--quiet", "--no-report", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env=os.environ.copy(),
-        preexec_fn=_default_sigint,
+        preexec_fn=_ignore_sigint if background else _default_sigint,
     )
 
 
@@ -226,19 +230,22 @@ def test_ctrl_c_marks_the_trial_and_resume_reruns_it(tmp_path, monkeypatch):
     assert len(completed_identities(out)) == 2
 
 
-def test_sigint_to_the_parent_of_workers_stops_every_worker(tmp_path, monkeypatch):
-    """``kill -INT`` of ``ablate run --workers 2`` alone (no terminal signalling the group) stops both workers."""
+def test_sigterm_to_the_parent_of_workers_run_in_the_background_stops_every_worker(tmp_path, monkeypatch):
+    """``kill -TERM`` of ``ablate run --workers 2 &`` alone (no terminal signalling the group) stops both workers.
+
+    In the background the workers inherit an ignored SIGINT: the parent passed SIGINT on, and they ran to the end.
+    A Ctrl-C or ``kill -INT`` of the parent takes the same path (its KeyboardInterrupt)."""
     (tmp_path / "hold_step.py").write_text(SLOW_STEP)
     config = {**TINY, "paradigm": {"name": "single"}, "postprocess": ["test_hold", "threshold"]}
     study = write_study(tmp_path, config=config, grid={"train.lr": [1e-3, 2e-3, 3e-3, 4e-3]}, plugins=["hold_step"])
     out, hold = tmp_path / "out", tmp_path / "hold"
     hold.touch()  # both workers' first trials wait in their post-processing step
     monkeypatch.setenv("ABLATE_TEST_HOLD", str(hold))
-    proc = _spawn(study, out, "--workers", "2")
+    proc = _spawn(study, out, "--workers", "2", background=True)
     deadline = time.time() + 120
     while time.time() < deadline and sum(t.state.name == "RUNNING" for t in _trials_or_none(out)) < 2:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)
     try:
         assert proc.wait(timeout=90) == 130
     finally:
