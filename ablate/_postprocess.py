@@ -5,6 +5,12 @@ and returns a new state. Steps that produce a mask (thresholds, CRF, SAM) return
 the chain ends without one, the default fixed threshold is applied. A step class may set ``uses_ground_truth = True``
 (oracle steps); the harness then labels the trial's metrics as oracle.
 
+A step class may also declare which fields of the state it ``reads`` and ``writes`` (tuples of ``"cams"`` and
+``"mask"``; setting ``mask=None`` writes the mask). Validation then refuses a chain in which a step's every output
+is replaced before any step reads it, as ``[crf, cam_fusion]`` (CAM fusion computes its CAMs anew from the
+network) or ``[threshold, crf]`` (CRF makes its mask from the CAMs): such a chain scores the same as without the
+step, under the step's name. A step that declares neither is taken to read both and to matter.
+
 CAM layers are named by module path inside the backbone's model, negative indices allowed,
 e.g. ``blocks.-1.norm1`` (the ViT's last block) or ``layer4``; None is the backbone default.
 """
@@ -65,3 +71,23 @@ class PostContext(Protocol):
 
     def map_images(self, fn: Callable[..., T], *arrays: np.ndarray) -> list[T]:
         """``[fn(a[i], b[i], ...) for i]`` spread over the machine's cores."""
+
+
+def discarded_steps(steps: list[Any]) -> list[tuple[int, int]]:
+    """``(i, j)`` for each step ``i`` of a chain whose every output a later step replaces before any step reads it;
+    ``j`` is the step that replaces the last of them (see the module docstring: ``reads`` and ``writes``)."""
+    holder: dict[str, int | None] = {"cams": None, "mask": None}  # which step made each field's value (None: CAMs)
+    used: set[int] = set()
+    replaced_by: dict[int, int] = {}
+    for j, step in enumerate(steps):
+        writes = getattr(step, "writes", None)
+        reads = getattr(step, "reads", ("cams", "mask")) if writes is not None else ("cams", "mask")
+        used |= {holder[name] for name in reads if holder[name] is not None}
+        if writes is None:  # undeclared: it may do anything with the state, so it counts as used itself
+            used.add(j)
+        for name in writes or ():
+            if holder[name] is not None:
+                replaced_by[holder[name]] = j
+            holder[name] = j
+    used |= {i for i in holder.values() if i is not None}  # the chain's result: the metrics read both fields
+    return [(i, replaced_by[i]) for i in range(len(steps)) if i not in used]

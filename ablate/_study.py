@@ -232,6 +232,8 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise _fail(path, f"extends: {parent} does not exist")
     base = _read(parent_path, (*seen, path.resolve()))
     base.pop("name", None)
+    if isinstance(base.get("reference"), str):  # relative to the file that names it, not to the one extending it
+        base["reference"] = str(parent_path.parent / base["reference"])
     merged = {**base, **{k: v for k, v in raw.items() if k != "config"}}
     merged["config"] = merge(base.get("config") or {}, raw.get("config") or {})
     return merged

@@ -19,6 +19,7 @@ from ablate._config import ConfigError, check, resolve
 from ablate._data import CLASSES
 from ablate._models import build_network
 from ablate._plugins import load_components
+from ablate._postprocess import discarded_steps
 from ablate._registries import PARADIGMS, POSTPROCESSORS, SEGMENTERS
 from ablate._schema import TrialConfig
 from ablate._transfer import TransferLoss
@@ -80,6 +81,13 @@ def _check_combination(resolved: dict[str, Any], check_files: bool) -> list[str]
             steps.append(POSTPROCESSORS.build(step))
         except (ValueError, TypeError) as exc:
             return [f"postprocess[{i}] ({step['name']}): {exc}"]
+    discarded = discarded_steps(steps)
+    if discarded:  # the chain would score as it does without the step, under the step's name
+        (i, j), names = discarded[0], [step["name"] for step in config.postprocess]
+        return [
+            f"postprocess[{i}] ({names[i]}): its output never counts: postprocess[{j}] ({names[j]}) replaces it "
+            f"before any step reads it; put {names[j]} before {names[i]}, or drop one of them"
+        ]
     if config.cam.get("network", "auto") == "auto":  # the network the paradigm trains last
         config.cam["network"] = paradigm.roles[-1]
     cam_network = config.cam["network"]

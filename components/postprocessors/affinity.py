@@ -105,6 +105,9 @@ class Affinity:
         n_steps: Random-walk steps.
     """
 
+    reads = ("cams",)
+    writes = ("cams", "mask")
+
     def __init__(self, radius: Radius = 5, beta: Beta = 16.0, n_steps: Steps = 8) -> None:
         self.walk = {"radius": radius, "beta": beta, "n_steps": n_steps}
 

@@ -88,6 +88,9 @@ class AffinityNet:
         n_steps: Random-walk steps.
     """
 
+    reads = ("cams",)
+    writes = ("cams", "mask")
+
     def __init__(
         self,
         fg_threshold: Annotated[float, Range(0, 1)] = 0.7,

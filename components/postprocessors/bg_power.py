@@ -26,6 +26,9 @@ class BgPower:
         alpha: Power applied to the background score; > 0.
     """
 
+    reads = ("cams",)
+    writes = ("mask",)
+
     def __init__(self, alpha: Annotated[float, Range(low=0, low_open=True)] = 48.0) -> None:
         self.alpha = alpha
 

@@ -38,6 +38,9 @@ class CamFusion:
         mode: "mean" or "max".
     """
 
+    reads = ()  # its CAMs come from the network anew, not from the state
+    writes = ("cams", "mask")
+
     def __init__(
         self,
         layers: list = ["blocks.-5", "blocks.-4", "blocks.-2", "blocks.-1"],  # noqa: B006  (copied, never mutated)

@@ -102,6 +102,9 @@ class Clip:
         batch_size: Images per forward pass.
     """
 
+    reads = ("cams",)
+    writes = ("cams", "mask")
+
     def __init__(
         self,
         model: str = "ViT-B-16",

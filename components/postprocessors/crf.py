@@ -64,6 +64,9 @@ class Crf:
         bg_power: Power sharpening the background probability (1 - cam)^bg_power.
     """
 
+    reads = ("cams",)
+    writes = ("cams", "mask")
+
     def __init__(
         self,
         iterations: Annotated[int, Range(low=1)] = 5,

@@ -17,6 +17,9 @@ class MultiScale:
         flip: Also average the CAMs of horizontally flipped inputs.
     """
 
+    reads = ()  # its CAMs come from the network anew, not from the state
+    writes = ("cams", "mask")
+
     def __init__(self, scales: list = [0.5, 1.0, 1.5, 2.0], flip: bool = False) -> None:  # noqa: B006  (copied)
         if not scales or not all(isinstance(s, int | float) and s > 0 for s in scales):
             raise ValueError(f"multiscale: scales must be a non-empty list of numbers > 0, got {scales!r}")

@@ -38,6 +38,8 @@ class OracleThreshold:
     """
 
     uses_ground_truth = True
+    reads = ("cams",)
+    writes = ("mask",)
 
     def __init__(self, step: Annotated[float, Range(0, 1, low_open=True)] = 0.05) -> None:
         # float32 like the CAMs, so a grid value equals the threshold that apply_threshold compares with.

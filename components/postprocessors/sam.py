@@ -105,6 +105,9 @@ class SamSelect:
             covers only a third, so SAM can complete partially activated smoke.
     """
 
+    reads = ("cams", "mask")
+    writes = ("mask",)
+
     def __init__(
         self,
         checkpoint: str | None = None,

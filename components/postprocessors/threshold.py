@@ -27,6 +27,9 @@ class Threshold:
         value: The threshold, in [0, 1].
     """
 
+    reads = ("cams",)
+    writes = ("mask",)
+
     def __init__(self, value: Annotated[float, Range(0, 1)] = 0.3) -> None:
         self.value = value
 

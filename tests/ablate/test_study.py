@@ -47,6 +47,13 @@ def test_extends_merges_the_parent_config(tmp_path):
     assert child.objectives[0].metric == "miou"
 
 
+def test_an_inherited_reference_is_found_beside_the_file_that_names_it(tmp_path):
+    # a tiny copy of studies/transfer.yaml elsewhere looked for references/paper.yaml beside the copy
+    shipped = Path(__file__).parents[2] / "studies" / "transfer.yaml"
+    child = load_study(study_file(tmp_path, {"extends": str(shipped), "config": TINY}), check_configs=False)
+    assert child.reference is not None and child.reference.path == shipped.parent / "references" / "paper.yaml"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
