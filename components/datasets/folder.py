@@ -68,6 +68,8 @@ def _load_mask(path: Path, image: Image.Image) -> np.ndarray:
 
 
 def _resize_image(img: Image.Image, size: int) -> np.ndarray:
+    if img.mode.startswith("I"):  # 16-bit (or 32-bit integer) greys: PIL's convert("RGB") saturates them to white
+        img = Image.fromarray((np.asarray(img, dtype=np.float64) / 257).clip(0, 255).astype(np.uint8))
     return np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
@@ -219,6 +221,11 @@ def folder(
         raise DatasetError(f"no test tiles in {image_dir} have min_smoke_fraction={min_smoke_fraction}")
 
     test_masks = np.stack(masks)
+    if not test_masks.any():  # every smoke IoU would be undefined, and accuracy would be that of no-smoke images
+        raise DatasetError(
+            f"no test mask in {mask_dir} marks any smoke (a nonzero pixel of its grey or colour channels; alpha is "
+            "ignored): the test split needs smoke images"
+        )
     test = Split(
         images=np.stack(images),
         # From the resized mask, so a tile whose few smoke pixels vanish in resizing is not labelled smoke.
@@ -236,6 +243,13 @@ def _labelled_split(root: Path, split: str, csv_file: str | None, classes: tuple
     items = _labelled_items(root, split, csv_file, classes)
     if not items:
         raise DatasetError(f"no {split} images in {root / split}")
+    found = {label for _, label in items}
+    for index, name in enumerate(classes):
+        if index not in found:  # a classifier of one class learns nothing, and its CAMs mean nothing
+            where = f"{csv_file} lists" if csv_file and split == "train" else f"{root / split / name} holds"
+            raise DatasetError(
+                f"no {split} images of class '{name}': {where} none (image files: {', '.join(_IMAGE_SUFFIXES)})"
+            )
     mask_dir = root / split / "masks"
     images, masks = [], []
     for path, _ in items:

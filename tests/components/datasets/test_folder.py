@@ -194,7 +194,7 @@ def test_missing_cooccurrence_mask(root: Path) -> None:
 
 
 def test_missing_csv_image_and_csv(root: Path) -> None:
-    (root / "labels.csv").write_text("image,label\nsmoke/9.png,smoke\n")
+    (root / "labels.csv").write_text("image,label\nno_smoke/0.png,no_smoke\nsmoke/9.png,smoke\n")
     assert (
         _message(root, train_csv="labels.csv") == f"folder dataset: missing image {root / 'train' / 'smoke' / '9.png'}"
     )
@@ -226,6 +226,34 @@ def test_empty_splits(root: Path) -> None:
     for path in (root / "train").glob("*/*.png"):
         path.unlink()
     assert _message(root) == f"folder dataset: no train images in {root / 'train'}"
+
+
+def test_a_class_without_images_is_refused_by_name(root: Path) -> None:
+    # a class folder of .tif files (an unsupported suffix) trained a one-class classifier, exit 0
+    for path in (root / "train" / "smoke").glob("*.png"):
+        path.rename(path.with_suffix(".tif"))
+    assert _message(root) == (
+        f"folder dataset: no train images of class 'smoke': {root / 'train' / 'smoke'} holds none "
+        "(image files: .png, .jpg, .jpeg)"
+    )
+    (root / "labels.csv").write_text("image,label\nno_smoke/0.png,no_smoke\n")
+    assert "no train images of class 'smoke': labels.csv lists none" in _message(root, train_csv="labels.csv")
+
+
+def test_a_test_split_without_smoke_is_refused(root: Path) -> None:
+    # every smoke IoU was NaN and accuracy 1.0, exit 0
+    _save(root / "test" / "masks" / "a.png", _mask(60, 100))
+    assert _message(root).startswith(f"folder dataset: no test mask in {root / 'test' / 'masks'} marks any smoke")
+
+
+def test_16_bit_grey_images_keep_their_levels(root: Path) -> None:
+    # PIL's convert("RGB") of an I;16 image saturated every pixel to white
+    grey = np.full((30, 40), 20 * 257, dtype=np.uint16)
+    for path in (root / "train" / "no_smoke").glob("*.png"):
+        Image.fromarray(grey).save(path)
+    assert Image.open(next((root / "train" / "no_smoke").glob("*.png"))).mode.startswith("I")
+    dataset = _create(root)
+    assert np.all(dataset.train.images[dataset.train.labels == 0] == 20)
 
 
 def test_no_tile_meets_min_smoke_fraction(root: Path) -> None:
