@@ -31,13 +31,19 @@ def _per_seed(frame: pd.DataFrame, column: str) -> dict[str, pd.Series]:
     return {label: rows.set_index("seed")[column] for label, rows in done.groupby("configuration", sort=False)}
 
 
-def compare_studies(paths: list[str | Path], outs: list[str | Path | None], metric: str | None = None) -> pd.DataFrame:
+def compare_studies(
+    paths: list[str | Path],
+    outs: list[str | Path | None],
+    metric: str | None = None,
+    storages: list[str | None] | None = None,
+) -> pd.DataFrame:
     """The side-by-side table (columns :data:`COLUMNS`; ``attrs["metric"]``: the metric), the reference first.
 
     Args:
         paths: the study files; the first one holds the reference configuration.
         outs: each study's folder (None: ``reports/<name>``).
         metric: the metric compared (default: the first study's first objective).
+        storages: each study's Optuna storage URL (None: the SQLite file in its folder).
 
     Raises:
         ConfigError: a study is missing or has no completed trial with the metric.
@@ -51,8 +57,8 @@ def compare_studies(paths: list[str | Path], outs: list[str | Path | None], metr
     baselines: dict[str, list[str]] = {}
     names = [s.name for s in studies]
     names = [f"{n} ({i + 1})" if names.count(n) > 1 else n for i, n in enumerate(names)]  # one study, two folders
-    for name, study, out in zip(names, studies, outs, strict=True):
-        frame = load_results(study, out=out)
+    for name, study, out, storage in zip(names, studies, outs, storages or [None] * len(studies), strict=True):
+        frame = load_results(study, out=out, storage=storage)
         if frame.empty or column not in frame or not frame[column].notna().any():
             raise ConfigError(f"{study.path}: no completed trial of study '{study.name}' has {metric}")
         values[name] = _per_seed(frame, column)

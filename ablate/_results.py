@@ -102,7 +102,7 @@ def load_results(study: str | Path | Study, out: str | Path | None = None, stora
     """
     if not isinstance(study, Study):
         study = load_study(study, check_configs=False, need_plugins=False)
-    runner = StudyRunner(study, out=out, storage=storage)
+    runner = StudyRunner(study, out=out, storage=storage, read_only=True)  # creates no folder or database
     runner.open(create=False)
     return trials_frame(runner).drop(columns=[*PER_IMAGE_COLUMNS, "names"], errors="ignore")
 

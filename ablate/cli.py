@@ -331,9 +331,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from ablate._compare import compare_studies
 
     outs = args.out or [None] * len(args.studies)
-    if len(outs) != len(args.studies):
-        raise ValueError(f"--out: give one folder per study ({len(args.studies)}), got {len(outs)}")
-    table = compare_studies(args.studies, outs, args.metric)
+    storages = args.storage or [None] * len(args.studies)
+    for option, given in (("--out", outs), ("--storage", storages)):
+        if len(given) != len(args.studies):
+            raise ValueError(f"{option}: give one per study ({len(args.studies)}), got {len(given)}")
+    table = compare_studies(args.studies, outs, args.metric, storages)
     print(f"{table.attrs['metric']}: each configuration against the reference, over the seeds both completed")
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -459,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="studies side by side: every configuration against the first's baseline")
     p.add_argument("studies", nargs="+", metavar="STUDY", help="study files; the first holds the reference")
     p.add_argument("--out", nargs="+", metavar="DIR", help="each study's folder, in order (default reports/<name>)")
+    p.add_argument("--storage", nargs="+", metavar="URL", help="each study's Optuna storage URL, in order")
     p.add_argument("--metric", help="metric to compare (default: the first study's first objective)")
     p.add_argument("--csv", metavar="PATH", help="also write the table as CSV")
     p.set_defaults(func=cmd_compare)

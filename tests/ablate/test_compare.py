@@ -46,11 +46,27 @@ def test_compare_puts_both_studies_against_the_first_ones_baseline(
     assert "train.lr=0.001 (reference)" in printed and "smoke_iou" in printed
 
 
-def test_compare_refuses_a_study_never_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_compare_refuses_a_study_never_run_and_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     never = tmp_path / "never.yaml"
     never.write_text(yaml.safe_dump({"config": TINY}))
     assert main(["compare", str(never), str(never), "--out", str(tmp_path / "x"), str(tmp_path / "y")]) == 2
     assert "no study 'never'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # it left an empty study.db there
+
+
+def test_compare_reads_each_study_from_its_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_cache, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ABLATE_CACHE", str(shared_cache.root))
+    a = _study(tmp_path, "a", grid={"train.lr": [1e-3, 2e-3]})
+    url = f"sqlite:///{tmp_path / 'a' / 'study.db'}"
+    capsys.readouterr()
+    assert main(["compare", str(a), "--storage", url, "--metric", "smoke_iou"]) == 0
+    assert "(reference)" in capsys.readouterr().out
+    assert main(["compare", str(a), "--storage", url, url]) == 2
+    assert "--storage: give one per study (1), got 2" in capsys.readouterr().err
 
 
 def test_without_a_baseline_the_reference_is_the_best_by_the_metrics_own_direction(
