@@ -18,13 +18,14 @@ from typing import Any
 
 from ablate._cache import StageCache, stable_hash
 from ablate._config import DEFAULTS, EXECUTION_KEYS, LATER_KEYS, ConfigError, load_yaml, merge, resolve, set_dotted
+from ablate._data import Dataset
 from ablate._metrics import is_metric, lower_is_better
 from ablate._plugins import PluginError, load_components
 from ablate._pruning import PrunerSpec, parse_pruner
 from ablate._reference import Reference, load_reference
 from ablate._registries import LOGGERS, METRICS
 from ablate._registry import did_you_mean
-from ablate._trial import load_data
+from ablate._trial import check_segment, load_data
 from ablate._validate import validate
 
 STUDY_KEYS = {
@@ -485,16 +486,18 @@ def _check_configs(study: Study, check_files: bool, build_networks: bool) -> Non
     samples = study.configurations()
     if study.tune:  # both ends of every range and every choice must form a valid config
         samples = [{d.path: v} for d in study.tune for v in (d.choices or (d.low, d.high))]
-    checked_data: list[Any] = []
+    datasets: dict[str, Dataset] = {}  # each distinct data spec, loaded once
     same_as: dict[str, dict[str, Any]] = {}
     for params in samples:
         label = f" (configuration {json.dumps(params, default=str)})" if params else ""
         try:
             config = study.trial_config(params, study.seeds[0])
             resolved = validate(config, check_files=check_files, build=build_networks)
-            if check_files and resolved["data"] not in checked_data:
-                checked_data.append(resolved["data"])
-                load_data(resolved["data"], StageCache())
+            if check_files:
+                key = stable_hash(resolved["data"])
+                if key not in datasets:
+                    datasets[key] = load_data(resolved["data"], StageCache())
+                check_segment(resolved.get("segment"), resolved["data"], datasets[key])
         except ConfigError as exc:
             if params and _base_config_error(study, check_files, build_networks) == str(exc):
                 raise _fail(study.path, f"config: {exc}") from None  # not the grid value's fault

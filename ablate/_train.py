@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ablate._cache import StageCache
 from ablate._code import TRAINING_MODULES, code_fingerprint
-from ablate._config import ROLES
+from ablate._config import ROLES, ConfigError
 from ablate._data import Dataset, Pretraining
 from ablate._models import Network, build_network
 from ablate._paradigm import classification_loss
@@ -268,8 +268,12 @@ class Trainer:
         }
 
         def build(folder: Path) -> None:
-            task = PRETRAINERS.build(network.pretrain)
-            task.check(f"{role}.pretrain ({network.pretrain['name']})")
+            where = f"{role}.pretrain ({network.pretrain['name']})"
+            try:  # a pretrainer makes its task here (fractaldb draws its fractals): its settings can fail only now
+                task = PRETRAINERS.build(network.pretrain)
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+            task.check(where)
             # on a fork of the random streams: what the trial draws next is the same whether this ran or was cached
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 torch.manual_seed(PRETRAIN_INIT_SEED)

@@ -99,6 +99,15 @@ def load_data(spec: dict[str, Any], cache: StageCache) -> Dataset:
         raise ConfigError(f"data ({spec['name']}): {exc}") from None
 
 
+def check_segment(segment: dict[str, Any] | None, spec: dict[str, Any], data: Dataset) -> None:
+    """Refuse a stage 3 that learns from ground-truth masks the data ``spec`` does not have."""
+    if segment is not None and segment["masks"] == "ground_truth" and data.train.masks is None:
+        raise ConfigError(
+            f"segment.masks: ground_truth needs masks of the train split, and data '{spec['name']}' has none "
+            "(use masks: pseudo)"
+        )
+
+
 class TrialRun:
     """The state of one running trial; also the :class:`ablate.PostContext` post-processors see."""
 
@@ -313,12 +322,7 @@ class TrialRun:
         return model.eval()
 
     def _check_segment(self) -> None:
-        spec = self.config.segment
-        if spec is not None and spec["masks"] == "ground_truth" and self.data.train.masks is None:
-            raise ConfigError(
-                f"segment.masks: ground_truth needs masks of the train split, and data '{self.config.data['name']}' "
-                "has none (use masks: pseudo)"
-            )
+        check_segment(self.config.segment, self.config.data, self.data)
 
     def _segment_metrics(self, names: list[str]) -> tuple[dict[str, float], np.ndarray]:
         """Stage 3's metrics (``seg_``: the segmenter on test; ``train_``: the train pseudo-masks where the train

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 import ablate
@@ -139,6 +140,19 @@ def _folder(root: Path) -> Path:
         mask[:10, :10] = 255 if box else 0
         Image.fromarray(mask).save(root / "test" / "masks" / f"{stem}.png")
     return root
+
+
+def test_a_study_whose_stage_3_needs_train_masks_the_data_lacks_is_refused_at_validation(tmp_path: Path) -> None:
+    # it validated, then every such trial failed mid-run
+    from ablate._study import load_study
+
+    root = _folder(tmp_path / "data")
+    config = {**TINY, "data": {"name": "folder", "root": str(root), "image_size": 32}, "segment": {"name": "tiny"}}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({"config": config, "grid": {"segment.masks": ["pseudo", "ground_truth"]}}))
+    with pytest.raises(ablate.ConfigError, match=r"segment.masks: ground_truth needs masks of the train split.*"
+                       r"\(configuration \{\"segment.masks\": \"ground_truth\"\}\)"):  # fmt: skip
+        load_study(path)
 
 
 def test_folder_data_with_and_without_train_masks(tmp_path: Path) -> None:

@@ -160,6 +160,13 @@ def test_a_pretrained_backbone_is_trained_once_and_every_seed_starts_from_it(tmp
     assert [entry["step"] for entry in record["history"]] == [3]  # logged every 100 steps and at the last
 
 
+def test_a_pretrainer_setting_that_cannot_make_its_task_names_the_field(tmp_path) -> None:
+    # "ablate: error: fractaldb: fewer than 3 fractals fill 0.99 ..." named no field
+    impossible = {**TINY_PRETRAIN, "min_fill": 0.99}
+    with pytest.raises(ablate.ConfigError, match=r"^student.pretrain \(fractaldb\): fractaldb: fewer than 3 fractals"):
+        _trainer(ablate.StageCache(tmp_path), **{"student.pretrain": impossible}).build("student")
+
+
 def test_pretraining_changes_the_model_key_and_a_new_pretrainer_setting_pretrains_again(tmp_path) -> None:
     cache = ablate.StageCache(tmp_path)
     plain = _trainer(cache).model_inputs(("student",))
