@@ -31,7 +31,7 @@ from ablate._report._model import (
     short_labels,
 )
 from ablate._report._pdf import page, wrap
-from ablate._report._tables import friedman, grouped, marginal
+from ablate._report._tables import balanced, friedman, grouped, marginal
 from ablate._results import METRIC_PREFIX
 
 MAX_CONFIGS = 20  # configurations per figure: more leave no legible labels
@@ -192,7 +192,9 @@ def heatmap_figures(data: ReportData) -> list[Plot]:
         return []
     plots = []
     for first, second in itertools.islice(itertools.combinations(discrete, 2), MAX_HEATMAPS):
-        table = grouped(data.scored, [first.column, second.column], [objective])[f"{objective}.mean"]
+        table = grouped(balanced(data, [first, second]), [first.column, second.column], [objective])[
+            f"{objective}.mean"
+        ]
         # values left at the base config ("(base)") belong to another grid of a union: not a crossing
         grid = (
             table.unstack()
@@ -204,7 +206,7 @@ def heatmap_figures(data: ReportData) -> list[Plot]:
         )
         if not _crossed(grid):  # nothing to map: the axes were not varied together
             continue
-        further = " and the other axes" if len(data.axes) > 2 else ""
+        further = " and the other axes' values run with every cell" if len(data.axes) > 2 else ""
         caption = f"Mean {objective} over seeds{further} for each pair of {first.path} and {second.path} values."
         fig = page(f"Heat map: {first.name} × {second.name}", caption)
         ax = fig.subplots()

@@ -420,9 +420,27 @@ def _friedman_table(test: Friedman) -> Table:
 
 
 def marginal(data: ReportData, axis: Axis) -> pd.DataFrame:
-    """Per value of ``axis``: statistics pooled over the other axes and seeds, in the axis' order."""
-    out = grouped(data.scored, [axis.column], data.metrics).reindex(axis.labels).dropna(subset=["trials"])
+    """Per value of ``axis``: statistics pooled over the other axes and seeds (of :func:`balanced` trials), in the
+    axis' order."""
+    scored = balanced(data, [axis])
+    out = grouped(scored, [axis.column], data.metrics).reindex(axis.labels).dropna(subset=["trials"])
     return out.rename_axis(axis.name).reset_index()
+
+
+def balanced(data: ReportData, axes: list[Axis]) -> pd.DataFrame:
+    """The scored trials whose values of the other axes were run with every combination of ``axes``' values: a mean
+    pooled over the other axes then compares like with like. In a union of grids (distances compared at the global
+    level, levels with the cosine distance) the global level's mean otherwise pools three distances and the other
+    levels' one. Trials where ``axes`` keep the base config's value (another grid's) are left as they are."""
+    scored = data.scored
+    columns, others = [a.column for a in axes], [a.column for a in data.axes if a not in axes]
+    searched = ~scored[columns].eq(MISSING).any(axis=1)
+    if not others or not searched.any():
+        return scored
+    cells = len(scored.loc[searched, columns].drop_duplicates())
+    key = scored[others].apply(tuple, axis=1)  # the other axes' values of each trial
+    runs = scored[searched].groupby(key[searched])[columns].apply(lambda group: len(group.drop_duplicates()))
+    return scored[~searched | key.isin(list(runs.index[runs.eq(cells)]))]
 
 
 # --- text ----------------------------------------------------------------------------------------
@@ -545,7 +563,10 @@ def _marginal_table(data: ReportData, axis: Axis, table: pd.DataFrame) -> Table:
         shown["95% CI"] = [interval(r, objective) for _, r in table.iterrows()]
     for metric in (m for m in cooccurrence_metrics(objective) if m in data.metrics and m != objective):
         shown[metric] = [mean_pm(r, metric) for _, r in table.iterrows()]
-    note = f"Each value of {axis.path} pooled over the other axes and all seeds (completed trials). " + STATS_NOTE
+    note = (
+        f"Each value of {axis.path} pooled over all seeds (completed trials) and the values of the other axes run "
+        f"with every value of {axis.path}. " + STATS_NOTE
+    )
     return Table(f"marginal-{axis.name}", f"Marginal: {axis.path}", note, shown, table.assign(axis=axis.path))
 
 

@@ -337,3 +337,31 @@ def test_no_chance_level_when_it_differs_between_trials(synthetic, tmp_path):
     assert chance_level(data, "smoke_iou") is None
     assert "Chance level" not in tables["summary"].note
     assert chance_level(data, "chimney_claimed") is None  # no registered metric is its chance level
+
+
+def test_a_union_grid_marginal_pools_only_the_values_run_with_every_level(synthetic, tmp_path):
+    """The transfer study's shape: distances at the global level, levels with the cosine distance. The global level
+    pooled three distances (its mean was the L2 rows') against one for spatial and channel."""
+    from ablate._report._plots import heatmap_figures
+
+    grid = [
+        {"transfer.distance": ["cosine", "l1", "l2"], "transfer.level": ["global"]},
+        {"transfer.distance": ["cosine"], "transfer.level": ["spatial", "channel"]},
+    ]
+    study = dataclasses.replace(synthetic.study(tmp_path, None, seeds=2), grid=grid)
+    score = {("cosine", "global"): 0.1, ("l1", "global"): 0.5, ("l2", "global"): 0.9}
+    params = [{"transfer.distance": d, "transfer.level": level} for d in ("cosine", "l1", "l2") for level in ["global"]]
+    params += [{"transfer.distance": "cosine", "transfer.level": level} for level in ("spatial", "channel")]
+    specs = [
+        synthetic.Spec(p, seed, metrics={"smoke_iou": score.get((p["transfer.distance"], p["transfer.level"]), 0.2)})
+        for p in params
+        for seed in range(2)
+    ]
+    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    level = next(a for a in data.axes if a.path == "transfer.level")
+    table = marginal(data, level).set_index("level")
+    assert table.loc["global", "smoke_iou.mean"] == pytest.approx(0.1)  # cosine only, like spatial and channel
+    assert table.loc["global", "configurations"] == 1
+    distance = marginal(data, next(a for a in data.axes if a.path == "transfer.distance")).set_index("distance")
+    assert distance["smoke_iou.mean"].tolist() == pytest.approx([0.1, 0.5, 0.9])  # all at the global level
+    assert heatmap_figures(data) == []  # distance x level: only the cosine row is crossed, no 2 x 2 block
