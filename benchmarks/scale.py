@@ -48,7 +48,7 @@ from ablate._storage import config_id, identity
 from ablate._study import load_study
 from ablate.cli import main as ablate_main
 
-SIZES = {"tiny": (4, 8, 16), "default": (100, 1000, 10000)}
+SIZES = {"tiny": (2, 4), "default": (100, 1000, 10000)}  # tiny: the script runs (tests), two sizes for a slope
 # claim + record is the median of this many trials after a worker's first (one alone varies by several ms)
 CLAIMS = 5
 STEPS = ("claim_record_s", "first_claim_s", "resume_scan_s", "open_s", "status_s", "report_s")
