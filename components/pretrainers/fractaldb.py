@@ -27,9 +27,11 @@ def fractaldb(
     lr: Annotated[float, Range(low=0, low_open=True)] = 0.002,
     seed: Annotated[int, Range(low=0)] = 0,
 ) -> Pretraining:
-    """Classify fractals: each class is one iterated function system (2-4 random affine maps), each image one
-    instance of it (one map's weights scaled by 0.8-1.2, flipped or not, in random colours), drawn by the chaos
-    game; systems covering less than ``min_fill`` of the image are redrawn, as FractalDB's filling-rate rule does.
+    """Classify generated fractals, one class per iterated function system (FractalDB pre-training).
+
+    Each class is one system of 2-4 random affine maps, each image one instance of it (one map's weights scaled by
+    0.8-1.2, flipped or not, in random colours), drawn by the chaos game; systems covering less than ``min_fill`` of
+    the image are redrawn, as FractalDB's filling-rate rule does.
 
     Args:
         classes: fractal categories (FractalDB-1k has 1000).

@@ -214,3 +214,19 @@ def test_contract_check_failure_names_kind_and_entry() -> None:
     with pytest.raises(TypeError, match="^levels 'broken' breaks the registry contract: expected a callable, got int$"):
         registry.create("broken")
     assert callable(registry.create("fine"))
+
+
+def _built_in_entries() -> list[tuple[str, str]]:
+    import ablate
+
+    ablate.load_components()
+    return [(kind, name) for kind, registry in ablate.REGISTRIES.items() for name in registry.names()]
+
+
+@pytest.mark.parametrize(("kind", "name"), _built_in_entries())
+def test_every_built_in_description_is_a_whole_sentence(kind: str, name: str) -> None:
+    # `ablate list` shows a docstring's first line: fractaldb's stopped mid-sentence ("... each image one")
+    import ablate
+
+    description = ablate.REGISTRIES[kind].get(name).description
+    assert description.endswith("."), description
