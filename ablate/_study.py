@@ -18,7 +18,6 @@ from typing import Any
 
 from ablate._cache import StageCache, stable_hash
 from ablate._config import DEFAULTS, EXECUTION_KEYS, LATER_KEYS, ConfigError, load_yaml, merge, resolve, set_dotted
-from ablate._data import Dataset
 from ablate._metrics import is_metric, lower_is_better
 from ablate._plugins import PluginError, load_components
 from ablate._pruning import PrunerSpec, parse_pruner
@@ -486,7 +485,7 @@ def _check_configs(study: Study, check_files: bool, build_networks: bool) -> Non
     samples = study.configurations()
     if study.tune:  # both ends of every range and every choice must form a valid config
         samples = [{d.path: v} for d in study.tune for v in (d.choices or (d.low, d.high))]
-    datasets: dict[str, Dataset] = {}  # each distinct data spec, loaded once
+    train_masks: dict[str, bool] = {}  # each distinct data spec, loaded once: whether its train split has masks
     same_as: dict[str, dict[str, Any]] = {}
     for params in samples:
         label = f" (configuration {json.dumps(params, default=str)})" if params else ""
@@ -495,9 +494,9 @@ def _check_configs(study: Study, check_files: bool, build_networks: bool) -> Non
             resolved = validate(config, check_files=check_files, build=build_networks)
             if check_files:
                 key = stable_hash(resolved["data"])
-                if key not in datasets:
-                    datasets[key] = load_data(resolved["data"], StageCache())
-                check_segment(resolved.get("segment"), resolved["data"], datasets[key])
+                if key not in train_masks:
+                    train_masks[key] = load_data(resolved["data"], StageCache()).train.masks is not None
+                check_segment(resolved.get("segment"), resolved["data"], train_masks[key])
         except ConfigError as exc:
             if params and _base_config_error(study, check_files, build_networks) == str(exc):
                 raise _fail(study.path, f"config: {exc}") from None  # not the grid value's fault

@@ -99,9 +99,9 @@ def load_data(spec: dict[str, Any], cache: StageCache) -> Dataset:
         raise ConfigError(f"data ({spec['name']}): {exc}") from None
 
 
-def check_segment(segment: dict[str, Any] | None, spec: dict[str, Any], data: Dataset) -> None:
-    """Refuse a stage 3 that learns from ground-truth masks the data ``spec`` does not have."""
-    if segment is not None and segment["masks"] == "ground_truth" and data.train.masks is None:
+def check_segment(segment: dict[str, Any] | None, spec: dict[str, Any], train_masks: bool) -> None:
+    """Refuse a stage 3 that learns from ground-truth masks the data ``spec`` does not have (``train_masks``)."""
+    if segment is not None and segment["masks"] == "ground_truth" and not train_masks:
         raise ConfigError(
             f"segment.masks: ground_truth needs masks of the train split, and data '{spec['name']}' has none "
             "(use masks: pseudo)"
@@ -321,9 +321,6 @@ class TrialRun:
         model.load_state_dict(torch.load(entry / "weights.pt", map_location=self.device, weights_only=True))
         return model.eval()
 
-    def _check_segment(self) -> None:
-        check_segment(self.config.segment, self.config.data, self.data)
-
     def _segment_metrics(self, names: list[str]) -> tuple[dict[str, float], np.ndarray]:
         """Stage 3's metrics (``seg_``: the segmenter on test; ``train_``: the train pseudo-masks where the train
         split has masks; undefined ones left out) and the segmenter's test masks."""
@@ -357,7 +354,7 @@ class TrialRun:
         return metrics, pred
 
     def run(self) -> TrialResult:
-        self._check_segment()
+        check_segment(self.config.segment, self.config.data, self.data.train.masks is not None)
         smoke_prob = self._cam_set("test", 1.0, False, None)[1]
         state, oracle = self._chain("test")
         test = self.data.test

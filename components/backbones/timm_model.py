@@ -168,18 +168,16 @@ def _load_stem(stem: nn.Sequential, model: str, checkpoint: str) -> None:
 def _stem_keys_expected(conv_stem: bool) -> Iterator[None]:
     """Silence timm's warning about a checkpoint's conv stem keys, which :func:`_load_stem` loads next."""
     logger = logging.getLogger("timm.models._builder")
-    only_others = _NotStemKeys()
+
+    def only_others(record: logging.LogRecord) -> bool:
+        return "patch_embed.proj." not in record.getMessage()
+
     if conv_stem:
         logger.addFilter(only_others)
     try:
         yield
     finally:
         logger.removeFilter(only_others)
-
-
-class _NotStemKeys(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "patch_embed.proj." not in record.getMessage()
 
 
 def _offline_message(model: str) -> str:
