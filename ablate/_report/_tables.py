@@ -10,7 +10,9 @@ Choices:
 * Difference over test images: ``per_image_iou`` paired by image index within each shared seed, pooled over
   the seeds, images without smoke (NaN) dropped; Wilcoxon's signed-rank test (per-image IoUs are bounded and
   skewed, so no t-test). Zero differences are dropped by the test; all-zero differences give p = 1.
-* Marginal tables pool every completed trial with the axis value, i.e. average over the other axes and seeds.
+* Marginal and paper-layout tables average each seed's trials with the row's value over the other axes first,
+  then take the statistics over those per-seed means: a seed counts once, however many values of the other axes
+  it ran (three paradigms x two seeds are two samples, not six).
 * Resolution: the smallest difference a comparison detects with probability :data:`POWER` at level
   :data:`ALPHA` (two-sided), from the exact power of the t-test (noncentral t) with the observed standard
   deviation: of the paired seed differences against the baseline, or the pooled seed std of the
@@ -113,6 +115,17 @@ def grouped(scored: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataF
         }
     )
     return pd.concat([out] + [describe(groups, METRIC_PREFIX + m).add_prefix(f"{m}.") for m in metrics], axis=1)
+
+
+def pooled(scored: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
+    """:func:`grouped` with each seed counted once: metrics are averaged over the group's trials of a seed (the other
+    axes' values) before the statistics over seeds. Counts and marks are :func:`grouped`'s."""
+    columns = [METRIC_PREFIX + m for m in metrics]
+    per_seed = scored.groupby(by + ["seed"], sort=False)[columns].mean().groupby(level=by, sort=False)
+    return pd.concat(
+        [grouped(scored, by, [])] + [describe(per_seed, METRIC_PREFIX + m).add_prefix(f"{m}.") for m in metrics],
+        axis=1,
+    )
 
 
 def _signed_p(diff: np.ndarray, test: Any) -> float:
@@ -420,10 +433,10 @@ def _friedman_table(test: Friedman) -> Table:
 
 
 def marginal(data: ReportData, axis: Axis) -> pd.DataFrame:
-    """Per value of ``axis``: statistics pooled over the other axes and seeds (of :func:`balanced` trials), in the
-    axis' order."""
+    """Per value of ``axis``: statistics over seeds of each seed's mean over the other axes (of :func:`balanced`
+    trials), in the axis' order."""
     scored = balanced(data, [axis])
-    out = grouped(scored, [axis.column], data.metrics).reindex(axis.labels).dropna(subset=["trials"])
+    out = pooled(scored, [axis.column], data.metrics).reindex(axis.labels).dropna(subset=["trials"])
     return out.rename_axis(axis.name).reset_index()
 
 
@@ -564,8 +577,8 @@ def _marginal_table(data: ReportData, axis: Axis, table: pd.DataFrame) -> Table:
     for metric in (m for m in cooccurrence_metrics(objective) if m in data.metrics and m != objective):
         shown[metric] = [mean_pm(r, metric) for _, r in table.iterrows()]
     note = (
-        f"Each value of {axis.path} pooled over all seeds (completed trials) and the values of the other axes run "
-        f"with every value of {axis.path}. " + STATS_NOTE
+        f"Each value of {axis.path}: per seed, the mean over the values of the other axes run with every value of "
+        f"{axis.path} (completed trials); the statistics are over those per-seed means. " + STATS_NOTE
     )
     return Table(f"marginal-{axis.name}", f"Marginal: {axis.path}", note, shown, table.assign(axis=axis.path))
 
@@ -593,7 +606,8 @@ def _paper_note(data: ReportData, what: str) -> tuple[Reference | None, str]:
         if reference
         else ""
     )
-    return reference, f"{what} in the layout of the paper's table, averaged over any other axes.{paper} {STATS_NOTE}"
+    layout = f"{what} in the layout of the paper's table, each seed averaged over any other axes."
+    return reference, f"{layout}{paper} {STATS_NOTE}"
 
 
 def _chain_label(chain: tuple[str, ...]) -> str:
@@ -613,7 +627,7 @@ def _transfer_table(data: ReportData) -> Table | None:
         }
     )
     roles = list(TRANSFER_PATHS)
-    table = grouped(scored, roles, [objective]).reset_index()
+    table = pooled(scored, roles, [objective]).reset_index()
     reference, note = _paper_note(data, "Knowledge transfer")
     published = {tuple(map(component_label, k)): v for k, v in (reference.transfer if reference else {}).items()}
     # rows in the reference's order (the paper's), others after them
@@ -668,11 +682,12 @@ def _postprocess_table(data: ReportData) -> Table | None:
         return None
     table = marginal(data, axis)
     column = METRIC_PREFIX + objective
-    per_seed = data.completed.pivot_table(index=axis.column, columns="seed", values=column)
+    runs = balanced(data, [axis])
+    per_seed = runs[runs["state"].eq("COMPLETE")].pivot_table(index=axis.column, columns="seed", values=column)
     seeds = list(per_seed.columns)[:MAX_SEED_COLUMNS]
     table = table.join(per_seed[seeds].add_prefix("seed ").reindex(table[axis.name]).reset_index(drop=True))
     reference, note = _paper_note(data, "Post-processing")
-    note += " Seed columns: the objective of that seed alone" + (
+    note += " Seed columns: the objective of that seed (its mean over any other axes)" + (
         f" (first {MAX_SEED_COLUMNS} seeds)." if len(per_seed.columns) > MAX_SEED_COLUMNS else "."
     )
     shown = pd.DataFrame({"post-processing": table[axis.name] + table["mark"]})

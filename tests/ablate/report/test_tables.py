@@ -166,9 +166,14 @@ def test_marginal_pools_the_other_axes(synthetic, tmp_path):
     level = next(a for a in data.axes if a.path == "transfer.level")
     table = marginal(data, level).set_index("level")
     for value in ("global", "spatial"):
-        direct = [s.metrics["smoke_iou"] for s in specs if s.params["transfer.level"] == value]
-        assert table.loc[value, "smoke_iou.mean"] == pytest.approx(np.mean(direct))
-        assert table.loc[value, "smoke_iou.std"] == pytest.approx(np.std(direct, ddof=1))
+        seed_means = [
+            np.mean([s.metrics["smoke_iou"] for s in specs if s.params["transfer.level"] == value and s.seed == seed])
+            for seed in range(2)
+        ]
+        assert table.loc[value, "smoke_iou.mean"] == pytest.approx(np.mean(seed_means))
+        # a seed counts once: the std is over the seeds' means over lambda, not over the four trials
+        assert table.loc[value, "smoke_iou.std"] == pytest.approx(np.std(seed_means, ddof=1))
+        assert table.loc[value, "smoke_iou.n"] == 2
         assert table.loc[value, "trials"] == 4 and table.loc[value, "configurations"] == 2
     names = [t.name for t in build_tables(data, configurations(data))]
     assert {"marginal-lambda", "marginal-level", "paper-lambda", "paper-transfer"} <= set(names)
@@ -365,3 +370,24 @@ def test_a_union_grid_marginal_pools_only_the_values_run_with_every_level(synthe
     distance = marginal(data, next(a for a in data.axes if a.path == "transfer.distance")).set_index("distance")
     assert distance["smoke_iou.mean"].tolist() == pytest.approx([0.1, 0.5, 0.9])  # all at the global level
     assert heatmap_figures(data) == []  # distance x level: only the cosine row is crossed, no 2 x 2 block
+
+
+def test_a_paper_postprocess_table_over_paradigms_counts_each_seed_once(synthetic, tmp_path):
+    """The segmentation study's shape: chains crossed with three paradigms over two seeds. The table pooled the six
+    trials of a chain as six seeds, and its caption said so."""
+    grid = {"postprocess": [[], [{"name": "crf"}]], "paradigm": ["teacher_student", "co_training", "single"]}
+    score = {"teacher_student": 0.1, "co_training": 0.3, "single": 0.5}
+    specs = [
+        synthetic.Spec(p, seed, metrics={"smoke_iou": score[p["paradigm"]] + 0.1 * len(p["postprocess"]) + seed / 10})
+        for p in ({"postprocess": c, "paradigm": m} for c in grid["postprocess"] for m in score)
+        for seed in range(2)
+    ]
+    study = synthetic.study(tmp_path, grid, seeds=2, baseline={"postprocess": []})
+    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    post = {t.name: t for t in build_tables(data, configurations(data))}["paper-postprocess"]
+    none = post.data.iloc[0]
+    assert [none["seed 0"], none["seed 1"]] == pytest.approx([0.3, 0.4])  # each seed's mean over the paradigms
+    assert none["smoke_iou.mean"] == pytest.approx(0.35)
+    assert none["smoke_iou.std"] == pytest.approx(np.std([0.3, 0.4], ddof=1))
+    assert none["smoke_iou.n"] == 2 and none["trials"] == 6
+    assert "with 2 seeds" in post.note
