@@ -584,11 +584,17 @@ class StudyRunner:
                 self._run_one(trial, params, seed, outcome)
                 if self.fail_fast and outcome.failed:
                     break
-        except KeyboardInterrupt:
-            # Ctrl-C can land anywhere between claiming a trial and telling its result
-            held = self._held
-            if held is not None and self.storage.get_trial(held._trial_id).state == TrialState.RUNNING:
-                self._fail(held, "interrupted (Ctrl-C or SIGTERM); it runs again on resume", None)
+        except BaseException as exc:
+            # Ctrl-C, or an error of the harness itself (a full disk, a lost storage), can land anywhere between
+            # claiming a trial and telling its result: the claimed trial is marked so that it does not stay RUNNING
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            reason = "interrupted (Ctrl-C or SIGTERM)" if interrupted else f"stopped by {type(exc).__name__}: {exc}"
+            with contextlib.suppress(Exception):  # with the storage itself lost, the stale-trial check recovers it
+                held = self._held
+                if held is not None and self.storage.get_trial(held._trial_id).state == TrialState.RUNNING:
+                    self._fail(held, f"{reason.splitlines()[0]}; it runs again on resume", None)
+            if not interrupted:
+                raise
             outcome.interrupted = True
         finally:
             if self._bar is not None:

@@ -318,6 +318,29 @@ def test_ctrl_c_between_claim_and_result_marks_the_claimed_trial(tmp_path, monke
     ]
 
 
+def test_an_error_of_the_harness_itself_marks_the_claimed_trial_and_resume_reruns_it(tmp_path, monkeypatch, capsys):
+    """A full disk while the gallery is written left the trial RUNNING until the stale-worker timeout."""
+    from ablate import _runner
+
+    study = write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"train.lr": [1e-3, 2e-3]})
+    out = tmp_path / "out"
+    record = _runner.StudyRunner._record
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_runner.StudyRunner, "_record", disk_full)
+    assert run_cli(str(study), "--out", str(out)) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert Counter(t.state.name for t in trials(out)) == {"FAIL": 1, "WAITING": 1}
+    assert [t.user_attrs["error"] for t in trials(out) if t.state.name == "FAIL"] == [
+        "stopped by OSError: [Errno 28] No space left on device; it runs again on resume"
+    ]
+    monkeypatch.setattr(_runner.StudyRunner, "_record", record)
+    assert run_cli(str(study), "--out", str(out)) == 0
+    assert sum(completed_identities(out).values()) == 2
+
+
 @pytest.mark.parametrize("round_", range(2))
 def test_four_workers_and_two_more_processes_run_each_trial_exactly_once(tmp_path, monkeypatch, shared_cache, round_):
     """The stress test of the README's promise: 4 ``--workers`` children and 2 independent processes start together.
