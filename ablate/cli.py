@@ -10,12 +10,15 @@ import argparse
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+PARENT_PID = "ABLATE_PARENT_PID"  # the --workers parent's pid, in its children's environment
+PARENT_POLL = 1.0  # seconds between a worker's checks that its parent still runs
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -164,6 +167,7 @@ def _run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     runner.open(new=args.new and not args.worker)
     if args.worker:  # a child of --workers: the parent queued everything
+        _stop_with_parent(int(os.environ.get(PARENT_PID, os.getppid())))
         sys.stdout, sys.stderr = (_Prefixed(stream, f"[worker {args.worker}] ") for stream in (sys.stdout, sys.stderr))
         outcome = runner.work()
         return EXIT_INTERRUPTED if outcome.interrupted else 0
@@ -175,6 +179,21 @@ def _run(args: argparse.Namespace) -> int:
     _warn_changed_code(args, runner)
     interrupted = _work(args, runner)
     return _finish(args, runner, interrupted)
+
+
+def _stop_with_parent(parent: int) -> None:
+    """SIGTERM this worker (a Ctrl-C: its trial is marked for resume) once ``parent`` is gone. A parent killed with
+    SIGKILL cannot pass a signal on, and the workers, each in a session of its own, outlived it: they ran the rest of
+    the study and no report was written."""
+    import signal
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _warn_changed_code(args: argparse.Namespace, runner: Any) -> None:
@@ -239,7 +258,7 @@ def _work(args: argparse.Namespace, runner: Any) -> bool:
     command += ["--quiet"] if args.quiet or sys.stderr.isatty() else []
     from ablate._device import worker_gpus
 
-    env = {**os.environ, "ABLATE_WORKERS": str(args.workers)}
+    env = {**os.environ, "ABLATE_WORKERS": str(args.workers), PARENT_PID: str(os.getpid())}
     # each child in a session of its own, so that a terminal's Ctrl-C and a `kill -INT` or `kill -TERM` of this process
     # reach the children the same way: once, passed on below (a signal to the parent alone used to leave them running)
     children = [

@@ -254,6 +254,35 @@ def test_sigterm_to_the_parent_of_workers_run_in_the_background_stops_every_work
     assert states == {"FAIL": 2, "WAITING": 2}, proc.stdout.read()  # the two unstarted trials stay queued
 
 
+def test_workers_stop_when_their_parent_is_killed(tmp_path, monkeypatch):
+    """``kill -9`` of ``ablate run --workers 2`` (or of its process group): the workers, in sessions of their own,
+    ran the rest of the study under pid 1, and no report was written."""
+    (tmp_path / "hold_step.py").write_text(SLOW_STEP)
+    config = {**TINY, "paradigm": {"name": "single"}, "postprocess": ["test_hold", "threshold"]}
+    study = write_study(tmp_path, config=config, grid={"train.lr": [1e-3, 2e-3, 3e-3, 4e-3]}, plugins=["hold_step"])
+    out, hold = tmp_path / "out", tmp_path / "hold"
+    hold.touch()  # both workers' first trials wait in their post-processing step
+    monkeypatch.setenv("ABLATE_TEST_HOLD", str(hold))
+    proc = _spawn(study, out, "--workers", "2")
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and sum(t.state.name == "RUNNING" for t in _trials_or_none(out)) < 2:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.time() + 60
+        while time.time() < deadline and any(t.state.name == "RUNNING" for t in trials(out)):
+            time.sleep(0.2)
+        time.sleep(2)  # a worker still alive would claim a waiting trial by now
+        states = Counter(t.state.name for t in trials(out))
+        assert states == {"FAIL": 2, "WAITING": 2}  # not the parent's output: live workers would hold its pipe open
+        assert {t.user_attrs["error"] for t in trials(out) if t.state.name == "FAIL"} == {
+            "interrupted (Ctrl-C or SIGTERM); it runs again on resume"
+        }
+    finally:
+        hold.unlink()  # a worker that outlived its parent finishes, so the suite does not hang
+
+
 def test_workers_write_their_epoch_lines_to_a_log_each_line_naming_its_worker(tmp_path):
     config = {**TINY, "paradigm": {"name": "single"}}
     study = write_study(tmp_path, config=config, grid={"train.lr": [1e-3, 2e-3, 3e-3]})
