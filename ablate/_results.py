@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
-from ablate._runner import StudyRunner
+from ablate._runner import StudyRunner, stale_reason
 from ablate._storage import METRIC_PREFIX
 from ablate._study import Study, load_study
 
@@ -71,7 +71,7 @@ def trials_frame(runner: StudyRunner) -> pd.DataFrame:
             "oracle": bool(attrs.get("oracle", False)),
             "device": attrs.get("device"),
             "names": attrs.get("names"),
-            "error": attrs.get("error", "") if trial.state != TrialState.COMPLETE else "",
+            "error": _unfinished_reason(trial),
             "baseline": runner.study.is_baseline(params),
             "segment_masks": supervision[config_id],
             "per_image_iou": attrs.get("per_image_iou"),
@@ -83,6 +83,14 @@ def trials_frame(runner: StudyRunner) -> pd.DataFrame:
         return frame
     front = ["number", "state", "configuration", *paths, "seed"]
     return frame[front + [c for c in frame.columns if c not in front]]
+
+
+def _unfinished_reason(trial: FrozenTrial) -> str:
+    """Why ``trial`` did not complete, as far as is known: its stored error, or that its worker is gone."""
+    if trial.state == TrialState.RUNNING:
+        reason = stale_reason(trial)
+        return f"stale: {reason}; the next ablate run runs it again" if reason else ""
+    return trial.user_attrs.get("error", "") if trial.state != TrialState.COMPLETE else ""
 
 
 def load_results(study: str | Path | Study, out: str | Path | None = None, storage: str | None = None) -> pd.DataFrame:

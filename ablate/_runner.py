@@ -136,6 +136,19 @@ def _live(worker: str | None) -> bool:
     return True
 
 
+def stale_reason(trial: FrozenTrial) -> str | None:
+    """Why a RUNNING ``trial`` has no live worker (its process is gone from this host, or its heartbeat stopped), or
+    None while it may still run. The next ``ablate run`` fails such a trial and queues it again."""
+    worker = trial.user_attrs.get("worker")
+    now = time.time()
+    beat = trial.user_attrs.get("heartbeat", trial.datetime_start.timestamp() if trial.datetime_start else now)
+    if not _live(worker):
+        return f"worker {worker} stopped"
+    if now - beat >= STALE_AFTER:
+        return f"no heartbeat from worker {worker} for {now - beat:.0f} s"
+    return None
+
+
 def result_attrs(result: Any, runtime: float) -> dict[str, Any]:
     """The user attributes a completed trial stores: what status, the report and export read back."""
     return {
@@ -358,11 +371,9 @@ class StudyRunner:
     def recover_stale(self) -> int:
         """Fail trials left RUNNING by dead workers (they are queued again by :meth:`enqueue_missing`)."""
         recovered = 0
-        now = time.time()
         for trial in self.trials((TrialState.RUNNING,)):
             worker = trial.user_attrs.get("worker")
-            beat = trial.user_attrs.get("heartbeat", trial.datetime_start.timestamp() if trial.datetime_start else now)
-            if worker == WORKER or (_live(worker) and now - beat < STALE_AFTER):
+            if worker == WORKER or not stale_reason(trial):
                 continue
             try:
                 self.storage.set_trial_user_attr(trial._trial_id, "error", f"interrupted: worker {worker} stopped")

@@ -326,6 +326,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
         print(frame[columns].to_string(index=False))
     counts = frame["state"].value_counts().to_dict()
+    stale = int((frame["state"].eq("RUNNING") & frame["error"].str.startswith("stale")).sum())
+    if stale:  # a killed run's trials stay RUNNING in storage until the next run fails and queues them again
+        counts["RUNNING"] = f"{counts['RUNNING']} ({stale} stale: no live worker; the next ablate run runs them again)"
     done, total = runner.progress()
     _warn_changed_code(args, runner)
     print(

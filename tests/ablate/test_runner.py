@@ -175,7 +175,7 @@ def _wait_for_running(out: Path, proc: subprocess.Popen, timeout: float = 120) -
         time.sleep(0.2)
 
 
-def test_sigkill_at_any_moment_loses_at_most_the_trial_in_progress(tmp_path):
+def test_sigkill_at_any_moment_loses_at_most_the_trial_in_progress(tmp_path, capsys):
     # trials of a few seconds (80 steps), so the second kill lands inside one
     config = {**TINY, "paradigm": {"name": "single"}, "train": {"epochs": 20, "batch_size": 8}}
     study = write_study(tmp_path, config=config, grid={"train.lr": [1e-3, 2e-3, 3e-3]}, seeds=1)
@@ -187,6 +187,11 @@ def test_sigkill_at_any_moment_loses_at_most_the_trial_in_progress(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert any(t.state.name == "RUNNING" for t in trials(out))  # left behind by the killed process
+    capsys.readouterr()
+    assert main(["status", str(study), "--out", str(out)]) == 0
+    shown = capsys.readouterr().out  # it showed the killed run's trial RUNNING, as if it still ran
+    assert re.search(r"RUNNING\s.*stale: worker \S+:\d+ stopped; the next ablate run runs it again", shown), shown
+    assert "RUNNING 1 (1 stale: no live worker; the next ablate run runs them again)" in shown
     proc = _spawn(study, out)
     assert proc.wait(timeout=300) == 0, proc.stdout.read()
     done = completed_identities(out)
@@ -194,6 +199,22 @@ def test_sigkill_at_any_moment_loses_at_most_the_trial_in_progress(tmp_path):
     assert not [t for t in trials(out) if t.state.name in ("RUNNING", "WAITING")]
     interrupted = [t for t in trials(out) if t.state.name == "FAIL"]
     assert interrupted and all("interrupted: worker" in t.user_attrs["error"] for t in interrupted)
+
+
+def test_a_running_trial_is_stale_once_its_worker_process_is_gone_or_its_heartbeat_stops():
+    from ablate._runner import STALE_AFTER, WORKER, stale_reason
+
+    def running(worker: str, beat_age: float) -> optuna.trial.FrozenTrial:
+        attrs = {"worker": worker, "heartbeat": time.time() - beat_age}
+        return optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, user_attrs=attrs)
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    host = WORKER.rpartition(":")[0]
+    assert stale_reason(running(WORKER, 0)) is None
+    assert stale_reason(running(f"{host}:{gone.pid}", 0)) == f"worker {host}:{gone.pid} stopped"
+    assert stale_reason(running("elsewhere:7", STALE_AFTER - 10)) is None  # another host's pid cannot be looked up
+    assert stale_reason(running("elsewhere:7", STALE_AFTER + 10)).startswith("no heartbeat from worker elsewhere:7 for")
 
 
 SLOW_STEP = """
