@@ -136,6 +136,11 @@ def _live(worker: str | None) -> bool:
     return True
 
 
+def _started(trial: FrozenTrial) -> tuple[float, int]:
+    """A key that orders trials by when they started (their number breaks a tie)."""
+    return (trial.datetime_start.timestamp() if trial.datetime_start else math.inf, trial.number)
+
+
 def stale_reason(trial: FrozenTrial) -> str | None:
     """Why a RUNNING ``trial`` has no live worker (its process is gone from this host, or its heartbeat stopped), or
     None while it may still run. The next ``ablate run`` fails such a trial and queues it again."""
@@ -537,7 +542,7 @@ class StudyRunner:
     # --- progress ------------------------------------------------------------------------------
     def progress(self) -> tuple[int, int | None]:
         """(finished (configuration, seed) pairs: completed or pruned, total expected or None)."""
-        done, pruned, _ = self._settled()
+        done, pruned, *_ = self._settled()
         return len(done | pruned), self.study.expected_trials(pruned=len(pruned))
 
     def changed_code(self) -> tuple[int, int, list[str]]:
@@ -550,18 +555,20 @@ class StudyRunner:
         stale = [{name for name, digest in code.items() if current[name] not in (None, digest)} for code in recorded]
         return sum(map(bool, stale)), len(recorded), sorted(set().union(*stale))
 
-    def _settled(self) -> tuple[set[str], set[str], set[str]]:
-        """The identities of the (configuration, seed) pairs completed, pruned (and not completed), and failed in
-        some attempt, from one read of the trials."""
-        by_state: dict[TrialState, set[str]] = {
-            TrialState.COMPLETE: set(),
-            TrialState.PRUNED: set(),
-            TrialState.FAIL: set(),
-        }
-        for trial in self.trials(tuple(by_state)):
-            by_state[trial.state].add(trial.user_attrs.get("identity"))
+    def _settled(self, before: FrozenTrial | None = None) -> tuple[set[str], set[str], set[str], set[str]]:
+        """The identities of the (configuration, seed) pairs completed, pruned (and not completed), failed with no
+        attempt left to come, and running now in any process (only those started before ``before``, if given),
+        from one read of the trials."""
+        by_state: dict[TrialState, set[str]] = {state: set() for state in TrialState}
+        for trial in self.trials():
+            if trial.state != TrialState.RUNNING or before is None or _started(trial) < _started(before):
+                by_state[trial.state].add(trial.user_attrs.get("identity"))
         done = by_state[TrialState.COMPLETE]
-        return done, by_state[TrialState.PRUNED] - done, by_state[TrialState.FAIL]
+        pruned = by_state[TrialState.PRUNED] - done
+        running = by_state[TrialState.RUNNING]
+        # a failed pair queued again (a retry, or a resumed interruption) is still to come
+        failed = by_state[TrialState.FAIL] - done - pruned - running - by_state[TrialState.WAITING]
+        return done, pruned, failed, running - done - pruned
 
     def _log(self, message: str) -> None:
         if self._bar is not None:
@@ -621,11 +628,13 @@ class StudyRunner:
             self._bar.update(done - self._bar.n)
 
     def _run_one(self, trial: optuna.Trial, params: dict[str, Any], seed: int, outcome: RunOutcome) -> None:
-        done, pruned, failed = self._settled()
+        done, pruned, failed, running = self._settled(before=self.storage.get_trial(trial._trial_id))
         total = self.study.expected_trials(pruned=len(pruned))
         self._show(len(done | pruned), total)
-        # its place among the pairs this study has settled, a failed one included (the next pair is not its retry)
-        position = len((done | pruned | failed) - {identity(params, seed)}) + 1
+        # its place among the pairs settled, those started before it in any process, and those this process failed:
+        # parallel workers count different places, a pair queued again by a resume counts when it runs, and a retry
+        # of this run does not move the count back
+        position = len((done | pruned | failed | running | set(self._retried)) - {identity(params, seed)}) + 1
         label = ", ".join(f"{k}={v}" for k, v in params.items()) or "base config"
         self._log(f"[{position}/{total or '?'}] trial {trial.number}: {label}, seed {seed}")
         stop_beat = threading.Event()

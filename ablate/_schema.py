@@ -132,6 +132,8 @@ def problem(annotation: Any, value: Any) -> str | None:
         return None
     wrong_type = fits(_without_constraints(annotation), value) is False and not isinstance(value, bool | None)
     got = f"{type(value).__name__} {value!r}" if wrong_type else repr(value)
+    if isinstance(value, float) and not math.isfinite(value):  # no bound says so: ``>= 0`` holds for inf
+        got += " (numbers must be finite)"
     return f"expected {type_text(annotation)}, got {got}"
 
 

@@ -191,14 +191,18 @@ class Study:
 
     def describe(self) -> str:
         if self.is_tuning:
-            budget = [f"{self.trial_budget} configurations"] if self.n_trials else []
+            budget = [_count(self.trial_budget, "configuration")] if self.n_trials else []
             budget += [f"{self.timeout:g} s"] if self.timeout else []
             space = f"{self.sampler} over {', '.join(d.path for d in self.tune)} ({' / '.join(budget)})"
         else:
-            space = f"grid of {len(self.configurations())} configurations"
+            space = f"grid of {_count(len(self.configurations()), 'configuration')}"
         goal = ", ".join(f"{o.direction} {o.metric}" for o in self.objectives)
         pruning = f"; {self.pruner.name} pruner on per-epoch {self.pruner.on}" if self.pruner else ""
-        return f"study '{self.name}': {space} x {len(self.seeds)} seeds; objective: {goal}{pruning}"
+        return f"study '{self.name}': {space} x {_count(len(self.seeds), 'seed')}; objective: {goal}{pruning}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _fail(path: Path, message: str) -> ConfigError:

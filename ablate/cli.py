@@ -103,7 +103,9 @@ def cmd_trial(args: argparse.Namespace) -> int:
     try:
         result = run_trial(config, overrides, progress=not args.quiet)
     except ConfigError as exc:  # named by where the config came from: the file, the --set values or both
-        sets = " ".join(f"--set {item}" for item in args.set)
+        field = str(exc).split(":", 1)[0]
+        related = [item for item in args.set if _overlaps(item.partition("=")[0], field)]
+        sets = " ".join(f"--set {item}" for item in related or args.set)
         where = f"{args.config} (with {sets})" if args.config and sets else args.config or sets or "defaults"
         raise ConfigError(f"{where}: {exc}") from None
     label = " (oracle: a step used the ground truth)" if result.oracle else ""
@@ -118,6 +120,11 @@ def cmd_trial(args: argparse.Namespace) -> int:
         fields = {k: v for k, v in result.__dict__.items() if k != "gallery"}  # arrays belong in the report
         Path(args.json).write_text(strict_json(fields))
     return 0
+
+
+def _overlaps(key: str, field: str) -> bool:
+    """Whether the dotted ``key`` of a ``--set`` is the config ``field`` an error names, inside it, or holds it."""
+    return key == field or key.startswith(f"{field}.") or field.startswith(f"{key}.")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -171,11 +178,18 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout, sys.stderr = (_Prefixed(stream, f"[worker {args.worker}] ") for stream in (sys.stdout, sys.stderr))
         outcome = runner.work()
         return EXIT_INTERRUPTED if outcome.interrupted else 0
-    queued = runner.enqueue_missing()
+    runner.enqueue_missing()
     done, total = runner.progress()
+    from optuna.trial import TrialState
+
     from ablate._storage import masked_url
 
-    print(f"{runner.study.describe()}\nstorage: {masked_url(runner.url)}; {done}/{total or '?'} done, {queued} queued")
+    queued, running = (len(runner.trials((state,))) for state in (TrialState.WAITING, TrialState.RUNNING))
+    elsewhere = f", {running} running in other processes" if running else ""
+    print(
+        f"{runner.study.describe()}\nstorage: {masked_url(runner.url)}; {done}/{total or '?'} done, {queued} queued"
+        + elsewhere
+    )
     _warn_changed_code(args, runner)
     interrupted = _work(args, runner)
     return _finish(args, runner, interrupted)

@@ -128,6 +128,9 @@ def test_trial_with_bad_set_value(tmp_path: Path, capsys: pytest.CaptureFixture[
     )
     assert main(["trial", "--set", "train.lr=-3e-4", "--quiet"]) == 2  # an exponent float, not a string
     assert _error_line(capsys) == "ablate: error: --set train.lr=-3e-4: train.lr: expected float > 0, got -0.0003"
+    # only the --set the error is about (every --set value was repeated)
+    assert main(["trial", "--set", "train.epochs=2", "--set", "train.lr=-3e-4", "--set", "data.n_test=8"]) == 2
+    assert _error_line(capsys) == "ablate: error: --set train.lr=-3e-4: train.lr: expected float > 0, got -0.0003"
 
 
 def test_trial_with_malformed_set(capsys: pytest.CaptureFixture[str]) -> None:

@@ -140,6 +140,19 @@ def test_the_progress_counter_moves_on_after_a_failed_trial(tmp_path, monkeypatc
     assert "nan_distance" in lines[0] and "cosine" in lines[1] and "nan_distance" in lines[2]
 
 
+def test_a_resume_counts_the_failed_pairs_it_runs_again_once_each(tmp_path, monkeypatch, capsys):
+    (tmp_path / "nan_plugin.py").write_text(NAN_DISTANCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    grid = {"transfer.distance": ["nan_distance", "cosine"]}
+    study = write_study(tmp_path, grid=grid, seeds=2, plugins=["nan_plugin"])
+    for _ in range(2):
+        assert run_cli(str(study), "--out", str(tmp_path / "out")) == 1
+    resumed = capsys.readouterr().out.split("study 'tiny'")[-1].splitlines()
+    assert "2/4 done, 2 queued" in resumed[1]
+    # both failed pairs were counted before either ran again: [4/4] twice
+    assert [line.split()[0] for line in resumed if line.startswith("[")] == ["[3/4]", "[4/4]"]
+
+
 def _default_sigint() -> None:
     # a suite started in the background (`pytest &` in a script) ignores SIGINT, and children inherit that
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -318,6 +331,8 @@ def test_workers_write_their_epoch_lines_to_a_log_each_line_naming_its_worker(tm
     assert all(re.fullmatch(r"\[worker [12]/2\] student epoch 1/1: loss .*", line) for line in epochs), epochs
     claims = [line for line in proc.stdout.splitlines() if re.search(r"\] trial \d+: train\.lr=", line)]
     assert len(claims) == 3 and all(re.match(r"\[worker [12]/2\] \[\d/3\] trial", line) for line in claims), claims
+    # each worker counted the pairs the other one started before its own (both said [1/3])
+    assert sorted(re.search(r"\[(\d)/3\]", line)[1] for line in claims) == ["1", "2", "3"], claims
 
 
 def _trials_or_none(out: Path) -> list[optuna.trial.FrozenTrial]:

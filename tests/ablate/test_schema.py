@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from typing import Annotated, Literal
 
 import pytest
@@ -46,6 +47,8 @@ def test_messages_write_the_rule_and_name_a_wrong_type() -> None:
     assert problem(Share, 1.0) == "expected float in [0, 1), got 1.0"
     assert problem(Share, "x") == "expected float in [0, 1), got str 'x'"
     assert problem(Annotated[int, Range(low=1)] | None, 0) == "expected int >= 1 or null, got 0"
+    # a lambda of .inf broke no bound that the message named ("expected float >= 0, got inf")
+    assert problem(Annotated[float, Range(low=0)], math.inf) == "expected float >= 0, got inf (numbers must be finite)"
     assert problem(Literal["a", "b"], "c") == "expected one of a, b, got 'c'"  # the right type, not a choice
     assert problem(Literal["a", "b"], 3) == "expected one of a, b, got int 3"
     assert problem(list[int], "anything") is None  # beyond these rules: the factory decides
