@@ -14,6 +14,7 @@ queued again with the same parameters.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import math
 import os
 import socket
@@ -49,6 +50,7 @@ from ablate._storage import (
     masked_url,
     missing_sqlite_file,
     open_storage,
+    pair_states,
     record_trial,
     study_lock,
     trial_keys_from,
@@ -136,9 +138,9 @@ def _live(worker: str | None) -> bool:
     return True
 
 
-def _started(trial: FrozenTrial) -> tuple[float, int]:
+def _started(number: int, start: datetime.datetime | None) -> tuple[float, int]:
     """A key that orders trials by when they started (their number breaks a tie)."""
-    return (trial.datetime_start.timestamp() if trial.datetime_start else math.inf, trial.number)
+    return (start.timestamp() if start else math.inf, number)
 
 
 def stale_reason(trial: FrozenTrial) -> str | None:
@@ -559,10 +561,14 @@ class StudyRunner:
         """The identities of the (configuration, seed) pairs completed, pruned (and not completed), failed with no
         attempt left to come, and running now in any process (only those started before ``before``, if given),
         from one read of the trials."""
+        pairs = pair_states(self.storage, self.optuna_study._study_id)
+        if pairs is None:  # a storage without SQL
+            pairs = [(t.number, t.state, t.user_attrs.get("identity"), t.datetime_start) for t in self.trials()]
+        latest = (math.inf, math.inf) if before is None else _started(before.number, before.datetime_start)
         by_state: dict[TrialState, set[str]] = {state: set() for state in TrialState}
-        for trial in self.trials():
-            if trial.state != TrialState.RUNNING or before is None or _started(trial) < _started(before):
-                by_state[trial.state].add(trial.user_attrs.get("identity"))
+        for number, state, key, start in pairs:
+            if key is not None and (state != TrialState.RUNNING or _started(number, start) < latest):
+                by_state[state].add(key)
         done = by_state[TrialState.COMPLETE]
         pruned = by_state[TrialState.PRUNED] - done
         running = by_state[TrialState.RUNNING]

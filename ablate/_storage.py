@@ -4,7 +4,8 @@ Parameters are stored as Optuna categorical choices (:func:`encode` / :func:`dec
 seed) pair is known by its :func:`identity`. A WAITING trial is claimed by one conditional update that
 exactly one process can win on any SQL database (:func:`claim_waiting`), and queueing runs under a lock
 row that only one process can insert (:func:`study_lock`). The trials holding one identity are found by one
-indexed query (:func:`identity_holders`), not by reading every stored trial.
+indexed query (:func:`identity_holders`), and the state of every pair by another (:func:`pair_states`), not by
+reading every stored trial.
 """
 
 from __future__ import annotations
@@ -252,6 +253,29 @@ def identity_holders(
     )
     with rdb.engine.connect() as connection:
         return [(number, state) for number, state in connection.execute(query)]
+
+
+def pair_states(
+    storage: optuna.storages.BaseStorage, study_id: int
+) -> list[tuple[int, TrialState, str | None, datetime.datetime | None]] | None:
+    """(number, state, identity, start) of every trial of study ``study_id`` (set-aside duplicates left out), by one
+    query; None for a storage without SQL (the caller reads the trials instead). Optuna's own read loads every
+    attribute of every unfinished trial on each call: a grid of 2,000 queued trials took 0.8 s a read."""
+    rdb = _sql(storage)
+    if rdb is None:
+        return None
+    trials, attrs = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
+    joined = trials.outerjoin(attrs, (attrs.c.trial_id == trials.c.trial_id) & (attrs.c.key == "identity"))
+    query = (
+        sqlalchemy.select(trials.c.number, trials.c.state, attrs.c.value_json, trials.c.datetime_start)
+        .select_from(joined)
+        .where(trials.c.study_id == study_id, _not_duplicate(trials, attrs))
+    )
+    with rdb.engine.connect() as connection:
+        return [
+            (number, state, None if key is None else json.loads(key), start)
+            for number, state, key, start in connection.execute(query)
+        ]
 
 
 def trial_keys_from(

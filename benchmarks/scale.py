@@ -5,7 +5,8 @@ straight into its storage, without training: each with the user attributes a rea
 metric, 320 per-image IoUs, a 10-epoch history, the resolved config). Then, on that storage, it measures:
 
 - ``claim_record_s``: one more trial through the runner's own path: ask the sampler, check it is no
-  duplicate, record its result attributes, tell the objective (what a worker adds to every trial): the median
+  duplicate, count its place for the progress line, record its result attributes, tell the objective (what a
+  worker adds to every trial; the trial's training and evaluation replaced by a ready result): the median
   of the 5 such trials after the first of the process; ``first_claim_s`` is the first;
 - ``resume_scan_s``: what ``ablate run`` does before working on a study it resumes (stale trials, the
   queue of missing configurations); here it is the process's first read of every stored trial into Optuna's
@@ -14,7 +15,11 @@ metric, 320 per-image IoUs, a 10-epoch history, the resolved config). Then, on t
   name, check its search space, read its trials once for the sampler);
 - ``status_s``: ``ablate status`` (every trial as a row), in this process;
 - ``report_s``: ``ablate report`` (tables, plots, PDF; the gallery finds no images, as for trials written
-  elsewhere, and says so).
+  elsewhere, and says so);
+- ``queue_s`` and ``queued_claim_s``: a grid of as many configurations (and 5) as ``ablate run`` starts it: the queueing
+  of every pair, then the median of 5 trials through the same path with the rest of the grid queued (Optuna
+  reads every attribute of every unfinished trial on each read of a study: a progress count of 2,000 queued
+  trials took 0.8 s a trial that way).
 
 Each step's growth exponent is the slope of log(seconds) over log(trials), fitted over the sizes: 0 is flat,
 1 linear, 2 quadratic. The storage is SQLite (the default of ``ablate run``), or with ``--postgresql URL`` a
@@ -35,6 +40,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import optuna
@@ -43,7 +49,7 @@ from pypdf import PdfReader
 
 from ablate import METRICS, TrialResult, load_components
 from ablate._report._write import write_report
-from ablate._runner import StudyRunner, result_attrs
+from ablate._runner import RunOutcome, StudyRunner, result_attrs
 from ablate._storage import config_id, identity
 from ablate._study import load_study
 from ablate.cli import main as ablate_main
@@ -51,7 +57,16 @@ from ablate.cli import main as ablate_main
 SIZES = {"tiny": (2, 4), "default": (100, 1000, 10000)}  # tiny: the script runs (tests), two sizes for a slope
 # claim + record is the median of this many trials after a worker's first (one alone varies by several ms)
 CLAIMS = 5
-STEPS = ("claim_record_s", "first_claim_s", "resume_scan_s", "open_s", "status_s", "report_s")
+STEPS = (
+    "claim_record_s",
+    "first_claim_s",
+    "resume_scan_s",
+    "open_s",
+    "status_s",
+    "report_s",
+    "queue_s",
+    "queued_claim_s",
+)
 DISTRIBUTION = optuna.distributions.FloatDistribution(0.0, 2.0)
 
 
@@ -120,15 +135,37 @@ def fill(runner: StudyRunner, size: int, rng: random.Random, metrics: list[str])
 
 
 def claim_and_record(runner: StudyRunner, rng: random.Random, metrics: list[str]) -> float:
-    """Seconds of one trial through the worker's path, minus the trial's own work (training and evaluation)."""
+    """Seconds of one trial through the worker's own path (claim or ask, then run, record and tell it, with its
+    progress lines), the trial's own work (training and evaluation) replaced by a ready result."""
+
+    def ready(config: dict[str, Any], **kwargs: Any) -> TrialResult:
+        return fake_result(rng, config, metrics)
+
     start = time.perf_counter()
     claimed = runner._next()
-    assert claimed is not None, "the tuning budget should leave one trial"
-    trial, params, seed = claimed
-    result = fake_result(rng, runner.study.trial_config(params, seed), metrics)
-    runner._record(trial, result, 1.0)
-    runner._tell(trial, result.metrics["smoke_iou"])
+    assert claimed is not None, "the study should leave one trial"
+    with mock.patch("ablate._runner.run_trial", ready), contextlib.redirect_stdout(io.StringIO()):
+        runner._run_one(*claimed, RunOutcome())
     return time.perf_counter() - start
+
+
+def measure_queue(folder: Path, size: int, metrics: list[str], storage: str | None) -> dict[str, float]:
+    """A grid of ``size`` configurations (and :data:`CLAIMS` more) as ``ablate run`` starts it: the queueing of
+    every pair (``queue_s``), then :data:`CLAIMS` trials through the worker's path, each with at least ``size``
+    pairs still queued (``queued_claim_s``, their median)."""
+    path = folder / f"grid-{size}.yaml"
+    lambdas = ", ".join(f"{2 * i / size:.6f}" for i in range(size + CLAIMS))
+    path.write_text(
+        f"name: grid-{size}\n"
+        "config: {data: {name: synthetic-smoke, image_size: 32, n_train: 8, n_val: 0, n_test: 8}}\n"
+        f"grid: {{transfer.lambda: [{lambdas}]}}\n"
+    )
+    runner = StudyRunner(load_study(path, check_files=False), out=folder / f"grid-out-{size}", storage=storage)
+    runner.open()
+    rng = random.Random(size)
+    row = {"queue_s": timed(runner.enqueue_missing)}
+    row["queued_claim_s"] = statistics.median(claim_and_record(runner, rng, metrics) for _ in range(CLAIMS))
+    return row
 
 
 def timed(fn: Any) -> float:
@@ -204,6 +241,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for size in sizes:
             with storage_for(args.postgresql, size) as storage:
                 rows.append(measure(Path(tmp), size, metrics, storage))
+            with storage_for(args.postgresql, size) as storage:
+                rows[-1].update(measure_queue(Path(tmp), size, metrics, storage))
             print(", ".join(f"{k} {v:.3g}" for k, v in rows[-1].items()), flush=True)
     exponents = {step: growth(sizes, [r[step] for r in rows]) for step in STEPS}
     by_size = {r["trials"]: r for r in rows}
@@ -211,11 +250,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary = {
         "growth_exponent": exponents,
         "claim_record_max_s": max(r["claim_record_s"] for r in rows),
+        "queued_claim_record_max_s": max(r["queued_claim_s"] for r in rows),
         f"report_{middle}_s": by_size[middle]["report_s"],
         "quadratic": [step for step, e in exponents.items() if e > 1.5],
     }
     print_table(
-        ["trials", "fill s", "claim + record s", "first claim s", "resume scan s", "open s", "status s", "report s"],
+        ["trials", "fill s", "claim + record s", "first claim s", "resume scan s", "open s", "status s", "report s"]
+        + ["grid: queue s", "grid: claim + record, queued s"],
         [[r["trials"], r["fill_s"], *(r[s] for s in STEPS)] for r in rows]
         + [["growth exponent", "-", *(exponents[s] for s in STEPS)]],
     )
