@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,22 @@ def test_grid_union_with_conditional_component_values(tmp_path):
     assert {"transfer.projection": {"name": "mlp", "hidden": 32}, "transfer.lambda": 0.5} in configs
     assert [c for c in configs if study.is_baseline(c)] == [{"transfer.projection": "conv", "transfer.lambda": 1.0}]
     assert study.name == "s" and study.objectives[0].metric == "smoke_iou"
+
+
+def test_grids_that_overlap_give_each_configuration_once_in_order(tmp_path):
+    mlp = {"name": "mlp", "hidden": 32}
+    grid = [
+        {"transfer.projection": ["conv", mlp], "transfer.lambda": [0.5, 1.0]},
+        {"transfer.lambda": [1.0, 2.0], "transfer.projection": [{"hidden": 32, "name": "mlp"}]},  # keys reordered
+    ]
+    study = load_study(study_file(tmp_path, {"config": TINY, "grid": grid}))
+    first_seen: list[dict] = []  # the definition: each combination where it first appears
+    for axes in study.grid:
+        for values in itertools.product(*axes.values()):
+            combo = dict(zip(axes, values, strict=True))
+            first_seen += [] if combo in first_seen else [combo]
+    assert study.configurations() == first_seen and len(first_seen) == 5
+    assert {"transfer.lambda": 2.0, "transfer.projection": mlp} in first_seen
 
 
 def test_extends_merges_the_parent_config(tmp_path):
