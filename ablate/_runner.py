@@ -41,6 +41,7 @@ from ablate._config import ConfigError
 from ablate._registries import LOGGERS
 from ablate._storage import (
     METRIC_PREFIX,
+    StoredTrial,
     claim_waiting,
     config_id,
     decode,
@@ -50,7 +51,6 @@ from ablate._storage import (
     masked_url,
     missing_sqlite_file,
     open_storage,
-    pair_states,
     record_trial,
     study_lock,
     trial_keys_from,
@@ -238,6 +238,9 @@ class StudyRunner:
         self._primaries_of: int | None = None
         self._primaries: set[str] = set()
         self._primaries_read = 0
+        self._pairs_of: int | None = None
+        self._pairs_read: list[StoredTrial] = []  # by trial number
+        self._pairs_final = 0  # the trials before this number are finished: their entries are final
         self._bar: tqdm | None = None  # the study's bar (trials done, ETA) in a terminal, above the epoch bars
 
     # --- opening ---------------------------------------------------------------------------
@@ -529,17 +532,33 @@ class StudyRunner:
         study_id = self.optuna_study._study_id
         if self._primaries_of != study_id:  # opened another study (--new)
             self._primaries_of, self._primaries, self._primaries_read = study_id, set(), 0
-        unread = trial_keys_from(self.storage, study_id, self._primaries_read, ("identity", "primary"))
-        if unread is None:  # a storage without SQL
-            stored = self.optuna_study.get_trials(deepcopy=False)[self._primaries_read :]
-            unread = [(t.state, t.user_attrs) for t in stored]
         settled = True
-        for state, attrs in unread:
+        for _, state, _, attrs in self._read_from(self._primaries_read, ("identity", "primary")):
             if attrs.get("primary"):
                 self._primaries.add(attrs["identity"])
             settled = settled and ("identity" in attrs or state.is_finished())
             self._primaries_read += settled
         return self._primaries
+
+    def _read_from(self, first: int, keys: tuple[str, ...]) -> list[StoredTrial]:
+        """The trials from number ``first`` on, with their user attributes ``keys``, by one query."""
+        read = trial_keys_from(self.storage, self.optuna_study._study_id, first, keys)
+        if read is None:  # a storage without SQL
+            stored = self.optuna_study.get_trials(deepcopy=False)[first:]
+            read = [StoredTrial(t.number, t.state, t.datetime_start, t.user_attrs) for t in stored]
+        return read
+
+    def _pairs(self) -> list[StoredTrial]:
+        """Every trial with its identity (set-aside duplicates left out), read incrementally: a finished trial is
+        final, so only the trials from the first unfinished one on are read again (Optuna's read of a study
+        loads every attribute of every queued trial: 0.8 s a trial with a grid of 2,000 queued)."""
+        study_id = self.optuna_study._study_id
+        if self._pairs_of != study_id:  # opened another study (--new)
+            self._pairs_of, self._pairs_read, self._pairs_final = study_id, [], 0
+        self._pairs_read[self._pairs_final :] = self._read_from(self._pairs_final, ("identity", "duplicate_of"))
+        while self._pairs_final < len(self._pairs_read) and self._pairs_read[self._pairs_final].state.is_finished():
+            self._pairs_final += 1
+        return [t for t in self._pairs_read if "duplicate_of" not in t.attrs]
 
     # --- progress ------------------------------------------------------------------------------
     def progress(self) -> tuple[int, int | None]:
@@ -561,14 +580,11 @@ class StudyRunner:
         """The identities of the (configuration, seed) pairs completed, pruned (and not completed), failed with no
         attempt left to come, and running now in any process (only those started before ``before``, if given),
         from one read of the trials."""
-        pairs = pair_states(self.storage, self.optuna_study._study_id)
-        if pairs is None:  # a storage without SQL
-            pairs = [(t.number, t.state, t.user_attrs.get("identity"), t.datetime_start) for t in self.trials()]
         latest = (math.inf, math.inf) if before is None else _started(before.number, before.datetime_start)
         by_state: dict[TrialState, set[str]] = {state: set() for state in TrialState}
-        for number, state, key, start in pairs:
-            if key is not None and (state != TrialState.RUNNING or _started(number, start) < latest):
-                by_state[state].add(key)
+        for number, state, start, attrs in self._pairs():
+            if "identity" in attrs and (state != TrialState.RUNNING or _started(number, start) < latest):
+                by_state[state].add(attrs["identity"])
         done = by_state[TrialState.COMPLETE]
         pruned = by_state[TrialState.PRUNED] - done
         running = by_state[TrialState.RUNNING]

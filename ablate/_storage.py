@@ -4,8 +4,7 @@ Parameters are stored as Optuna categorical choices (:func:`encode` / :func:`dec
 seed) pair is known by its :func:`identity`. A WAITING trial is claimed by one conditional update that
 exactly one process can win on any SQL database (:func:`claim_waiting`), and queueing runs under a lock
 row that only one process can insert (:func:`study_lock`). The trials holding one identity are found by one
-indexed query (:func:`identity_holders`), and the state of every pair by another (:func:`pair_states`), not by
-reading every stored trial.
+indexed query (:func:`identity_holders`), not by reading every stored trial.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import optuna
 import sqlalchemy.exc
@@ -255,49 +254,36 @@ def identity_holders(
         return [(number, state) for number, state in connection.execute(query)]
 
 
-def pair_states(
-    storage: optuna.storages.BaseStorage, study_id: int
-) -> list[tuple[int, TrialState, str | None, datetime.datetime | None]] | None:
-    """(number, state, identity, start) of every trial of study ``study_id`` (set-aside duplicates left out), by one
-    query; None for a storage without SQL (the caller reads the trials instead). Optuna's own read loads every
-    attribute of every unfinished trial on each call: a grid of 2,000 queued trials took 0.8 s a read."""
-    rdb = _sql(storage)
-    if rdb is None:
-        return None
-    trials, attrs = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
-    joined = trials.outerjoin(attrs, (attrs.c.trial_id == trials.c.trial_id) & (attrs.c.key == "identity"))
-    query = (
-        sqlalchemy.select(trials.c.number, trials.c.state, attrs.c.value_json, trials.c.datetime_start)
-        .select_from(joined)
-        .where(trials.c.study_id == study_id, _not_duplicate(trials, attrs))
-    )
-    with rdb.engine.connect() as connection:
-        return [
-            (number, state, None if key is None else json.loads(key), start)
-            for number, state, key, start in connection.execute(query)
-        ]
+class StoredTrial(NamedTuple):
+    """What :func:`trial_keys_from` reads of one trial."""
+
+    number: int
+    state: TrialState
+    start: datetime.datetime | None
+    attrs: dict[str, Any]  # the user attributes asked for, those the trial has
 
 
 def trial_keys_from(
     storage: optuna.storages.BaseStorage, study_id: int, first: int, keys: Sequence[str]
-) -> list[tuple[TrialState, dict[str, Any]]] | None:
-    """State and user attributes ``keys`` (those it has) of every trial of study ``study_id`` from number ``first``
-    on, in number order, by one query; None for a storage without SQL (the caller reads the trials instead)."""
+) -> list[StoredTrial] | None:
+    """Number, state, start and user attributes ``keys`` of every trial of study ``study_id`` from number ``first``
+    on, in number order, by one query; None for a storage without SQL (the caller reads the trials instead).
+    Optuna's own read of a study loads every attribute of every unfinished trial each time."""
     rdb = _sql(storage)
     if rdb is None:
         return None
     trials, attrs = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
     joined = trials.outerjoin(attrs, (attrs.c.trial_id == trials.c.trial_id) & attrs.c.key.in_(list(keys)))
     query = (
-        sqlalchemy.select(trials.c.number, trials.c.state, attrs.c.key, attrs.c.value_json)
+        sqlalchemy.select(trials.c.number, trials.c.state, trials.c.datetime_start, attrs.c.key, attrs.c.value_json)
         .select_from(joined)
         .where(trials.c.study_id == study_id, trials.c.number >= first)
         .order_by(trials.c.number)
     )
-    rows: dict[int, tuple[TrialState, dict[str, Any]]] = {}
+    rows: dict[int, StoredTrial] = {}
     with rdb.engine.connect() as connection:
-        for number, state, key, value in connection.execute(query):
-            found = rows.setdefault(number, (state, {}))[1]
+        for number, state, start, key, value in connection.execute(query):
+            found = rows.setdefault(number, StoredTrial(number, state, start, {})).attrs
             if key is not None:
                 found[key] = json.loads(value)
     return list(rows.values())

@@ -13,7 +13,6 @@ from optuna.exceptions import UpdateFinishedTrialError
 from ablate._storage import (
     identity_holders,
     open_storage,
-    pair_states,
     record_trial,
     trial_keys_from,
     waiting_trial_ids,
@@ -116,13 +115,11 @@ def test_waiting_trials_and_attribute_reads_match_what_optuna_reads(
 
     keys = ("identity", "primary", "duplicate_of")
     read = trial_keys_from(study._storage, study._study_id, 2, keys)
-    assert read == [(t.state, {k: v for k, v in t.user_attrs.items() if k in keys}) for t in trials[2:]]
-    assert read[2] == (optuna.trial.TrialState.RUNNING, {})  # a trial with none of the keys is still listed
-    pairs = sorted(pair_states(study._storage, study._study_id))
-    shown = [t for t in trials if "duplicate_of" not in t.user_attrs]  # a set-aside duplicate is no pair's
-    assert pairs == [(t.number, t.state, t.user_attrs.get("identity"), t.datetime_start) for t in shown]
-    assert len(pairs) == 6 and pairs[-1][2] == "queued-0.2" and pairs[-1][3] is None  # queued: not started
+    assert read == [
+        (t.number, t.state, t.datetime_start, {k: v for k, v in t.user_attrs.items() if k in keys}) for t in trials[2:]
+    ]
+    assert read[2][1:] == (optuna.trial.TrialState.RUNNING, trials[4].datetime_start, {})  # one with none of the keys
+    assert read[-1].start is None and read[-1].attrs == {"identity": "queued-0.2", "primary": False}  # not started
     memory, _ = _identity_study("memory")
     assert waiting_trial_ids(memory._storage, memory._study_id) is None
     assert trial_keys_from(memory._storage, memory._study_id, 0, keys) is None
-    assert pair_states(memory._storage, memory._study_id) is None
