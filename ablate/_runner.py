@@ -582,15 +582,17 @@ class StudyRunner:
         from one read of the trials."""
         latest = (math.inf, math.inf) if before is None else _started(before.number, before.datetime_start)
         by_state: dict[TrialState, set[str]] = {state: set() for state in TrialState}
+        running_before: set[str] = set()
         for number, state, start, attrs in self._pairs():
-            if "identity" in attrs and (state != TrialState.RUNNING or _started(number, start) < latest):
+            if "identity" in attrs:
                 by_state[state].add(attrs["identity"])
+                if state == TrialState.RUNNING and _started(number, start) < latest:
+                    running_before.add(attrs["identity"])
         done = by_state[TrialState.COMPLETE]
         pruned = by_state[TrialState.PRUNED] - done
-        running = by_state[TrialState.RUNNING]
         # a failed pair queued again (a retry, or a resumed interruption) is still to come
-        failed = by_state[TrialState.FAIL] - done - pruned - running - by_state[TrialState.WAITING]
-        return done, pruned, failed, running - done - pruned
+        failed = by_state[TrialState.FAIL] - done - pruned - by_state[TrialState.RUNNING] - by_state[TrialState.WAITING]
+        return done, pruned, failed, running_before - done - pruned
 
     def _log(self, message: str) -> None:
         if self._bar is not None:

@@ -597,6 +597,27 @@ def test_the_budget_count_reads_trials_other_workers_write_while_it_runs(tmp_pat
     assert runner._primaries_read == 4
 
 
+def test_the_progress_count_sees_a_failed_pair_another_worker_runs_again_after_this_one_started(tmp_path):
+    from ablate._runner import StudyRunner
+    from ablate._study import load_study
+
+    study = load_study(write_study(tmp_path, grid={"train.lr": [1e-3, 2e-3]}))
+    runner = StudyRunner(study, out=tmp_path / "out", quiet=True)
+    runner.open()
+    runner.enqueue_missing()
+    failed = runner._claim()
+    runner.storage.set_trial_state_values(failed._trial_id, optuna.trial.TrialState.FAIL)
+    mine = runner.storage.get_trial(runner._claim()._trial_id)
+    time.sleep(0.01)  # start times apart
+    runner._enqueue(failed.user_attrs["params"], 0, True)  # another worker's resume queues it again and runs it
+    again = runner._claim()
+    assert again.user_attrs["identity"] == failed.user_attrs["identity"]
+    done, pruned, failed_for_good, running_before = runner._settled(before=mine)
+    assert not failed_for_good  # it runs again: not a pair failed for good ahead of this one
+    assert not running_before  # started after this one
+    assert runner._settled(before=runner.storage.get_trial(again._trial_id))[3] == {mine.user_attrs["identity"]}
+
+
 def test_asking_for_a_tuning_trial_leaves_a_trial_another_worker_queued_to_the_atomic_claim(tmp_path, monkeypatch):
     import ablate._runner
     from ablate._runner import StudyRunner
