@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from ablate._runner import StudyRunner, stale_reason
+from ablate._runner import StudyRunner, stale_reason, trial_stem
 from ablate._storage import METRIC_PREFIX
 from ablate._study import Study, load_study
 
@@ -45,7 +45,8 @@ def trials_frame(runner: StudyRunner) -> pd.DataFrame:
     one column per searched dotted path, ``seed``, ``metric.<name>`` per metric, ``runtime``,
     ``trainings``, ``oracle``, ``error``, ``baseline``, ``segment_masks`` (what a stage-3 segmenter learns from:
     ``pseudo``, ``ground_truth``, None without one), ``per_image_iou`` and ``seg_per_image_iou`` (lists: the
-    pseudo-masks' and the stage-3 segmenter's IoU per test image).
+    pseudo-masks' and the stage-3 segmenter's IoU per test image), ``gallery`` (where the trial's gallery images
+    are, relative to the study folder).
     """
     rows = []
     paths: list[str] = []
@@ -76,6 +77,7 @@ def trials_frame(runner: StudyRunner) -> pd.DataFrame:
             "segment_masks": supervision[config_id],
             "per_image_iou": attrs.get("per_image_iou"),
             "seg_per_image_iou": attrs.get("seg_per_image_iou"),
+            "gallery": f"artifacts/{trial_stem(runner.study.name, runner.optuna_study.study_name, trial.number)}.npz",
         }
         rows.append(row)
     frame = pd.DataFrame(rows)

@@ -76,6 +76,13 @@ def study_folder(study: Study, out: str | Path | None) -> Path:
     return Path(out) if out else Path("reports") / study.name
 
 
+def trial_stem(study_name: str, optuna_name: str, number: int) -> str:
+    """The name of a trial's files in the study folder (gallery, traceback log, tracker run, export):
+    ``trial-<n>``, prefixed by the Optuna study's name (``<name>.2-trial-<n>``) in a study started with ``--new``,
+    whose trial numbers start at 0 again beside the old study's files."""
+    return f"trial-{number}" if optuna_name == study_name else f"{optuna_name}-trial-{number}"
+
+
 def storage_url(study: Study, out: str | Path | None, storage: str | None, create: bool = True) -> str:
     """The storage URL (default: SQLite in the study folder, which ``create`` makes)."""
     if storage:
@@ -737,6 +744,10 @@ class StudyRunner:
 
         return report
 
+    def trial_stem(self, number: int) -> str:
+        """:func:`trial_stem` of trial ``number`` of the opened study."""
+        return trial_stem(self.study.name, self.optuna_study.study_name, number)
+
     def _heartbeat(self, trial: optuna.Trial, stop: threading.Event) -> None:
         while True:
             with contextlib.suppress(Exception):  # a missed beat only delays stale detection
@@ -753,23 +764,24 @@ class StudyRunner:
         for spec in self.study.loggers:
             try:
                 LOGGERS.build(spec, folder=self.folder).log(
-                    f"trial-{trial.number}", result.config, result.history, result.metrics
+                    self.trial_stem(trial.number), result.config, result.history, result.metrics
                 )
             except Exception as exc:  # a tracker that is down costs its record, never the trial
                 self._log(f"  logger {spec['name']} could not write trial {trial.number}: {type(exc).__name__}: {exc}")
         artifacts = self.folder / "artifacts"
         artifacts.mkdir(parents=True, exist_ok=True)
-        tmp = artifacts / f".trial-{trial.number}.npz"
-        np.savez_compressed(tmp, names=np.array(result.image_names), **result.gallery)
-        os.replace(tmp, artifacts / f"trial-{trial.number}.npz")
+        stem = self.trial_stem(trial.number)
+        np.savez_compressed(artifacts / f".{stem}.npz", names=np.array(result.image_names), **result.gallery)
+        os.replace(artifacts / f".{stem}.npz", artifacts / f"{stem}.npz")
 
     def _fail(self, trial: optuna.Trial, message: str, trace: str | None) -> None:
         trial.set_user_attr("error", message)
         if trace:
             logs = self.folder / "logs"
             logs.mkdir(parents=True, exist_ok=True)
-            (logs / f"trial-{trial.number}.log").write_text(trace)
-            trial.set_user_attr("log", str(logs / f"trial-{trial.number}.log"))
+            log = logs / f"{self.trial_stem(trial.number)}.log"
+            log.write_text(trace)
+            trial.set_user_attr("log", str(log))
         self._tell(trial, state=TrialState.FAIL)
         self._log(f"  FAILED trial {trial.number}: {message}")
 

@@ -386,7 +386,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     runner = _runner(args, read_only=True)
     runner.open(create=False)
     trial = chosen_trial(runner, args.trial)
-    folder = export_trial(runner, trial, args.to or runner.folder / "export" / f"trial-{trial.number}")
+    folder = export_trial(runner, trial, args.to or runner.folder / "export" / runner.trial_stem(trial.number))
     print(f"trial {trial.number} ({runner.study.objectives[0].metric} {trial.values[0]:.4f}): {folder}")
     return 0
 
@@ -507,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--best", action="store_true", help="the best completed trial by the first objective")
     which.add_argument("--trial", type=_count(0), help="trial number (as `ablate status` lists them)")
-    p.add_argument("--to", help="destination folder (default <study folder>/export/trial-<n>)")
+    p.add_argument("--to", help="destination folder (default <study folder>/export/trial-<n>, or <name>.K-trial-<n>)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("cache", help="show the stage cache's size, or prune it")

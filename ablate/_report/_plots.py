@@ -347,7 +347,7 @@ def _sources(data: ReportData, summary: pd.DataFrame) -> list[tuple[str, pd.Seri
     stored = []
     for config, (role, row) in picks.items():
         trials = done[done["config_id"].eq(config)]
-        files = {s: data.folder / "artifacts" / f"trial-{n}.npz" for s, n in trials[["seed", "number"]].values}
+        files = {s: data.folder / gallery for s, gallery in trials[["seed", "gallery"]].values}
         paths = {s: p for s, p in files.items() if p.is_file()}
         if paths:  # artifacts of a trial can be gone (deleted, other machine); show the others
             stored.append((role, row, paths))

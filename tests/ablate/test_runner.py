@@ -89,9 +89,14 @@ def test_changed_search_space_is_refused_and_new_starts_beside(tmp_path, capsys)
     write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"transfer.lambda": [1.0, 0.5]})
     assert run_cli(str(study), "--out", str(out)) == 2
     assert "search space" in capsys.readouterr().err
+    gallery = (out / "artifacts" / "trial-0.npz").read_bytes()
     assert run_cli(str(study), "--out", str(out), "--new") == 0
     assert len(completed_identities(out, "tiny.2")) == 2
     assert len(completed_identities(out)) == 1  # the old study is kept
+    # and so are its gallery images: the new study's trials, numbered from 0 again, have their own files
+    assert (out / "artifacts" / "trial-0.npz").read_bytes() == gallery
+    stored = sorted(p.name for p in (out / "artifacts").iterdir())
+    assert stored == ["tiny.2-trial-0.npz", "tiny.2-trial-1.npz", "trial-0.npz"]
     # the file changed back opens its own study again (it was refused: the newest, tiny.2, has another grid)
     write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"transfer.lambda": [1.0]})
     capsys.readouterr()

@@ -73,7 +73,7 @@ def make_runner(
 ) -> SimpleNamespace:
     """A stand-in for an opened StudyRunner holding ``specs`` as stored trials (and their gallery artifacts);
     ``names``: the class and object names the trials' dataset gave (not stored when None)."""
-    optuna_study = optuna.create_study(directions=[o.direction for o in study.objectives])
+    optuna_study = optuna.create_study(study_name=study.name, directions=[o.direction for o in study.objectives])
     paths = {p for s in specs for p in s.params}
     distributions = {p: _distribution(study, p, specs) for p in paths}
     for number, spec in enumerate(specs):
