@@ -45,8 +45,8 @@ def trials_frame(runner: StudyRunner) -> pd.DataFrame:
     one column per searched dotted path, ``seed``, ``metric.<name>`` per metric, ``runtime``,
     ``trainings``, ``oracle``, ``error``, ``baseline``, ``segment_masks`` (what a stage-3 segmenter learns from:
     ``pseudo``, ``ground_truth``, None without one), ``per_image_iou`` and ``seg_per_image_iou`` (lists: the
-    pseudo-masks' and the stage-3 segmenter's IoU per test image), ``gallery`` (where the trial's gallery images
-    are, relative to the study folder).
+    pseudo-masks' and the stage-3 segmenter's IoU per test image), ``gallery`` (where a completed trial's gallery
+    images are, relative to the study folder).
     """
     rows = []
     paths: list[str] = []
@@ -77,7 +77,9 @@ def trials_frame(runner: StudyRunner) -> pd.DataFrame:
             "segment_masks": supervision[config_id],
             "per_image_iou": attrs.get("per_image_iou"),
             "seg_per_image_iou": attrs.get("seg_per_image_iou"),
-            "gallery": f"artifacts/{trial_stem(runner.study.name, runner.optuna_study.study_name, trial.number)}.npz",
+            "gallery": f"artifacts/{trial_stem(runner.study.name, runner.optuna_study.study_name, trial.number)}.npz"
+            if trial.state == TrialState.COMPLETE
+            else None,
         }
         rows.append(row)
     frame = pd.DataFrame(rows)

@@ -43,6 +43,7 @@ from ablate._storage import (
     METRIC_PREFIX,
     StoredTrial,
     claim_waiting,
+    claimed_trial,
     config_id,
     decode,
     encode,
@@ -235,7 +236,7 @@ class StudyRunner:
         self.fail_fast = fail_fast
         self.retries = retries
         self.directions = [o.direction for o in study.objectives]
-        self._retried: dict[str, int] = {}
+        self._failed_here: set[str] = set()  # identities of the pairs that failed in this process
         self._run_started = time.time()
         self._runtimes: list[float] = []
         self._repeats = 0  # the sampler's latest proposals in a row that had already run
@@ -338,7 +339,8 @@ class StudyRunner:
             t for t in self.optuna_study.get_trials(deepcopy=False, states=states) if "duplicate_of" not in t.user_attrs
         ]
 
-    def _enqueue(self, params: dict[str, Any], seed: int, primary: bool) -> None:
+    def _enqueue(self, params: dict[str, Any], seed: int, primary: bool, attempt: int = 0) -> None:
+        """Queue the pair; ``attempt``: how many times it has been retried (stored from the first retry on)."""
         self.optuna_study.enqueue_trial(
             {k: encode(v) for k, v in params.items()},
             user_attrs={
@@ -347,6 +349,7 @@ class StudyRunner:
                 "identity": identity(params, seed),
                 "config_id": config_id(params),
                 "primary": primary,
+                **({"attempt": attempt} if attempt else {}),
             },
             skip_if_exists=False,
         )
@@ -407,7 +410,7 @@ class StudyRunner:
             waiting = [t._trial_id for t in self.optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]
         for trial_id in waiting:
             if claim_waiting(self.storage, trial_id, WORKER):
-                self._held = optuna.Trial(self.optuna_study, trial_id)
+                self._held = claimed_trial(self.optuna_study, trial_id)
                 return self._held
         return None
 
@@ -665,7 +668,7 @@ class StudyRunner:
         # its place among the pairs settled, those started before it in any process, and those this process failed:
         # parallel workers count different places, a pair queued again by a resume counts when it runs, and a retry
         # of this run does not move the count back
-        position = len((done | pruned | failed | running | set(self._retried)) - {identity(params, seed)}) + 1
+        position = len((done | pruned | failed | running | self._failed_here) - {identity(params, seed)}) + 1
         label = ", ".join(f"{k}={v}" for k, v in params.items()) or "base config"
         self._log(f"[{position}/{total or '?'}] trial {trial.number}: {label}, seed {seed}")
         stop_beat = threading.Event()
@@ -787,6 +790,8 @@ class StudyRunner:
 
     def _maybe_retry(self, trial: optuna.Trial, params: dict[str, Any], seed: int) -> None:
         key = trial.user_attrs["identity"] if "identity" in trial.user_attrs else identity(params, seed)
-        self._retried[key] = self._retried.get(key, 0) + 1
-        if self._retried[key] <= self.retries:
-            self._enqueue(params, seed, trial.user_attrs.get("primary", True))
+        self._failed_here.add(key)
+        # the attempt travels with the queued retry: another worker that runs and fails it retries no more often
+        attempt = trial.user_attrs.get("attempt", 0) + 1
+        if attempt <= self.retries:
+            self._enqueue(params, seed, trial.user_attrs.get("primary", True), attempt)

@@ -180,6 +180,20 @@ def claim_waiting(storage: optuna.storages.BaseStorage, trial_id: int, worker: s
     return True
 
 
+def claimed_trial(study: optuna.Study, trial_id: int) -> optuna.Trial:
+    """Trial ``trial_id`` of ``study``, just claimed by :func:`claim_waiting`, ready for its parameters.
+
+    Optuna's cache in front of an SQL storage sets a parameter only on a trial it has read, and the claim's
+    query does not read it: one another process queued since this one last read the study (the other seeds of
+    a tuned configuration, a retry) would fail with a KeyError. Such a trial makes the cache read the study's
+    unfinished and newer trials once; the claim has already made it RUNNING, so the cache keeps following it.
+    """
+    known = getattr(study._storage, "_trial_id_to_study_id_and_number", None)  # Optuna's _CachedStorage (pinned)
+    if known is not None and trial_id not in known:
+        study.get_trials(deepcopy=False)
+    return optuna.Trial(study, trial_id)
+
+
 def record_trial(
     storage: optuna.storages.BaseStorage, trial_id: int, attrs: dict[str, Any], intermediate: Sequence[float] = ()
 ) -> None:

@@ -334,7 +334,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("no trials yet")
         return 0
     objectives = [f"metric.{o.metric}" for o in runner.study.objectives]
-    internal = ("identity", "config_id", *PER_IMAGE_COLUMNS, "segment_masks", "baseline", "names")
+    internal = ("identity", "config_id", *PER_IMAGE_COLUMNS, "segment_masks", "baseline", "names", "gallery")
     hidden = (*internal, "configuration", "trainings", "oracle")
     columns = [c for c in frame.columns if c not in hidden and (not c.startswith("metric.") or c in objectives)]
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):

@@ -645,6 +645,42 @@ def test_asking_for_a_tuning_trial_leaves_a_trial_another_worker_queued_to_the_a
     assert trial.number == 1 and seed == 0 and sampled != params
 
 
+def test_a_worker_runs_the_seed_another_worker_queued_for_its_tuned_configuration(tmp_path):
+    from ablate._runner import StudyRunner
+    from ablate._study import load_study
+
+    tune = {"transfer.lambda": {"low": 0.0, "high": 2.0}}
+    study = load_study(write_study(tmp_path, tune=tune, sampler="random", n_trials=3, seeds=2))
+    runner, other = (StudyRunner(study, out=tmp_path / "out", quiet=True) for _ in range(2))  # two processes' own
+    runner.open()
+    other.open()
+    _, params, _ = other._next()  # the other worker asks a configuration and queues its seed 1
+    # this worker's Optuna cache has never seen that queued trial: registering its parameters raised KeyError
+    claimed, claimed_params, seed = runner._next()
+    assert (claimed_params, seed) == (params, 1) and claimed.params == other.optuna_study.get_trials()[0].params
+
+
+def test_retries_count_a_pairs_attempts_whichever_worker_ran_them(tmp_path):
+    from ablate._runner import StudyRunner
+    from ablate._study import load_study
+
+    study = load_study(write_study(tmp_path, grid={"train.lr": [1e-3]}))
+    runner, other = (StudyRunner(study, out=tmp_path / "out", quiet=True, retries=1) for _ in range(2))
+    runner.open()
+    other.open()
+    runner.enqueue_missing()
+    first = runner._claim()
+    params, seed = first.user_attrs["params"], first.user_attrs["seed"]
+    runner._fail(first, "boom", None)
+    runner._maybe_retry(first, params, seed)
+    retry = other._claim()  # the retry runs on the other worker, and fails again
+    other._fail(retry, "boom", None)
+    other._maybe_retry(retry, params, seed)
+    # --retries 1: one retry in all (each worker's own count let every worker retry it once more)
+    assert other._claim() is None and runner._claim() is None
+    assert [t.state.name for t in trials(tmp_path / "out")] == ["FAIL", "FAIL"]
+
+
 def test_export_hands_on_the_best_trials_weights_config_and_metrics(tmp_path, capsys):
     import json
 
