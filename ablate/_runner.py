@@ -276,12 +276,7 @@ class StudyRunner:
                 if self._stored_signature(optuna_study, wait=number == 0) == self.study.signature():
                     break
             else:
-                raise ConfigError(
-                    f"{self.study.path}: the search space (config with the harness's defaults, grid, tune, seeds or "
-                    f"objective) changed since study '{names[-1]}' in {masked_url(self.url)} was created; resuming "
-                    f"would mix results. Run `ablate run {self.study.path} --new` to start a new study beside it "
-                    "(the old trials are kept)"
-                )
+                raise self._other_search_space(names[-1], optuna_study.user_attrs.get("study_file"))
             optuna_study.sampler = _sampler(self.study, seed=len(optuna_study.get_trials(deepcopy=False)))
             self.optuna_study = optuna_study
             return optuna_study
@@ -298,9 +293,25 @@ class StudyRunner:
             load_if_exists=True,
         )
         optuna_study.set_user_attr("signature", signature)
-        optuna_study.set_user_attr("study_file", str(self.study.path))
+        optuna_study.set_user_attr("study_file", str(self.study.path.resolve()))
         self.optuna_study = optuna_study
         return optuna_study
+
+    def _other_search_space(self, name: str, study_file: str | None) -> ConfigError:
+        """The refusal to open study ``name``, created from ``study_file`` with another search space."""
+        next_name = f"{self.study.name}.{len(self._names()) + 1}"
+        new = f"`ablate run {self.study.path} --new` to start study '{next_name}' beside it"
+        if study_file and Path(study_file).is_file() and not Path(study_file).samefile(self.study.path):
+            return ConfigError(
+                f"{self.study.path}: study '{name}' in {masked_url(self.url)} was created from {study_file}, another "
+                f"file with `name: {self.study.name}` and another search space; give {self.study.path} a name of its "
+                f"own, or run {new}"
+            )
+        return ConfigError(
+            f"{self.study.path}: the search space (config with the harness's defaults, grid, tune, seeds or "
+            f"objective) changed since study '{name}' in {masked_url(self.url)} was created; resuming would mix "
+            f"results. Run {new} (the old trials are kept)"
+        )
 
     def _never_run(self) -> ConfigError:
         return ConfigError(f"{self.study.path}: no study '{self.study.name}' in {masked_url(self.url)}; run it first")

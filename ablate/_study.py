@@ -193,7 +193,9 @@ class Study:
     def is_baseline(self, params: dict[str, Any]) -> bool:
         return self.baseline is not None and all(params.get(k) == v for k, v in self.baseline.items())
 
-    def describe(self) -> str:
+    def describe(self, name: str | None = None) -> str:
+        """One line: the study's name (``name``: the Optuna study's, ``<name>.2`` after ``--new``), search space,
+        seeds and objective."""
         if self.is_tuning:
             budget = [_count(self.trial_budget, "configuration")] if self.n_trials else []
             budget += [f"{self.timeout:g} s"] if self.timeout else []
@@ -202,7 +204,7 @@ class Study:
             space = f"grid of {_count(len(self.configurations()), 'configuration')}"
         goal = ", ".join(f"{o.direction} {o.metric}" for o in self.objectives)
         pruning = f"; {self.pruner.name} pruner on per-epoch {self.pruner.on}" if self.pruner else ""
-        return f"study '{self.name}': {space} x {_count(len(self.seeds), 'seed')}; objective: {goal}{pruning}"
+        return f"study '{name or self.name}': {space} x {_count(len(self.seeds), 'seed')}; objective: {goal}{pruning}"
 
 
 def _hashable(value: Any) -> Any:

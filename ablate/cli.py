@@ -186,10 +186,8 @@ def _run(args: argparse.Namespace) -> int:
 
     queued, running = (len(runner.trials((state,))) for state in (TrialState.WAITING, TrialState.RUNNING))
     elsewhere = f", {running} running in other processes" if running else ""
-    print(
-        f"{runner.study.describe()}\nstorage: {masked_url(runner.url)}; {done}/{total or '?'} done, {queued} queued"
-        + elsewhere
-    )
+    print(runner.study.describe(runner.optuna_study.study_name))
+    print(f"storage: {masked_url(runner.url)}; {done}/{total or '?'} done, {queued} queued{elsewhere}")
     _warn_changed_code(args, runner)
     interrupted = _work(args, runner)
     return _finish(args, runner, interrupted)
@@ -307,7 +305,7 @@ def _finish(args: argparse.Namespace, runner: Any, interrupted: bool) -> int:
 
         path = write_report(runner)
         print(f"report: {path}")
-    summary = f"{runner.study.name}: {done - pruned}/{total or done} trials completed"
+    summary = f"{runner.optuna_study.study_name}: {done - pruned}/{total or done} trials completed"
     summary += f", {pruned} pruned" if pruned else ""
     if interrupted:
         print(f"{summary}; interrupted: run the same command again to resume", file=sys.stderr)
@@ -315,7 +313,12 @@ def _finish(args: argparse.Namespace, runner: Any, interrupted: bool) -> int:
     unfinished = max(len(failed), (total or 0) - done)  # failed pairs are among those not done
     if unfinished:
         logs = runner.folder / "logs"  # tracebacks of unexpected errors only: a divergence has its one line
-        see = f"`ablate status {args.study}`" + (f" and {logs}" if logs.is_dir() else "")
+        from ablate._storage import masked_url
+
+        where = (f" --out {args.out}" if args.out else "") + (
+            f" --storage {masked_url(args.storage)}" if args.storage else ""
+        )
+        see = f"`ablate status {args.study}{where}`" + (f" and {logs}" if logs.is_dir() else "")
         print(f"{summary}, {unfinished} failed or missing; see {see}", file=sys.stderr)
         return EXIT_FAILED
     print(summary)

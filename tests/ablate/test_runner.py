@@ -90,7 +90,9 @@ def test_changed_search_space_is_refused_and_new_starts_beside(tmp_path, capsys)
     assert run_cli(str(study), "--out", str(out)) == 2
     assert "search space" in capsys.readouterr().err
     gallery = (out / "artifacts" / "trial-0.npz").read_bytes()
+    capsys.readouterr()
     assert run_cli(str(study), "--out", str(out), "--new") == 0
+    assert "tiny.2: 2/2 trials completed" in capsys.readouterr().out
     assert len(completed_identities(out, "tiny.2")) == 2
     assert len(completed_identities(out)) == 1  # the old study is kept
     # and so are its gallery images: the new study's trials, numbered from 0 again, have their own files
@@ -106,6 +108,21 @@ def test_changed_search_space_is_refused_and_new_starts_beside(tmp_path, capsys)
     write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"transfer.lambda": [0.3]})
     assert run_cli(str(study), "--out", str(out)) == 2  # a third search space matches neither: refused
     assert "since study 'tiny.2'" in capsys.readouterr().err
+
+
+def test_a_second_file_with_a_studys_name_is_told_which_file_owns_the_study(tmp_path, capsys):
+    out = tmp_path / "out"
+    owner = write_study(tmp_path, config={**TINY, "paradigm": {"name": "single"}}, grid={"train.lr": [1e-3]})
+    assert run_cli(str(owner), "--out", str(out)) == 0
+    other = tmp_path / "other.yaml"
+    other.write_text(owner.read_text().replace("0.001", "0.002"))  # the same `name: tiny`, another grid
+    capsys.readouterr()
+    assert run_cli(str(other), "--out", str(out)) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"ablate: error: {other}: study 'tiny' in sqlite:///{out}/study.db was created from {owner}, another file "
+        f"with `name: tiny` and another search space; give {other} a name of its own, or run "
+        f"`ablate run {other} --new` to start study 'tiny.2' beside it"
+    )
 
 
 NAN_DISTANCE = '''
@@ -131,6 +148,7 @@ def test_failed_trial_keeps_its_error_and_the_study_goes_on(tmp_path, monkeypatc
     assert all(t.user_attrs["error"] == "student diverged at epoch 1, step 1 (loss nan)" for t in failed)
     captured = capsys.readouterr()
     assert "FAILED trial" in captured.out and "1/2 trials completed" in captured.err
+    assert f"see `ablate status {study} --out {out}`" in captured.err  # a command that finds this study
 
 
 def test_the_progress_counter_moves_on_after_a_failed_trial(tmp_path, monkeypatch, capsys):
