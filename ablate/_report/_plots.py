@@ -13,7 +13,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import seaborn as sns
-from matplotlib import colormaps
+from matplotlib import colormaps, ticker
 from matplotlib.axes import Axes
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
@@ -177,11 +177,20 @@ def axis_figure(data: ReportData, axis: Axis) -> Plot | None:
             linewidths=0,
         )
         _chance_line(ax.axhline, data, metric)
-        ax.set_xscale("log" if log else "linear")
+        if log:
+            _log_x(ax)
         ax.set_xlabel(axis.path)
         ax.set_ylabel(_axis_label(data, metric))
         ax.grid(alpha=0.3)
     return Plot(f"axis-{axis.name}", fig)
+
+
+def _log_x(ax: Axes) -> None:
+    """A log x axis with plain-text tick labels: matplotlib's own are math text (``$\\mathdefault{10^{-3}}$``),
+    which the report's style leaves unparsed since study values may hold "$"."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ticker.LogFormatter(labelOnlyBase=False))
+    ax.xaxis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False))
 
 
 def heatmap_figures(data: ReportData) -> list[Plot]:

@@ -398,15 +398,19 @@ def friedman(data: ReportData, summary: pd.DataFrame) -> Friedman | None:
     if k < 3 or n < 2:
         return None
     ranks = stats.rankdata(-blocks_array, axis=1).mean(axis=0)  # ties share their mean rank
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = stats.friedmanchisquare(*blocks_array.T)
+    if (blocks_array == blocks_array[:, :1]).all():  # every block one tie: no difference (scipy divides 0 by 0)
+        statistic, p = 0.0, 1.0
+    else:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = stats.friedmanchisquare(*blocks_array.T)
+        statistic, p = float(result.statistic), float(result.pvalue)
     q = stats.studentized_range.ppf(1 - ALPHA, k, np.inf) / math.sqrt(2)
     order = np.argsort(ranks, kind="stable")
     return Friedman(
         ranks=pd.Series(ranks[order], index=[labels[configs[i]] for i in order]),
-        statistic=float(result.statistic),
-        p=float(result.pvalue),
+        statistic=statistic,
+        p=p,
         blocks=n,
         critical_difference=float(q * math.sqrt(k * (k + 1) / (6 * n))),
     )

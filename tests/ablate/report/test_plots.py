@@ -80,3 +80,20 @@ def test_tuned_levels_get_a_heat_map_only_where_they_were_crossed(synthetic, tmp
     assert heatmap_figures(_tuned(synthetic, tmp_path, tune, scattered)) == []
     crossed = [{"train.epochs": e, "cam.name": c} for e in (1, 2) for c in ("a", "b")]
     assert len(heatmap_figures(_tuned(synthetic, tmp_path, tune, crossed))) == 1
+
+
+def test_a_log_scaled_tuned_axis_has_plain_tick_labels(synthetic, tmp_path) -> None:
+    import matplotlib
+
+    from ablate._report._pdf import STYLE
+    from ablate._report._plots import axis_figure
+
+    tune = [Distribution("train.lr", "float", 3e-4, 3e-3, log=True)]
+    data = _tuned(synthetic, tmp_path, tune, [{"train.lr": lr} for lr in (3e-4, 6e-4, 1e-3, 2e-3, 3e-3)])
+    with matplotlib.rc_context(STYLE):
+        plot = axis_figure(data, data.axes[0])
+        plot.figure.canvas.draw()
+        (ax,) = plot.figure.axes
+        labels = [t.get_text() for t in ax.get_xticklabels(minor=False) + ax.get_xticklabels(minor=True)]
+    # matplotlib's math-text labels ($\mathdefault{10^{-3}}$) printed as they are with the report's style
+    assert "1e−03" in labels and not any("$" in label for label in labels)

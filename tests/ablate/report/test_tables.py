@@ -280,6 +280,19 @@ def test_friedman_ranks_and_critical_difference_match_scipy_and_demsar(synthetic
     assert list(test.ranks) == sorted(test.ranks)
 
 
+def test_friedman_over_blocks_that_all_tie_finds_no_difference(synthetic, tmp_path):
+    # three configurations with the same per-image IoUs (all 0: none localises): scipy's statistic is 0 / 0
+    specs = [
+        synthetic.Spec({"transfer.lambda": lam}, seed, metrics=_metrics(0.0), per_image=[0.0] * 4)
+        for lam in (0.5, 1.0, 1.5)
+        for seed in range(2)
+    ]
+    data = _prepared(synthetic, tmp_path, specs)
+    test = friedman(data, configurations(data))
+    assert (test.statistic, test.p, test.blocks) == (0.0, 1.0, 8)
+    assert list(test.ranks) == [2.0, 2.0, 2.0]
+
+
 def test_figure_labels_stay_distinct_apart_from_their_marks():
     from ablate._report._model import short_labels
 
