@@ -32,6 +32,7 @@ STAGES: dict[str, str] = {
     "post": "values a post-processing step computed (a learned affinity, CLIP or SAM outputs)",
     "pseudo_masks": "the train split's pseudo-masks, for stage 3",
     "segmenter": "segmenters trained on pseudo-masks (stage 3)",
+    "datasets": "files a dataset component generated under its own key (a plain file each, not a keyed entry)",
 }
 
 
@@ -120,14 +121,18 @@ class StageCache:
         return entry
 
     def entries(self) -> list[tuple[str, Path, int, bool]]:
-        """(stage, folder, size in bytes, intact) for every entry."""
+        """(stage, path, size in bytes, intact) for every entry: a keyed folder, or a file a component wrote into
+        a stage folder itself (a generated dataset: checked by its component when read, so counted intact)."""
         rows = []
         if not self.root.is_dir():
             return rows
         for stage_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            for entry in sorted(p for p in stage_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-                size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
-                rows.append((stage_dir.name, entry, size, self._valid(entry)))
+            for entry in sorted(p for p in stage_dir.iterdir() if not p.name.startswith(".")):
+                if entry.is_dir():
+                    size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
+                    rows.append((stage_dir.name, entry, size, self._valid(entry)))
+                elif entry.suffix != ".lock":  # a lock file is kept: a process may hold it (see _lock)
+                    rows.append((stage_dir.name, entry, entry.stat().st_size, True))
         return rows
 
     @staticmethod
@@ -156,7 +161,10 @@ class StageCache:
                 continue
             if (corrupt_only and intact) or (outdated_only and not self.outdated(entry)):
                 continue
-            shutil.rmtree(entry, ignore_errors=True)
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
             removed += 1
         if not outdated_only:
             for folder in self.abandoned_builds(stage):

@@ -146,6 +146,21 @@ def test_entries_and_prune(tmp_path: Path) -> None:
     assert cache.prune() == 1 and cache.entries() == []
 
 
+def test_files_a_dataset_component_wrote_are_entries_of_the_datasets_stage(tmp_path: Path) -> None:
+    cache = StageCache(tmp_path)
+    model = cache.get_or_build("model", 1, Builder("a"))
+    data = tmp_path / "datasets" / "synthetic-smoke-0123.npz"  # where a component writes what it generated
+    data.parent.mkdir()
+    data.write_bytes(b"x" * 10)
+    (tmp_path / "datasets" / ".synthetic-smoke-0123.npz.ab12.tmp").write_bytes(b"half")  # still being written
+    assert [(stage, path, size, intact) for stage, path, size, intact in cache.entries() if stage == "datasets"] == [
+        ("datasets", data, 10, True)
+    ]
+    assert cache.prune(stage="datasets") == 1 and not data.exists() and model.is_dir()
+    assert [stage for stage, *_ in cache.entries()] == ["model"]
+    assert cache.prune() == 1 and (tmp_path / "model" / f"{model.name}.lock").exists()  # a lock may be held
+
+
 def test_default_root_honours_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ABLATE_CACHE", str(tmp_path / "here"))
     assert default_root() == tmp_path / "here" and StageCache().root == tmp_path / "here"

@@ -205,6 +205,12 @@ def test_cache_shows_sizes_and_prunes(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "removed 1 entries" in capsys.readouterr().out
     assert main(["cache", "--dir", str(cache.root), "--prune", "--stage", "model"]) == 0
     assert [stage for stage, *_ in cache.entries()] == ["cams"]
+    (cache.root / "datasets").mkdir()
+    (cache.root / "datasets" / "synthetic-smoke-0123.npz").write_bytes(b"d" * 4096)
+    assert main(["cache", "--dir", str(cache.root)]) == 0
+    assert re.search(r"datasets\s+1 entries", capsys.readouterr().out)
+    assert main(["cache", "--dir", str(cache.root), "--prune", "--stage", "datasets"]) == 0
+    assert [stage for stage, *_ in cache.entries()] == ["cams"]
 
 
 def test_status_and_report_of_a_study_never_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
