@@ -25,10 +25,14 @@ COLUMNS = ["study", "configuration", "seeds", "mean", "std", "shared seeds", "di
 
 
 def _per_seed(frame: pd.DataFrame, column: str) -> dict[str, pd.Series]:
-    """Configuration label -> objective by seed, of the completed trials (the latest attempt per seed)."""
-    done = latest_per_identity(frame)
-    done = done[done["state"].eq("COMPLETE") & done[column].notna()]
-    return {label: rows.set_index("seed")[column] for label, rows in done.groupby("configuration", sort=False)}
+    """Configuration label -> objective by seed, of the completed trials (the latest attempt per seed); every
+    configuration that ran is a key, one whose every seed failed with no value."""
+    latest = latest_per_identity(frame)
+    done = latest[latest["state"].eq("COMPLETE") & latest[column].notna()]
+    return {
+        label: done[done["configuration"].eq(label)].set_index("seed")[column]
+        for label in dict.fromkeys(latest["configuration"])
+    }
 
 
 def compare_studies(
@@ -67,7 +71,7 @@ def compare_studies(
     # the objective's direction, else the metric's own: the best of a lower-is-better metric is its smallest
     directions = [o.direction == "maximize" for o in studies[0].objectives if o.metric == metric]
     maximize = directions[0] if directions else not (is_metric(metric) and lower_is_better(metric))
-    means = {label: series.mean() for label, series in values[first].items()}
+    means = {label: series.mean() for label, series in values[first].items() if len(series)}
     reference = baselines[first][0] if baselines[first] else (max if maximize else min)(means, key=means.get)
     base = values[first][reference]
     rows = []

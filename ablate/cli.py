@@ -98,8 +98,8 @@ def cmd_trial(args: argparse.Namespace) -> int:
     plugins = config.get("plugins")
     if args.config and isinstance(plugins, list) and all(isinstance(p, str) for p in plugins):
         load_components(plugins, origin=f"{args.config}: plugins", folder=Path(args.config).parent)
-    if args.json and not Path(args.json).parent.is_dir():  # refused before the training, not after it
-        raise ValueError(f"--json {args.json}: no folder {Path(args.json).parent}")
+    if args.json:
+        _check_output("--json", args.json)  # before the training, not after it
     try:
         result = run_trial(config, overrides, progress=not args.quiet)
     except ConfigError as exc:  # named by where the config came from: the file, the --set values or both
@@ -374,6 +374,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for option, given in (("--out", outs), ("--storage", storages)):
         if len(given) != len(args.studies):
             raise ValueError(f"{option}: give one per study ({len(args.studies)}), got {len(given)}")
+    if args.csv:
+        _check_output("--csv", args.csv)
     table = compare_studies(args.studies, outs, args.metric, storages)
     print(f"{table.attrs['metric']}: each configuration against the reference, over the seeds both completed")
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
@@ -383,13 +385,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_output(option: str, path: str) -> None:
+    """Refuse an output file whose folder does not exist, naming the option (before any work is done)."""
+    if not Path(path).parent.is_dir():
+        raise ValueError(f"{option} {path}: no folder {Path(path).parent}")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from ablate._export import chosen_trial, export_trial
 
     runner = _runner(args, read_only=True)
     runner.open(create=False)
     trial = chosen_trial(runner, args.trial)
-    folder = export_trial(runner, trial, args.to or runner.folder / "export" / runner.trial_stem(trial.number))
+    folder = Path(args.to or runner.folder / "export" / runner.trial_stem(trial.number))
+    try:
+        export_trial(runner, trial, folder)
+    except OSError as exc:  # a folder that cannot be made or written: name it (and the option that chose it)
+        raise ValueError(f"{'--to ' if args.to else ''}{folder}: {exc.strerror or exc}") from None
     print(f"trial {trial.number} ({runner.study.objectives[0].metric} {trial.values[0]:.4f}): {folder}")
     return 0
 

@@ -85,3 +85,22 @@ def test_without_a_baseline_the_reference_is_the_best_by_the_metrics_own_directi
     capsys.readouterr()
     assert main(["compare", str(a), "--out", str(tmp_path / "a"), "--metric", "smoke_iuo"]) == 2
     assert "--metric: 'smoke_iuo' is not in the metrics registry (did you mean 'smoke_iou'?)" in capsys.readouterr().err
+
+
+def test_a_configuration_whose_every_seed_failed_is_a_row_with_no_seeds_even_as_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_cache, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ablate._compare import compare_studies
+
+    monkeypatch.setenv("ABLATE_CACHE", str(shared_cache.root))
+    path = tmp_path / "a.yaml"
+    search = {"grid": {"train.lr": [1e-3, 1e8]}, "baseline": {"train.lr": 1e8}}  # lr 1e8 diverges in every seed
+    path.write_text(yaml.safe_dump({"name": "a", "config": TINY, "seeds": 2, **search}))
+    assert main(["run", str(path), "--out", str(tmp_path / "a"), "--quiet", "--no-report"]) == 1
+    table = compare_studies([path], [tmp_path / "a"])  # the failed baseline raised KeyError; it was left out
+    assert table["configuration"].tolist() == ["train.lr=100000000.0 (reference)", "train.lr=0.001"]
+    assert table["seeds"].tolist() == [0, 2] and table["shared seeds"].tolist() == [0, 0]
+    assert table["difference"].isna().all()
+    capsys.readouterr()
+    assert main(["compare", str(path), "--out", str(tmp_path / "a"), "--csv", str(tmp_path / "no" / "t.csv")]) == 2
+    assert f"--csv {tmp_path / 'no' / 't.csv'}: no folder {tmp_path / 'no'}" in capsys.readouterr().err

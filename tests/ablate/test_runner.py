@@ -731,6 +731,10 @@ def test_export_hands_on_the_best_trials_weights_config_and_metrics(tmp_path, ca
     ablate.BACKBONES.build(teacher)  # a later config's backbone.checkpoint takes it as it is
     assert main(["export", str(study), "--out", str(out), "--trial", "99"]) == 2
     assert "--trial 99: study 'tiny' has no such trial" in capsys.readouterr().err
+    blocked = tmp_path / "a file"
+    blocked.write_text("")
+    assert main(["export", str(study), "--out", str(out), "--best", "--to", str(blocked / "x")]) == 2
+    assert capsys.readouterr().err == f"ablate: error: --to {blocked / 'x'}: Not a directory\n"
 
 
 class _Terminal(io.StringIO):
