@@ -535,10 +535,11 @@ def critical_difference_figure(data: ReportData, summary: pd.DataFrame) -> Plot 
         right = i < (shown + 1) // 2  # the better half labelled on the right, the rest on the left
         end = 0.8 if right else k + 0.2
         ax.plot([rank, rank, end], [0, y, y], color=data.colour("", ranks.index[i]), linewidth=1)
+        text = f"{wrap(label, 40, lines=2)} ({rank:.2f})"  # two lines keep a long label's "(baseline)" mark
         ax.text(
             end,
             y,
-            f" {wrap(label, 40, lines=1)} ({rank:.2f}) ",
+            "\n".join(f" {line} " for line in text.splitlines()),
             va="center",
             ha="left" if right else "right",
             fontsize=7,

@@ -97,3 +97,25 @@ def test_a_log_scaled_tuned_axis_has_plain_tick_labels(synthetic, tmp_path) -> N
         labels = [t.get_text() for t in ax.get_xticklabels(minor=False) + ax.get_xticklabels(minor=True)]
     # matplotlib's math-text labels ($\mathdefault{10^{-3}}$) printed as they are with the report's style
     assert "1e−03" in labels and not any("$" in label for label in labels)
+
+
+def test_a_long_label_in_the_critical_difference_diagram_keeps_its_baseline_mark(synthetic, tmp_path) -> None:
+    from ablate._report._plots import critical_difference_figure
+
+    values = [
+        {"name": "single", "network": "teacher", "pretrain": None},
+        {"name": "single", "network": "student", "pretrain": None},
+        {"name": "single", "network": "student", "pretrain": "fractaldb"},
+    ]
+    baseline = {"paradigm": values[1]}
+    study = synthetic.study(tmp_path, {"paradigm": values}, seeds=1, baseline=baseline)
+    rng = np.random.default_rng(0)
+    specs = [
+        synthetic.Spec({"paradigm": v}, 0, metrics={"smoke_iou": 0.3}, per_image=list(rng.uniform(0, 1, 8)))
+        for v in values
+    ]
+    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    figure = critical_difference_figure(data, configurations(data)).figure
+    labels = [" ".join(t.get_text().split()) for t in figure.axes[0].texts if "(" in t.get_text()]
+    # a one-line label cut at 40 characters lost it: "paradigm=single(network=student,…"
+    assert sum("(baseline)" in label for label in labels) == 1
