@@ -60,6 +60,8 @@ class TimmBackbone(nn.Module):
             kwargs["pretrained_cfg_overlay"] = {"file": str(checkpoint)}
         with _stem_keys_expected(conv_stem):
             self.model = self._create(model, load, kwargs)
+        if checkpoint is not None:  # validation too: it builds on the meta device, with every key
+            _check_covers(self.model, model, checkpoint, conv_stem)
         self.name = model
         self.out_channels: int = self.model.num_features
         self.num_prefix_tokens: int = getattr(self.model, "num_prefix_tokens", 0) if self.is_vit else 0
@@ -129,6 +131,25 @@ def _check_loads(model: str, checkpoint: str) -> None:
     if not isinstance(state, dict):
         raise ValueError(
             f"backbone '{model}': checkpoint {checkpoint} holds a {type(state).__name__}, not a state dict"
+        )
+
+
+def _check_covers(net: nn.Module, model: str, checkpoint: str, conv_stem: bool) -> None:
+    """Raise ``ValueError`` unless ``checkpoint`` holds every tensor of ``net``: timm only logs the keys a file
+    lacks, so another network's weights (or an export's ``weights.pt`` of several) left this one at random."""
+    import timm
+
+    with torch.device("cpu"):
+        found = set(timm.models.load_state_dict(checkpoint))
+    skipped = ("patch_embed.proj.",) if conv_stem else ()  # the conv stem is loaded next, by _load_stem
+    # a batch norm's step counter is no weight: published checkpoints often leave it out
+    needed = [k for k in net.state_dict() if not k.endswith("num_batches_tracked") and not k.startswith(skipped)]
+    missing = [key for key in needed if key not in found]
+    if missing:
+        raise ValueError(
+            f"backbone '{model}': checkpoint {checkpoint} lacks {len(missing)} of the network's {len(needed)} tensors "
+            f"(e.g. {', '.join(missing[:3])}; it holds e.g. {', '.join(sorted(found)[:3]) or 'nothing'}): it is not "
+            f"this network's weights; `ablate export` writes <role>_backbone.pt for each network"
         )
 
 

@@ -129,6 +129,20 @@ def test_a_checkpoint_of_a_conv_stem_backbone_restores_every_tensor(tmp_path, ca
     assert "Unexpected keys" not in caplog.text
 
 
+def test_a_checkpoint_of_another_network_is_refused_not_left_at_random_weights(tmp_path) -> None:
+    # timm only logged the keys it did not find: the student trained from random weights, silently
+    teacher = BACKBONES.create("timm", model="test_resnet")
+    torch.save(teacher.model.state_dict(), tmp_path / "teacher_backbone.pt")
+    torch.save({"teacher": teacher.model.state_dict()}, tmp_path / "weights.pt")  # an export's several networks
+    for name in ("teacher_backbone.pt", "weights.pt"):
+        with pytest.raises(ValueError, match=rf"checkpoint .*{name} lacks \d+ of the network's \d+ tensors"):
+            BACKBONES.create("timm", model="test_vit", checkpoint=str(tmp_path / name))
+    with torch.device("meta"), pytest.raises(ValueError, match="lacks"):  # what `ablate validate` builds
+        BACKBONES.create("timm", model="test_vit", checkpoint=str(tmp_path / "teacher_backbone.pt"))
+    loaded = BACKBONES.create("timm", model="test_resnet", checkpoint=str(tmp_path / "teacher_backbone.pt"))
+    assert all(torch.equal(v, loaded.model.state_dict()[k]) for k, v in teacher.model.state_dict().items())
+
+
 def test_a_checkpoint_with_another_conv_stem_is_refused_by_name(tmp_path) -> None:
     wide = BACKBONES.create("timm", model="test_vit", model_args={"patch_size": 4}, conv_stem=True)
     torch.save(wide.model.state_dict(), tmp_path / "other.pt")
