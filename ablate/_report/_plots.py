@@ -139,6 +139,8 @@ def axis_figure(data: ReportData, axis: Axis) -> Plot | None:
     if data.objective is None:
         return None
     table = marginal(data, axis)
+    if table.empty:  # no value of it was run with the same values of the other axes as another
+        return None
     pooled = " (pooled over the other axes)" if len(data.axes) > 1 else ""
     if not axis.numeric:
         caption = f"Metrics per value of {axis.path}{pooled}. {INTERVALS}{chance_caption(data, data.objective)}"

@@ -438,8 +438,11 @@ def _friedman_table(test: Friedman) -> Table:
 
 def marginal(data: ReportData, axis: Axis) -> pd.DataFrame:
     """Per value of ``axis``: statistics over seeds of each seed's mean over the other axes (of :func:`balanced`
-    trials), in the axis' order."""
+    trials), in the axis' order. Trials of another grid of a union, which left the axis at the base config, are no
+    value of it: pooled under "(base)" they mixed unrelated configurations (the teacher and the student alone as a
+    lambda)."""
     scored = balanced(data, [axis])
+    scored = scored[scored[axis.column].ne(MISSING)]
     out = pooled(scored, [axis.column], data.metrics).reindex(axis.labels).dropna(subset=["trials"])
     return out.rename_axis(axis.name).reset_index()
 
@@ -448,9 +451,11 @@ def balanced(data: ReportData, axes: list[Axis]) -> pd.DataFrame:
     """The scored trials whose values of the other axes were run with every combination of ``axes``' values: a mean
     pooled over the other axes then compares like with like. In a union of grids (distances compared at the global
     level, levels with the cosine distance) the global level's mean otherwise pools three distances and the other
-    levels' one. Trials where ``axes`` keep the base config's value (another grid's) are left as they are."""
+    levels' one. Trials where ``axes`` keep the base config's value (another grid's) are left as they are. Tuned
+    continuous axes are pooled over: their samples never repeat, so no sample is run with every value."""
     scored = data.scored
-    columns, others = [a.column for a in axes], [a.column for a in data.axes if a not in axes]
+    columns = [a.column for a in axes]
+    others = [a.column for a in data.axes if a not in axes and not a.continuous]
     searched = ~scored[columns].eq(MISSING).any(axis=1)
     if not others or not searched.any():
         return scored
@@ -661,9 +666,7 @@ def _lambda_table(data: ReportData) -> Table | None:
     objective = data.objective
     if objective is None or axis is None or not axis.numeric or not axis.discrete:
         return None
-    # configurations of other grids (e.g. single-network baselines) set no lambda: they belong to other tables
-    table = marginal(data, axis)
-    table = table[table[axis.name] != MISSING].reset_index(drop=True)
+    table = marginal(data, axis)  # without the configurations of other grids (single-network baselines)
     reference, note = _paper_note(data, "λ sweep")
     with_paper = reference is not None
     if with_paper:
@@ -784,7 +787,9 @@ def build_tables(data: ReportData, summary: pd.DataFrame) -> list[Table]:
     if test is not None:
         tables.append(_friedman_table(test))
     if len(data.axes) > 1:  # with one axis the marginal table repeats the summary
-        tables += [_marginal_table(data, a, marginal(data, a)) for a in data.axes if a.discrete]
+        margins = [(a, marginal(data, a)) for a in data.axes if a.discrete]
+        # one value (or none run like with like) compares nothing
+        tables += [_marginal_table(data, a, table) for a, table in margins if len(table) > 1]
     paper = (_transfer_table(data), _lambda_table(data), _postprocess_table(data), _segmentation_table(data, summary))
     tables += [t for t in paper if t is not None]
     return tables

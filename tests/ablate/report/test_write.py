@@ -1,5 +1,7 @@
 """Whole reports for each study shape: files, PDF pages (by their text), the partial mark."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -197,3 +199,26 @@ def test_a_report_without_the_trials_artifacts_says_the_gallery_is_missing(synth
     caption = " ".join(t.get_text() for t in plot.figure.texts).replace("\n", " ")
     assert plot.name == "gallery" and "Not shown: none of the completed trials' gallery files" in caption
     assert "run `ablate report` where the trials ran" in caption
+
+
+def test_union_grids_marginals_leave_out_other_grids_and_a_report_without_any_is_written(synthetic, tmp_path):
+    from ablate._report._tables import marginal
+
+    rng = np.random.default_rng(0)
+    # the projection study: conv and MLP at the base alignment, no projection only with the class-map alignment
+    grid = [{"transfer.projection": ["conv", "mlp"]}, {"transfer.projection": ["none"], "student.align": ["class_map"]}]
+    study = dataclasses.replace(synthetic.study(tmp_path, None, seeds=2), grid=grid)
+    params = [{"transfer.projection": p} for p in ("conv", "mlp")]
+    params += [{"transfer.projection": "none", "student.align": "class_map"}]
+    specs = []
+    for p in params:
+        for seed in range(2):
+            metrics, per_image = synthetic.metrics(rng, 0.3)
+            specs.append(synthetic.Spec(p, seed, metrics=metrics, per_image=per_image))
+    runner = synthetic.runner(study, specs, tmp_path, artifacts=False)
+    data = prepare(trials_frame(runner), study, tmp_path)
+    align, projection = (next(a for a in data.axes if a.path == p) for p in ("student.align", "transfer.projection"))
+    # "(base)" pooled conv and MLP as an alignment; no alignment was run with every projection
+    assert marginal(data, align)["align"].tolist() == ["class_map"] and marginal(data, projection).empty
+    pages = _pages(write_report(runner))  # the empty marginal crashed the PDF: exit 2 after every trial ran
+    assert _count(pages, "Marginal:") == 0 and _count(pages, "Failed trials") == 1
