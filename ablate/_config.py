@@ -80,6 +80,16 @@ _Loader.add_implicit_resolver(
 )
 
 
+# YAML 1.1 also reads yes/no/on/off as booleans: the pruner's documented key `on: tf` became `True: tf`. Only
+# true/false are booleans here, as in YAML 1.2 and JSON; a bool parameter given `yes` is refused as "expected bool".
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in _Loader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
 def parse_yaml(text: str) -> Any:
     """Safe-load a YAML string with the rules of :func:`load_yaml` (a ``--set`` value)."""
     return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)

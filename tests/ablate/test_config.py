@@ -245,3 +245,14 @@ def test_exponent_floats_without_a_dot_are_numbers(tmp_path) -> None:
     assert loaded["train"] == {"lr": 3e-4, "weight_decay": 0.01}
     assert loaded["grid"]["x"] == [1e8, -2500.0, 5.0, 2e-3, 1000, 16, "e5"]  # 1.1 ints stay ints
     assert [type(v) for v in loaded["grid"]["x"][:3]] == [float] * 3
+
+
+def test_only_true_and_false_are_booleans(tmp_path) -> None:
+    """YAML 1.1 reads on/off/yes/no as booleans: the pruner's documented `on: tf` became the key True."""
+    from ablate._pruning import parse_pruner
+
+    path = tmp_path / "study.yaml"
+    path.write_text("pruner: {name: median, on: tf}\nflags: [true, False, yes, no, on, off]\n")
+    loaded = load_yaml(path)
+    assert loaded["flags"] == [True, False, "yes", "no", "on", "off"]
+    assert parse_pruner(loaded["pruner"]).on == "tf"
