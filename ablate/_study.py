@@ -18,7 +18,7 @@ from typing import Any
 
 from ablate._cache import StageCache, stable_hash
 from ablate._config import DEFAULTS, EXECUTION_KEYS, LATER_KEYS, ConfigError, load_yaml, merge, resolve, set_dotted
-from ablate._metrics import is_metric, lower_is_better
+from ablate._metrics import is_metric, lower_is_better, stage_prefix
 from ablate._plugins import PluginError, load_components
 from ablate._pruning import PrunerSpec, parse_pruner
 from ablate._reference import Reference, load_reference
@@ -500,6 +500,21 @@ def _base_config_error(study: Study, check_files: bool, build_networks: bool) ->
     return None
 
 
+def _check_objectives(objectives: list[Objective], resolved: dict[str, Any], train_masks: bool | None) -> None:
+    """Raise ``ConfigError`` when a trial of ``resolved`` could not compute an objective: every trial would train
+    and then fail with the objective undefined."""
+    for objective in objectives:
+        prefix = stage_prefix(objective.metric)
+        metric = objective.metric.removeprefix(prefix)
+        if resolved.get("metrics") and metric not in resolved["metrics"]:
+            computed = ", ".join(resolved["metrics"])
+            raise ConfigError(f"objective {objective.metric}: `metrics` computes only {computed}; add {metric}")
+        if prefix == "seg_" and not resolved.get("segment"):
+            raise ConfigError(f"objective {objective.metric}: a segmenter's metric needs a `segment:` stage")
+        if prefix == "train_" and train_masks is False:
+            raise ConfigError(f"objective {objective.metric}: the train split of this data has no masks to score")
+
+
 def _check_configs(study: Study, check_files: bool, build_networks: bool) -> None:
     samples = study.configurations()
     if study.tune:  # both ends of every range and every choice must form a valid config
@@ -511,11 +526,14 @@ def _check_configs(study: Study, check_files: bool, build_networks: bool) -> Non
         try:
             config = study.trial_config(params, study.seeds[0])
             resolved = validate(config, check_files=check_files, build=build_networks)
+            has_train_masks = None  # unknown without reading the data
             if check_files:
                 key = stable_hash(resolved["data"])
                 if key not in train_masks:
                     train_masks[key] = load_data(resolved["data"], StageCache()).train.masks is not None
-                check_segment(resolved.get("segment"), resolved["data"], train_masks[key])
+                has_train_masks = train_masks[key]
+                check_segment(resolved.get("segment"), resolved["data"], has_train_masks)
+            _check_objectives(study.objectives, resolved, has_train_masks)
         except ConfigError as exc:
             if params and _base_config_error(study, check_files, build_networks) == str(exc):
                 raise _fail(study.path, f"config: {exc}") from None  # not the grid value's fault

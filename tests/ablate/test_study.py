@@ -218,3 +218,17 @@ def test_an_enumerating_sampler_needs_a_finite_range(tmp_path, sampler):
         load_study(
             study_file(tmp_path, {"tune": {"train.lr": {"low": 1e-4, "high": 1e-3}}, "sampler": sampler, "n_trials": 2})
         )
+
+
+@pytest.mark.parametrize(
+    ("config", "objective", "message"),
+    [
+        ({"metrics": ["miou"]}, "smoke_iou", "objective smoke_iou: `metrics` computes only miou; add smoke_iou"),
+        ({}, "seg_smoke_iou", "objective seg_smoke_iou: a segmenter's metric needs a `segment:` stage"),
+    ],
+)
+def test_an_objective_no_trial_could_compute_is_refused_before_training(tmp_path, config, objective, message):
+    # every trial trained, then failed with "objective ... is undefined (NaN) for this trial"
+    path = study_file(tmp_path, {"config": {**TINY, **config}, "grid": {"train.lr": [1e-3]}, "objective": objective})
+    with pytest.raises(ConfigError, match=rf"{message} \(configuration"):
+        load_study(path)
