@@ -107,6 +107,13 @@ def _check_combination(resolved: dict[str, Any], check_files: bool) -> list[str]
                 networks[role] = build_network(role_config)
             except (ValueError, TypeError, RuntimeError, OSError, KeyError) as exc:
                 return [f"{role}: {exc}"]
+        size = resolved["data"].get("image_size")  # the datasets' common parameter, when the data spec sets it
+        for role, network in networks.items() if isinstance(size, int) else ():
+            try:  # shapes only, on the meta device: a ViT refuses a size its patch does not divide
+                network.backbone(torch.empty(1, 3, size, size))
+            except (AssertionError, RuntimeError, ValueError) as exc:
+                detail = " ".join(str(exc).split())[:160]
+                return [f"{role}: a {size} px image (data.image_size) does not fit its backbone: {detail}"]
         if paradigm.uses_transfer:
             try:
                 student, teacher = networks["student"], networks["teacher"]

@@ -143,6 +143,16 @@ def test_projection_none_is_fine_when_channels_match() -> None:
     ablate.validate(_config(transfer={"projection": "none"}, paradigm="single"))
 
 
+def test_an_image_size_the_vit_patch_does_not_divide_is_rejected_before_training() -> None:
+    # every trial failed in training with timm's "Input height (36) should be divisible by patch size (8)"
+    data = {**TINY["data"], "image_size": 36}
+    with pytest.raises(
+        ablate.ConfigError, match=r"student: a 36 px image \(data.image_size\) does not fit its backbone"
+    ):
+        ablate.validate(_config(data=data))
+    ablate.validate(_config(data=data, paradigm={"name": "single", "network": "teacher"}))  # the CNN takes any size
+
+
 def test_cam_network_not_trained_by_the_paradigm_is_rejected() -> None:
     with pytest.raises(ablate.ConfigError) as info:
         ablate.validate(_config(paradigm={"name": "single", "network": "student"}, cam={"network": "teacher"}))
