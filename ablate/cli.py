@@ -108,6 +108,10 @@ def cmd_trial(args: argparse.Namespace) -> int:
         sets = " ".join(f"--set {item}" for item in related or args.set)
         where = f"{args.config} (with {sets})" if args.config and sets else args.config or sets or "defaults"
         raise ConfigError(f"{where}: {exc}") from None
+    except (ValueError, OSError) as exc:  # raised by a component as the trial ran: a failed trial, not bad input
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"ablate: trial failed: {type(exc).__name__}: {first} (traceback: {_write_traceback()})", file=sys.stderr)
+        return EXIT_FAILED
     label = " (oracle: a step used the ground truth)" if result.oracle else ""
     print(f"metrics on the test split{label}:")
     for name, value in result.metrics.items():

@@ -377,3 +377,27 @@ def test_list_and_cache_refuse_bad_input_in_one_line(tmp_path: Path, capsys: pyt
         assert main(argv) == 2, argv
         line = _error_line(capsys)
         assert line.startswith("ablate: error: ") and expected in line, (argv, line)
+
+
+BROKEN_STEP = '''
+import numpy as np
+from ablate import POSTPROCESSORS
+
+@POSTPROCESSORS.register("wrong_shape")
+def wrong_shape():
+    """Returns a mask of the wrong shape (tests a component that breaks as the trial runs)."""
+    return lambda state, ctx: state.with_(mask=np.ones((1, 3, 3), bool))
+'''
+
+
+def test_a_component_that_fails_as_the_trial_runs_is_a_failed_trial_not_invalid_input(
+    plugin_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (plugin_folder / "broken_step.py").write_text(BROKEN_STEP)
+    config = _write(plugin_folder / "t.yaml", yaml.safe_dump({**TINY, "plugins": ["broken_step"]}))
+    # its ValueError was "ablate: error: operands could not be broadcast ...", exit 2, with no traceback
+    assert main(["trial", str(config), "--set", "postprocess=[wrong_shape]", "--quiet"]) == 1
+    line = _error_line(capsys)
+    assert line.startswith("ablate: trial failed: ValueError: operands could not be broadcast together")
+    log = Path(line.rsplit("(traceback: ", 1)[1].rstrip(")"))
+    assert log.read_text().startswith("Traceback") and "ValueError: operands" in log.read_text()
