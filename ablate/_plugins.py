@@ -10,7 +10,7 @@ import importlib
 import importlib.metadata
 import pkgutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 ENTRY_POINT_GROUP = "ablate.plugins"
@@ -24,7 +24,7 @@ class PluginError(ImportError):
     """A plugin module or entry point could not be imported."""
 
 
-def _import(module: str, origin: str, folder: Path | None = None) -> None:
+def _import(module: str, origin: str, folder: str | None = None) -> None:
     if module in _loaded:
         return
     try:
@@ -40,20 +40,25 @@ def _import(module: str, origin: str, folder: Path | None = None) -> None:
     _loaded.add(module)
 
 
-def load_components(plugins: Iterable[str] = (), origin: str = "plugins", folder: str | Path | None = None) -> None:
+def load_components(
+    plugins: Iterable[str] = (), origin: str = "plugins", folder: str | Path | Sequence[str | Path] | None = None
+) -> None:
     """Import the built-in ``components`` package, installed entry points and ``plugins``.
 
     Args:
         plugins: Dotted module names (e.g. from a config's ``plugins:`` list).
         origin: Where ``plugins`` came from, for error messages (e.g. the study file).
         folder: Where the file that names ``plugins`` lies: its modules are importable from there, as a
-            script's neighbours are (``my_level.py`` beside ``study.yaml`` is ``plugins: [my_level]``).
+            script's neighbours are (``my_level.py`` beside ``study.yaml`` is ``plugins: [my_level]``); several
+            folders for a study that extends files elsewhere (each file's plugins lie beside it).
     """
     plugins = list(plugins)
-    if folder is not None and plugins:
-        folder = Path(folder).resolve()
-        if str(folder) not in sys.path:  # kept: worker processes unpickle plugin functions by module name
-            sys.path.insert(0, str(folder))
+    folders = [] if folder is None else [folder] if isinstance(folder, str | Path) else list(folder)
+    folders = [Path(f).resolve() for f in folders] if plugins else []
+    for path in reversed(folders):  # the first one searched first
+        if str(path) not in sys.path:  # kept: worker processes unpickle plugin functions by module name
+            sys.path.insert(0, str(path))
+    searched = ", ".join(map(str, folders)) or None
     if BUILT_IN not in _loaded:
         built_in = importlib.import_module(BUILT_IN)
         for info in pkgutil.walk_packages(built_in.__path__, f"{BUILT_IN}."):
@@ -62,4 +67,4 @@ def load_components(plugins: Iterable[str] = (), origin: str = "plugins", folder
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             _import(ep.value.split(":")[0], f"entry point '{ep.name}'")
     for module in plugins:
-        _import(module, origin, folder)
+        _import(module, origin, searched)

@@ -224,6 +224,10 @@ def _fail(path: Path, message: str) -> ConfigError:
     return ConfigError(f"{path}: {message}")
 
 
+#: Where the files a study extends lie, kept in the merged mapping by :func:`_read` (not a key a file can set).
+PLUGIN_FOLDERS = " plugin folders"
+
+
 def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """Raw study mapping with ``extends:`` applied (cycles refused)."""
     if path.resolve() in seen:
@@ -253,6 +257,8 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     base.pop("name", None)
     if isinstance(base.get("reference"), str):  # relative to the file that names it, not to the one extending it
         base["reference"] = str(parent_path.parent / base["reference"])
+    # so are its plugins: they lie beside it (the folders of every file up the chain, nearest first)
+    base[PLUGIN_FOLDERS] = [str(parent_path.parent), *base.get(PLUGIN_FOLDERS, [])]
     merged = {**base, **{k: v for k, v in raw.items() if k != "config"}}
     merged["config"] = merge(base.get("config") or {}, raw.get("config") or {})
     return merged
@@ -377,7 +383,7 @@ def load_study(
         raise _fail(path, "plugins: expected a list of module names")
     missing_plugins = ""
     try:
-        load_components(plugins, origin=f"{path}: plugins", folder=Path(path).parent)
+        load_components(plugins, origin=f"{path}: plugins", folder=[path.parent, *raw.pop(PLUGIN_FOLDERS, [])])
     except PluginError as exc:
         if need_plugins:
             raise

@@ -238,3 +238,22 @@ def test_the_ablate_script_imports_a_plugin_from_the_current_folder(tmp_path: Pa
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"^  centroid +Per-image mean vectors", proc.stdout, re.MULTILINE)
+
+
+def test_a_study_extending_a_file_elsewhere_finds_that_files_plugins_beside_it(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ablate._study import load_study
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the folders load_components adds are dropped afterwards
+    library, mine = isolated / "library", isolated / "mine"
+    library.mkdir()
+    mine.mkdir()
+    _write(library, "plugin_test_extended", CENTROID)
+    tiny = {"data": {"name": "synthetic-smoke", "n_train": 32, "n_val": 8, "n_test": 8}}
+    parent = {"name": "base", "config": tiny, "grid": {"transfer.level": ["centroid"]}}
+    (library / "base.yaml").write_text(yaml.safe_dump({**parent, "plugins": ["plugin_test_extended"]}))
+    (mine / "child.yaml").write_text(yaml.safe_dump({"extends": "../library/base.yaml", "name": "child"}))
+    # it was looked for beside child.yaml only: "cannot import plugin module 'plugin_test_extended'"
+    study = load_study(mine / "child.yaml", check_configs=False)
+    assert study.plugins == ["plugin_test_extended"] and "centroid" in ablate.LEVELS
