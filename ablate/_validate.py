@@ -84,9 +84,10 @@ def _check_combination(resolved: dict[str, Any], check_files: bool) -> list[str]
     discarded = discarded_steps(steps)
     if discarded:  # the chain would score as it does without the step, under the step's name
         (i, j), names = discarded[0], [step["name"] for step in config.postprocess]
+        fix = "drop one of them" if names[i] == names[j] else f"put {names[j]} before {names[i]}, or drop one of them"
         return [
             f"postprocess[{i}] ({names[i]}): its output never counts: postprocess[{j}] ({names[j]}) replaces it "
-            f"before any step reads it; put {names[j]} before {names[i]}, or drop one of them"
+            f"before any step reads it; {fix}"
         ]
     if config.cam.get("network", "auto") == "auto":  # the network the paradigm trains last
         config.cam["network"] = paradigm.roles[-1]

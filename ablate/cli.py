@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell tool killed by a closed pipe returns
 PARENT_PID = "ABLATE_PARENT_PID"  # the --workers parent's pid, in its children's environment
 PARENT_POLL = 1.0  # seconds between a worker's checks that its parent still runs
 
@@ -558,6 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ablate: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `ablate status ... | head` closed the pipe: stop quietly, as a shell tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush must not fail again
+        return EXIT_BROKEN_PIPE
     except (ConfigError, RegistryError, PluginError, ValueError, OSError) as exc:
         print(f"ablate: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -401,3 +401,16 @@ def test_a_component_that_fails_as_the_trial_runs_is_a_failed_trial_not_invalid_
     assert line.startswith("ablate: trial failed: ValueError: operands could not be broadcast together")
     log = Path(line.rsplit("(traceback: ", 1)[1].rstrip(")"))
     assert log.read_text().startswith("Traceback") and "ValueError: operands" in log.read_text()
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly() -> None:
+    import subprocess
+    import sys
+
+    # `ablate status ... | head`: "ablate: error: [Errno 32] Broken pipe", exit 2, as if the input were wrong
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ablate", "list"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    proc.stdout.close()  # the reader is gone before the 12 kB listing is written
+    _, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err) == (141, "")

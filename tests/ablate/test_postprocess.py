@@ -52,3 +52,5 @@ def test_a_chain_that_voids_a_step_is_refused_naming_both() -> None:
     with pytest.raises(ConfigError, match=r"postprocess\[0\] \(crf\): its output never counts: postprocess\[1\]"):
         ablate.validate({"postprocess": chain})
     ablate.validate({"postprocess": chain[::-1]})
+    with pytest.raises(ConfigError, match=r"replaces it before any step reads it; drop one of them$"):
+        ablate.validate({"postprocess": ["multiscale", "multiscale"]})  # said "put multiscale before multiscale"
