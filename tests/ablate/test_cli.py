@@ -394,7 +394,9 @@ def test_a_component_that_fails_as_the_trial_runs_is_a_failed_trial_not_invalid_
     plugin_folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (plugin_folder / "broken_step.py").write_text(BROKEN_STEP)
-    config = _write(plugin_folder / "t.yaml", yaml.safe_dump({**TINY, "plugins": ["broken_step"]}))
+    # a network of its own (single, seed 97): a shared-cache entry of the default would spare other tests' training
+    alone = {**TINY, "paradigm": {"name": "single"}, "seed": 97, "plugins": ["broken_step"]}
+    config = _write(plugin_folder / "t.yaml", yaml.safe_dump(alone))
     # its ValueError was "ablate: error: operands could not be broadcast ...", exit 2, with no traceback
     assert main(["trial", str(config), "--set", "postprocess=[wrong_shape]", "--quiet"]) == 1
     line = _error_line(capsys)
