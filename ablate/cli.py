@@ -110,8 +110,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
         where = f"{args.config} (with {sets})" if args.config and sets else args.config or sets or "defaults"
         raise ConfigError(f"{where}: {exc}") from None
     except (ValueError, OSError) as exc:  # raised by a component as the trial ran: a failed trial, not bad input
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"ablate: trial failed: {type(exc).__name__}: {first} (traceback: {_write_traceback()})", file=sys.stderr)
+        print(_failure_line("trial failed", exc), file=sys.stderr)
         return EXIT_FAILED
     label = " (oracle: a step used the ground truth)" if result.oracle else ""
     print(f"metrics on the test split{label}:")
@@ -569,9 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         if _diverged(exc):
             print(f"ablate: trial failed: {exc}", file=sys.stderr)
             return EXIT_FAILED
-        log = _write_traceback()
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"ablate: failed: {type(exc).__name__}: {first} (traceback: {log})", file=sys.stderr)
+        print(_failure_line("failed", exc), file=sys.stderr)
         return EXIT_FAILED
 
 
@@ -580,6 +577,13 @@ def _diverged(exc: Exception) -> bool:
     module, which imports torch, is looked up rather than imported)."""
     train = sys.modules.get("ablate._train")
     return train is not None and isinstance(exc, train.Diverged)
+
+
+def _failure_line(what: str, exc: BaseException) -> str:
+    """``ablate: <what>: <type>: <first line> (traceback: <file>)``, the traceback written to a named file (call it
+    while ``exc`` is handled)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"ablate: {what}: {type(exc).__name__}: {first} (traceback: {_write_traceback()})"
 
 
 def _write_traceback() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import pickle
@@ -137,10 +138,7 @@ def _check_loads(model: str, checkpoint: str) -> None:
 def _check_covers(net: nn.Module, model: str, checkpoint: str, conv_stem: bool) -> None:
     """Raise ``ValueError`` unless ``checkpoint`` holds every tensor of ``net``: timm only logs the keys a file
     lacks, so another network's weights (or an export's ``weights.pt`` of several) left this one at random."""
-    import timm
-
-    with torch.device("cpu"):
-        found = set(timm.models.load_state_dict(checkpoint))
+    found = _tensor_names(checkpoint, Path(checkpoint).stat().st_mtime_ns)
     skipped = ("patch_embed.proj.",) if conv_stem else ()  # the conv stem is loaded next, by _load_stem
     # a batch norm's step counter is no weight: published checkpoints often leave it out
     needed = [k for k in net.state_dict() if not k.endswith("num_batches_tracked") and not k.startswith(skipped)]
@@ -151,6 +149,16 @@ def _check_covers(net: nn.Module, model: str, checkpoint: str, conv_stem: bool) 
             f"(e.g. {', '.join(missing[:3])}; it holds e.g. {', '.join(sorted(found)[:3]) or 'nothing'}): it is not "
             f"this network's weights; `ablate export` writes <role>_backbone.pt for each network"
         )
+
+
+@functools.lru_cache(maxsize=8)
+def _tensor_names(checkpoint: str, modified: int) -> frozenset[str]:
+    """The tensor names of a checkpoint as timm reads it, read once per version of the file (validation checks it for
+    every grid configuration, and every trial builds its networks from it)."""
+    import timm
+
+    with torch.device("cpu"):
+        return frozenset(timm.models.load_state_dict(checkpoint))
 
 
 def _conv_stem(patchify: nn.Conv2d) -> nn.Sequential:
