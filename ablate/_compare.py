@@ -17,9 +17,9 @@ import pandas as pd
 from ablate._config import ConfigError
 from ablate._metrics import is_metric, lower_is_better
 from ablate._registries import METRICS
-from ablate._report._tables import holm, seed_test
 from ablate._results import METRIC_PREFIX, latest_per_identity, load_results
-from ablate._study import load_study
+from ablate.stats import holm, seed_test
+from ablate.study import load_study
 
 COLUMNS = ["study", "configuration", "seeds", "mean", "std", "shared seeds", "difference", "test", "p", "p Holm"]
 

@@ -16,28 +16,28 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ablate._config import ConfigError
 from ablate._results import strict_json
-from ablate._runner import StudyRunner
+from ablate.storage import StoredStudy
 
 BACKBONE_PREFIX = "backbone.model."  # Network -> its backbone -> the timm model
 
 
-def chosen_trial(runner: StudyRunner, number: int | None) -> FrozenTrial:
+def chosen_trial(stored: StoredStudy, number: int | None) -> FrozenTrial:
     """Trial ``number``, or (None) the best completed one by the study's first objective."""
-    done = runner.trials(states=(TrialState.COMPLETE,))
+    done = stored.trials(states=(TrialState.COMPLETE,))
     if number is not None:
-        found = [t for t in runner.trials() if t.number == number]
+        found = [t for t in stored.trials() if t.number == number]
         if not found:
-            raise ConfigError(f"--trial {number}: study '{runner.study.name}' has no such trial")
+            raise ConfigError(f"--trial {number}: study '{stored.study.name}' has no such trial")
         if found[0].state != TrialState.COMPLETE:
             raise ConfigError(f"--trial {number}: the trial is {found[0].state.name}, not COMPLETE")
         return found[0]
     if not done:
-        raise ConfigError(f"--best: study '{runner.study.name}' has no completed trial")
-    sign = 1 if runner.study.objectives[0].direction == "maximize" else -1
+        raise ConfigError(f"--best: study '{stored.study.name}' has no completed trial")
+    sign = 1 if stored.study.objectives[0].direction == "maximize" else -1
     return max(done, key=lambda t: sign * t.values[0])
 
 
-def export_trial(runner: StudyRunner, trial: FrozenTrial, folder: str | Path) -> Path:
+def export_trial(stored: StoredStudy, trial: FrozenTrial, folder: str | Path) -> Path:
     """Write ``trial``'s model files into ``folder`` (created); returns the folder.
 
     Raises:
@@ -67,7 +67,7 @@ def export_trial(runner: StudyRunner, trial: FrozenTrial, folder: str | Path) ->
         torch.save(backbone, folder / f"{role}_backbone.pt")
     (folder / "config.yaml").write_text(yaml.safe_dump(attrs["config"], sort_keys=False))
     summary = {
-        "study": runner.study.name,
+        "study": stored.study.name,
         "trial": trial.number,
         "seed": attrs.get("seed"),
         "params": attrs.get("params"),

@@ -10,9 +10,8 @@ from typing import Any
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from ablate._runner import StudyRunner, stale_reason, trial_stem
-from ablate._storage import METRIC_PREFIX
-from ablate._study import Study, load_study
+from ablate.storage import METRIC_PREFIX, StoredStudy
+from ablate.study import Study, load_study, stale_reason
 
 #: The per-image IoU lists of the trials table: long, so left out of CSV files and printed tables.
 PER_IMAGE_COLUMNS = ("per_image_iou", "seg_per_image_iou")
@@ -38,7 +37,7 @@ def _label(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={json.dumps(v) if isinstance(v, dict | list) else v}" for k, v in params.items()) or "base"
 
 
-def trials_frame(runner: StudyRunner) -> pd.DataFrame:
+def trials_frame(stored: StoredStudy) -> pd.DataFrame:
     """One row per trial (duplicates left out): identity, configuration values, seed, state, metrics, runtime, error.
 
     Columns: ``number``, ``state``, ``identity``, ``config_id``, ``configuration`` (a readable label),
@@ -51,12 +50,12 @@ def trials_frame(runner: StudyRunner) -> pd.DataFrame:
     rows = []
     paths: list[str] = []
     supervision: dict[str, str | None] = {}  # per configuration
-    for trial in runner.trials():
+    for trial in stored.trials():
         attrs = trial.user_attrs
         params = attrs.get("params", {})
         config_id = attrs.get("config_id", "")
         if config_id not in supervision:
-            supervision[config_id] = runner.study.supervision(params)
+            supervision[config_id] = stored.study.supervision(params)
         paths += [p for p in params if p not in paths]
         row: dict[str, Any] = {
             "number": trial.number,
@@ -73,11 +72,11 @@ def trials_frame(runner: StudyRunner) -> pd.DataFrame:
             "device": attrs.get("device"),
             "names": attrs.get("names"),
             "error": _unfinished_reason(trial),
-            "baseline": runner.study.is_baseline(params),
+            "baseline": stored.study.is_baseline(params),
             "segment_masks": supervision[config_id],
             "per_image_iou": attrs.get("per_image_iou"),
             "seg_per_image_iou": attrs.get("seg_per_image_iou"),
-            "gallery": f"artifacts/{trial_stem(runner.study.name, runner.optuna_study.study_name, trial.number)}.npz"
+            "gallery": f"artifacts/{stored.trial_stem(trial.number)}.npz"
             if trial.state == TrialState.COMPLETE
             else None,
         }
@@ -114,9 +113,9 @@ def load_results(study: str | Path | Study, out: str | Path | None = None, stora
     """
     if not isinstance(study, Study):
         study = load_study(study, check_configs=False, need_plugins=False)
-    runner = StudyRunner(study, out=out, storage=storage, read_only=True)  # creates no folder or database
-    runner.open(create=False)
-    return trials_frame(runner).drop(columns=[*PER_IMAGE_COLUMNS, "names"], errors="ignore")
+    stored = StoredStudy(study, out=out, storage=storage, read_only=True)  # creates no folder or database
+    stored.open(create=False)
+    return trials_frame(stored).drop(columns=[*PER_IMAGE_COLUMNS, "names"], errors="ignore")
 
 
 def latest_per_identity(frame: pd.DataFrame) -> pd.DataFrame:

@@ -132,7 +132,7 @@ def _overlaps(key: str, field: str) -> bool:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from ablate._study import load_study
+    from ablate.study import load_study
 
     study = load_study(args.study, check_files=not args.no_files)
     skipped = " (data and checkpoint files not checked)" if args.no_files else ""
@@ -140,18 +140,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _runner(args: argparse.Namespace, read_only: bool = False, **kwargs: Any) -> Any:
-    """The study's runner; ``read_only`` (status, report, export) reads the stored trials only: it checks the
-    study's names and values but builds no network to check them (``run`` did), loads no data and works
-    without the plugins."""
-    from ablate._runner import StudyRunner
-    from ablate._study import load_study
+def _study(args: argparse.Namespace, read_only: bool = False) -> Any:
+    """The study file; ``read_only`` (status, report, export) reads the stored trials only: it checks the study's
+    names and values but builds no network to check them (``run`` did), loads no data and works without the
+    plugins."""
+    from ablate.study import load_study
 
     checks = not read_only
     study = load_study(args.study, check_files=checks, need_plugins=checks, build_networks=checks)
     if study.missing_plugins:
         print(f"ablate: note: {study.missing_plugins}; reading the stored trials without it", file=sys.stderr)
-    return StudyRunner(study, out=args.out, storage=args.storage, read_only=read_only, **kwargs)
+    return study
+
+
+def _stored(args: argparse.Namespace) -> Any:
+    """The study's stored trials, opened for reading (a study never run is refused; nothing is created)."""
+    from ablate.storage import StoredStudy
+
+    stored = StoredStudy(_study(args, read_only=True), out=args.out, storage=args.storage, read_only=True)
+    stored.open(create=False)
+    return stored
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -171,7 +179,11 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    runner = _runner(args, quiet=args.quiet, fail_fast=args.fail_fast, retries=args.retries)
+    from ablate.study import StudyRunner
+
+    runner = StudyRunner(
+        _study(args), args.out, args.storage, quiet=args.quiet, fail_fast=args.fail_fast, retries=args.retries
+    )
     if args.threads:
         import torch
 
@@ -183,18 +195,19 @@ def _run(args: argparse.Namespace) -> int:
         outcome = runner.work()
         return EXIT_INTERRUPTED if outcome.interrupted else 0
     runner.enqueue_missing()
-    done, total = runner.progress()
+    stored = runner.stored
+    done, total = stored.progress()
     from optuna.trial import TrialState
 
-    from ablate._storage import masked_url
+    from ablate.storage import masked_url
 
-    queued, running = (len(runner.trials((state,))) for state in (TrialState.WAITING, TrialState.RUNNING))
+    queued, running = (len(stored.trials((state,))) for state in (TrialState.WAITING, TrialState.RUNNING))
     elsewhere = f", {running} running in other processes" if running else ""
-    print(runner.study.describe(runner.optuna_study.study_name))
-    print(f"storage: {masked_url(runner.url)}; {done}/{total or '?'} done, {queued} queued{elsewhere}")
-    _warn_changed_code(args, runner)
+    print(stored.study.describe(stored.optuna_study.study_name))
+    print(f"storage: {masked_url(stored.url)}; {done}/{total or '?'} done, {queued} queued{elsewhere}")
+    _warn_changed_code(args, stored)
     interrupted = _work(args, runner)
-    return _finish(args, runner, interrupted)
+    return _finish(args, stored, interrupted)
 
 
 def _stop_with_parent(parent: int) -> None:
@@ -212,9 +225,9 @@ def _stop_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _warn_changed_code(args: argparse.Namespace, runner: Any) -> None:
+def _warn_changed_code(args: argparse.Namespace, stored: Any) -> None:
     """Say when stored trials were computed by code that has changed since: they are not run again by themselves."""
-    stale, completed, modules = runner.changed_code()
+    stale, completed, modules = stored.changed_code()
     if stale:
         print(
             f"warning: {stale} of {completed} completed trials were computed by code that has changed since "
@@ -261,9 +274,9 @@ def _work(args: argparse.Namespace, runner: Any) -> bool:
         "run",
         str(runner.study.path),
         "--storage",
-        runner.url,
+        runner.stored.url,
         "--out",
-        str(runner.folder),
+        str(runner.stored.folder),
         "--threads",
         str(threads),
         "--retries",
@@ -296,28 +309,28 @@ def _work(args: argparse.Namespace, runner: Any) -> bool:
     return any(code == EXIT_INTERRUPTED for code in codes)
 
 
-def _finish(args: argparse.Namespace, runner: Any, interrupted: bool) -> int:
+def _finish(args: argparse.Namespace, stored: Any, interrupted: bool) -> int:
     from ablate._results import latest_per_identity, trials_frame
 
-    latest = latest_per_identity(trials_frame(runner))
-    done, total = runner.progress()
+    latest = latest_per_identity(trials_frame(stored))
+    done, total = stored.progress()
     states = latest["state"] if not latest.empty else None
     failed = latest[~states.isin(["COMPLETE", "PRUNED"])] if states is not None else latest
     pruned = int(states.eq("PRUNED").sum()) if states is not None else 0
     if not args.no_report:
         from ablate._report import write_report
 
-        path = write_report(runner)
+        path = write_report(stored)
         print(f"report: {path}")
-    summary = f"{runner.optuna_study.study_name}: {done - pruned}/{total or done} trials completed"
+    summary = f"{stored.optuna_study.study_name}: {done - pruned}/{total or done} trials completed"
     summary += f", {pruned} pruned" if pruned else ""
     if interrupted:
         print(f"{summary}; interrupted: run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     unfinished = max(len(failed), (total or 0) - done)  # failed pairs are among those not done
     if unfinished:
-        logs = runner.folder / "logs"  # tracebacks of unexpected errors only: a divergence has its one line
-        from ablate._storage import masked_url
+        logs = stored.folder / "logs"  # tracebacks of unexpected errors only: a divergence has its one line
+        from ablate.storage import masked_url
 
         where = (f" --out {args.out}" if args.out else "") + (
             f" --storage {masked_url(args.storage)}" if args.storage else ""
@@ -334,13 +347,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from ablate._results import PER_IMAGE_COLUMNS, trials_frame
 
-    runner = _runner(args, read_only=True)
-    runner.open(create=False)
-    frame = trials_frame(runner)
+    stored = _stored(args)
+    frame = trials_frame(stored)
     if frame.empty:
         print("no trials yet")
         return 0
-    objectives = [f"metric.{o.metric}" for o in runner.study.objectives]
+    objectives = [f"metric.{o.metric}" for o in stored.study.objectives]
     internal = ("identity", "config_id", *PER_IMAGE_COLUMNS, "segment_masks", "baseline", "names", "gallery")
     hidden = (*internal, "configuration", "trainings", "oracle")
     columns = [c for c in frame.columns if c not in hidden and (not c.startswith("metric.") or c in objectives)]
@@ -350,8 +362,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     stale = int((frame["state"].eq("RUNNING") & frame["error"].str.startswith("stale")).sum())
     if stale:  # a killed run's trials stay RUNNING in storage until the next run fails and queues them again
         counts["RUNNING"] = f"{counts['RUNNING']} ({stale} stale: no live worker; the next ablate run runs them again)"
-    done, total = runner.progress()
-    _warn_changed_code(args, runner)
+    done, total = stored.progress()
+    _warn_changed_code(args, stored)
     print(
         f"\n{done}/{total or '?'} (configuration, seed) pairs done (completed or pruned); trials by state: "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
@@ -362,9 +374,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from ablate._report import write_report
 
-    runner = _runner(args, read_only=True)
-    runner.open(create=False)
-    print(f"report: {write_report(runner)}")
+    print(f"report: {write_report(_stored(args))}")
     return 0
 
 
@@ -398,15 +408,14 @@ def _check_output(option: str, path: str) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from ablate._export import chosen_trial, export_trial
 
-    runner = _runner(args, read_only=True)
-    runner.open(create=False)
-    trial = chosen_trial(runner, args.trial)
-    folder = Path(args.to or runner.folder / "export" / runner.trial_stem(trial.number))
+    stored = _stored(args)
+    trial = chosen_trial(stored, args.trial)
+    folder = Path(args.to or stored.folder / "export" / stored.trial_stem(trial.number))
     try:
-        export_trial(runner, trial, folder)
+        export_trial(stored, trial, folder)
     except OSError as exc:  # a folder that cannot be made or written: name it (and the option that chose it)
         raise ValueError(f"{'--to ' if args.to else ''}{folder}: {exc.strerror or exc}") from None
-    print(f"trial {trial.number} ({runner.study.objectives[0].metric} {trial.values[0]:.4f}): {folder}")
+    print(f"trial {trial.number} ({stored.study.objectives[0].metric} {trial.values[0]:.4f}): {folder}")
     return 0
 
 

@@ -31,7 +31,7 @@ from typing import Any
 from _common import device_name, parse_args, print_table, write_result
 
 from ablate import DATASETS, DEFAULTS, StageCache, load_components, run_trial
-from ablate._report._tables import detectable_difference, seeds_needed
+from ablate.stats import detectable_difference, seeds_needed
 
 load_components()
 _WITH_SMOKE = next(p.default for p in DATASETS.get("synthetic-smoke").params if p.name == "train_chimney_with_smoke")

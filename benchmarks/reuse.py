@@ -20,7 +20,7 @@ from typing import Any
 from _common import device_name, fresh_cache, median, paired_ratio, parse_args, print_table, warm_data, write_result
 
 from ablate import StageCache, run_trial
-from ablate._study import load_study
+from ablate.study import load_study
 
 MODES = ("shared", "fresh")
 STUDY = Path(__file__).resolve().parent.parent / "studies" / "postprocess.yaml"

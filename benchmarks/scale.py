@@ -49,10 +49,9 @@ from pypdf import PdfReader
 
 from ablate import METRICS, TrialResult, load_components
 from ablate._report._write import write_report
-from ablate._runner import RunOutcome, StudyRunner, result_attrs
-from ablate._storage import config_id, identity
-from ablate._study import load_study
 from ablate.cli import main as ablate_main
+from ablate.storage import StoredStudy, config_id, identity, result_attrs
+from ablate.study import RunOutcome, StudyRunner, load_study
 
 SIZES = {"tiny": (2, 4), "default": (100, 1000, 10000)}  # tiny: the script runs (tests), two sizes for a slope
 # claim + record is the median of this many trials after a worker's first (one alone varies by several ms)
@@ -107,7 +106,7 @@ def fake_result(rng: random.Random, config: dict[str, Any], metrics: list[str]) 
 
 
 def fill(runner: StudyRunner, size: int, rng: random.Random, metrics: list[str]) -> None:
-    """``size`` completed trials written in bulk, with the user attributes :meth:`StudyRunner._record` writes."""
+    """``size`` completed trials written in bulk, with the user attributes a completed trial's record has."""
     trials = []
     for _ in range(size):
         params = {"transfer.lambda": rng.uniform(0.0, 2.0)}
@@ -131,7 +130,7 @@ def fill(runner: StudyRunner, size: int, rng: random.Random, metrics: list[str])
                 intermediate_values={step: h["loss"] for step, h in enumerate(result.history)},
             )
         )
-    runner.optuna_study.add_trials(trials)
+    runner.stored.optuna_study.add_trials(trials)
 
 
 def claim_and_record(runner: StudyRunner, rng: random.Random, metrics: list[str]) -> float:
@@ -144,7 +143,7 @@ def claim_and_record(runner: StudyRunner, rng: random.Random, metrics: list[str]
     start = time.perf_counter()
     claimed = runner._next()
     assert claimed is not None, "the study should leave one trial"
-    with mock.patch("ablate._runner.run_trial", ready), contextlib.redirect_stdout(io.StringIO()):
+    with mock.patch("ablate.study._runner.run_trial", ready), contextlib.redirect_stdout(io.StringIO()):
         runner._run_one(*claimed, RunOutcome())
     return time.perf_counter() - start
 
@@ -220,7 +219,7 @@ def measure(folder: Path, size: int, metrics: list[str], storage: str | None) ->
         row["status_s"] = timed(lambda: ablate_main(["status", str(path), *where]))
     if f"{size + 1 + CLAIMS}/" not in printed.getvalue():  # "N/M (configuration, seed) pairs done ..."
         raise RuntimeError(f"ablate status did not list the study: {printed.getvalue()[-300:]}")
-    read_only = StudyRunner(load_study(path, check_files=False, need_plugins=False), out=out, storage=storage)
+    read_only = StoredStudy(load_study(path, check_files=False, need_plugins=False), out, storage, read_only=True)
     read_only.open(create=False)
     row["report_s"] = timed(lambda: write_report(read_only))
     row["report_pages"] = len(PdfReader(out / "report.pdf").pages)

@@ -23,7 +23,7 @@ from typing import Any
 from _common import device_name, fresh_cache, median, parse_args, print_table, warm_data, write_result
 
 from ablate import run_trial
-from ablate._study import load_study
+from ablate.study import load_study
 
 MODES = {"cached": {}, "live": {"frozen_outputs_mb": 0}}
 STUDY = Path(__file__).resolve().parent.parent / "studies" / "lambda.yaml"

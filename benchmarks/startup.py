@@ -40,8 +40,7 @@ from _common import (
 )
 
 from ablate import load_components
-from ablate._runner import StudyRunner
-from ablate._study import load_study
+from ablate.study import StudyRunner, load_study
 
 MARKER = b" epoch 1/"
 DATA = {

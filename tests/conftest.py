@@ -27,6 +27,13 @@ torch.set_num_threads(1)
 ablate.load_components()
 
 
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch) -> Path:
+    """A stage cache of the test's own (``ABLATE_CACHE``), for a test that asserts what it trains."""
+    monkeypatch.setenv("ABLATE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory) -> ablate.StageCache:
     """One stage cache for the whole session, so the default data is generated once."""

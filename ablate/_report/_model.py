@@ -15,8 +15,8 @@ from ablate._registries import ALL as REGISTRIES
 from ablate._registries import METRICS
 from ablate._registry import RegistryError
 from ablate._results import METRIC_PREFIX, latest_per_identity
-from ablate._storage import decode
-from ablate._study import Objective, Study
+from ablate.storage import decode
+from ablate.study import Objective, Study
 
 #: A numeric axis with more distinct values is treated as continuous (no table row or colour per value).
 MAX_LEVELS = 12

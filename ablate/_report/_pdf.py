@@ -14,7 +14,7 @@ from matplotlib.font_manager import FontProperties, findfont, get_font
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.patches import Rectangle
 
-from ablate._report._tables import Table, numeric
+from ablate._report._format import Table, numeric
 
 PAGE = (11.69, 8.27)  # A4 landscape, inches
 STYLE = {

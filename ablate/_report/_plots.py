@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from scipy import ndimage
 
 from ablate._metrics import metric_description, per_image_iou, stage_prefix
+from ablate._report._analysis import balanced, friedman, grouped, marginal
 from ablate._report._model import (
     MISSING,
     Axis,
@@ -31,7 +32,6 @@ from ablate._report._model import (
     short_labels,
 )
 from ablate._report._pdf import page, wrap
-from ablate._report._tables import balanced, friedman, grouped, marginal
 from ablate._results import METRIC_PREFIX
 
 MAX_CONFIGS = 20  # configurations per figure: more leave no legible labels

@@ -17,21 +17,20 @@ import optuna
 import pandas as pd
 
 import ablate
+from ablate._report._analysis import configurations
+from ablate._report._format import Table, to_latex, to_markdown
 from ablate._report._model import ReportData, prepare
 from ablate._report._pdf import STYLE, document, table_pages, text_pages, title_page
 from ablate._report._plots import Plot, build_plots
-from ablate._report._tables import Table, build_tables, configurations, failures_table, to_latex, to_markdown
+from ablate._report._tables import build_tables, failures_table
 from ablate._results import PER_IMAGE_COLUMNS, trials_frame
-from ablate._runner import StudyRunner
-from ablate._study import Study
+from ablate.storage import StoredStudy
+from ablate.study import Study
 
 
-def write_report(runner: StudyRunner) -> Path:
-    """Write the report of an opened :class:`~ablate._runner.StudyRunner`; returns the path of ``report.pdf``.
-
-    Uses ``runner.study``, ``runner.folder``, ``runner.optuna_study`` and the trials (:func:`trials_frame`).
-    """
-    return write(trials_frame(runner), runner.study, runner.folder, runner.optuna_study)
+def write_report(stored: StoredStudy) -> Path:
+    """Write the report of an opened :class:`~ablate.storage.StoredStudy`; returns the path of ``report.pdf``."""
+    return write(trials_frame(stored), stored.study, stored.folder, stored.optuna_study)
 
 
 def write(frame: pd.DataFrame, study: Study, folder: Path, optuna_study: optuna.Study | None = None) -> Path:

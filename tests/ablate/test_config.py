@@ -249,7 +249,7 @@ def test_exponent_floats_without_a_dot_are_numbers(tmp_path) -> None:
 
 def test_only_true_and_false_are_booleans(tmp_path) -> None:
     """YAML 1.1 reads on/off/yes/no as booleans: the pruner's documented `on: tf` became the key True."""
-    from ablate._pruning import parse_pruner
+    from ablate.study import parse_pruner
 
     path = tmp_path / "study.yaml"
     path.write_text("pruner: {name: median, on: tf}\nflags: [true, False, yes, no, on, off]\n")

@@ -243,7 +243,7 @@ def test_the_ablate_script_imports_a_plugin_from_the_current_folder(tmp_path: Pa
 def test_a_study_extending_a_file_elsewhere_finds_that_files_plugins_beside_it(
     isolated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ablate._study import load_study
+    from ablate.study import load_study
 
     monkeypatch.setattr(sys, "path", list(sys.path))  # the folders load_components adds are dropped afterwards
     library, mine = isolated / "library", isolated / "mine"

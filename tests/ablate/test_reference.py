@@ -9,7 +9,7 @@ import yaml
 
 from ablate import ConfigError
 from ablate._reference import load_reference
-from ablate._study import load_study
+from ablate.study import load_study
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER = ROOT / "studies" / "references" / "paper.yaml"

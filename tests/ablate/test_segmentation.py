@@ -144,7 +144,7 @@ def _folder(root: Path) -> Path:
 
 def test_a_study_whose_stage_3_needs_train_masks_the_data_lacks_is_refused_at_validation(tmp_path: Path) -> None:
     # it validated, then every such trial failed mid-run
-    from ablate._study import load_study
+    from ablate.study import load_study
 
     root = _folder(tmp_path / "data")
     config = {**TINY, "data": {"name": "folder", "root": str(root), "image_size": 32}, "segment": {"name": "tiny"}}

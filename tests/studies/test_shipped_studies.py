@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ablate import ConfigError
-from ablate._study import load_study
+from ablate.study import load_study
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
 

@@ -1,4 +1,4 @@
-"""Synthetic studies for the report tests: real Optuna trials in memory, a runner stand-in, small artifacts."""
+"""Synthetic studies for the report tests: real Optuna trials in memory, a stored-study stand-in, small artifacts."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from ablate._reference import load_reference
-from ablate._storage import config_id, encode, identity
-from ablate._study import Objective, Study
+from ablate.storage import config_id, encode, identity
+from ablate.study import Objective, Study
 
 METRICS = ("smoke_iou", "chimney_claimed", "false_activation", "miou")
 IMAGES = 12  # test images per trial; every fourth has no smoke (NaN IoU)
@@ -68,10 +68,10 @@ def _distribution(study: Study, path: str, specs: list[Spec]) -> Any:
     return CategoricalDistribution(list(dict.fromkeys(encode(s.params[path]) for s in specs if path in s.params)))
 
 
-def make_runner(
+def make_stored(
     study: Study, specs: list[Spec], folder: Path, artifacts: bool = True, names: dict[str, str] | None = None
 ) -> SimpleNamespace:
-    """A stand-in for an opened StudyRunner holding ``specs`` as stored trials (and their gallery artifacts);
+    """A stand-in for an opened StoredStudy holding ``specs`` as stored trials (and their gallery artifacts);
     ``names``: the class and object names the trials' dataset gave (not stored when None)."""
     optuna_study = optuna.create_study(study_name=study.name, directions=[o.direction for o in study.objectives])
     paths = {p for s in specs for p in s.params}
@@ -106,6 +106,7 @@ def make_runner(
         folder=folder,
         optuna_study=optuna_study,
         trials=lambda: optuna_study.get_trials(deepcopy=False),
+        trial_stem=lambda number: f"trial-{number}",
     )
 
 
@@ -162,4 +163,4 @@ def grid_specs(
 @pytest.fixture(scope="session")
 def synthetic() -> SimpleNamespace:
     """The builders above, for the test modules (conftest modules are not importable by name)."""
-    return SimpleNamespace(Spec=Spec, study=make_study, runner=make_runner, grid=grid_specs, metrics=fake_metrics)
+    return SimpleNamespace(Spec=Spec, study=make_study, stored=make_stored, grid=grid_specs, metrics=fake_metrics)

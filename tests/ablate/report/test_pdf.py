@@ -3,8 +3,8 @@
 import pandas as pd
 from matplotlib.patches import Rectangle
 
+from ablate._report._format import Table
 from ablate._report._pdf import MAX_ROWS, RIGHT, TEXT_LINES, table_pages, text_pages
-from ablate._report._tables import Table
 
 
 def _table(rows: int, columns: int, emphasis: list[bool] | None = None) -> Table:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ablate._report._analysis import configurations
 from ablate._report._model import prepare
+from ablate._report._paper import _lambda_table
 from ablate._report._plots import cd_groups, configurations_figure, heatmap_figures
-from ablate._report._tables import _lambda_table, configurations
 from ablate._results import trials_frame
-from ablate._study import Distribution
+from ablate.study import Distribution
 
 
 def _pairwise(ranks: np.ndarray, cd: float) -> list[tuple[int, int]]:
@@ -49,7 +50,7 @@ def test_configurations_figure_draws_the_chance_level(synthetic, tmp_path) -> No
         for lam in (0.5, 1.0)
         for seed in range(2)
     ]
-    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    data = prepare(trials_frame(synthetic.stored(study, specs, tmp_path, artifacts=False)), study, tmp_path)
     plot = configurations_figure(data, configurations(data))
     caption = " ".join(plot.figure.texts[-1].get_text().split())
     assert "Dashed line: all_smoke_iou 0.1500, Smoke IoU of a mask that marks every pixel smoke: the chance" in caption
@@ -60,7 +61,7 @@ def test_configurations_figure_draws_the_chance_level(synthetic, tmp_path) -> No
 def _tuned(synthetic, tmp_path, tune: list[Distribution], params: list[dict]):
     study = synthetic.study(tmp_path, None, seeds=1, tune=tune, n_trials=len(params))
     specs = [synthetic.Spec(p, 0, metrics={"smoke_iou": 0.1 + 0.01 * i}) for i, p in enumerate(params)]
-    return prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    return prepare(trials_frame(synthetic.stored(study, specs, tmp_path, artifacts=False)), study, tmp_path)
 
 
 def test_a_continuous_tuned_axis_is_never_a_heat_map_or_a_lambda_table_of_its_samples(synthetic, tmp_path) -> None:
@@ -114,7 +115,7 @@ def test_a_long_label_in_the_critical_difference_diagram_keeps_its_baseline_mark
         synthetic.Spec({"paradigm": v}, 0, metrics={"smoke_iou": 0.3}, per_image=list(rng.uniform(0, 1, 8)))
         for v in values
     ]
-    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    data = prepare(trials_frame(synthetic.stored(study, specs, tmp_path, artifacts=False)), study, tmp_path)
     figure = critical_difference_figure(data, configurations(data)).figure
     labels = [" ".join(t.get_text().split()) for t in figure.axes[0].texts if "(" in t.get_text()]
     # a one-line label cut at 40 characters lost it: "paradigm=single(network=student,…"

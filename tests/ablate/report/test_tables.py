@@ -4,28 +4,17 @@ import dataclasses
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 from optuna.trial import TrialState
 from scipy import stats
 
+from ablate._report._analysis import configurations, friedman, marginal
+from ablate._report._format import to_latex, to_markdown
 from ablate._report._model import chance_level, prepare, value_label
-from ablate._report._tables import (
-    WILCOXON_FROM,
-    build_tables,
-    configurations,
-    describe,
-    detectable_difference,
-    friedman,
-    holm,
-    marginal,
-    seed_test,
-    seeds_needed,
-    to_latex,
-    to_markdown,
-)
+from ablate._report._tables import build_tables
 from ablate._results import trials_frame
-from ablate._study import Objective
+from ablate.stats import detectable_difference, holm, seeds_needed
+from ablate.study import Objective
 
 IOU_A = [0.2, 0.4, 0.6]  # smoke_iou of configuration lambda=0.5 for seeds 0, 1, 2
 IOU_B = [0.3, 0.35, 0.5]  # the baseline, lambda=1.0
@@ -39,8 +28,8 @@ def _metrics(iou: float) -> dict[str, float]:
 
 def _prepared(synthetic, tmp_path, specs, **study):
     study = synthetic.study(tmp_path, {"transfer.lambda": [0.5, 1.0]}, seeds=3, **study)
-    runner = synthetic.runner(study, specs, tmp_path, artifacts=False)
-    return prepare(trials_frame(runner), study, tmp_path)
+    stored = synthetic.stored(study, specs, tmp_path, artifacts=False)
+    return prepare(trials_frame(stored), study, tmp_path)
 
 
 @pytest.fixture
@@ -52,17 +41,6 @@ def known(synthetic, tmp_path):
         for seed in range(3)
     ]
     return _prepared(synthetic, tmp_path, specs, baseline={"transfer.lambda": 1.0})
-
-
-def test_describe_mean_std_and_t_interval():
-    frame = pd.DataFrame({"g": ["a"] * 3 + ["b"], "x": [0.2, 0.4, 0.6, 0.9]})
-    out = describe(frame.groupby("g"), "x")
-    half = stats.t.ppf(0.975, 2) * 0.2 / math.sqrt(3)
-    assert out.loc["a", "mean"] == pytest.approx(0.4)
-    assert out.loc["a", "std"] == pytest.approx(0.2)
-    assert (out.loc["a", "ci_low"], out.loc["a", "ci_high"]) == pytest.approx((0.4 - half, 0.4 + half))
-    assert out.loc["a", "n"] == 3
-    assert math.isnan(out.loc["b", "std"]) and math.isnan(out.loc["b", "ci_low"])  # one value: no spread
 
 
 def test_summary_matches_the_stored_trials(known):
@@ -117,52 +95,13 @@ def test_a_baseline_without_a_completed_trial_leaves_its_comparisons_empty(synth
     assert math.isnan(row["delta"]) and math.isnan(row["p_seeds"])
 
 
-def _simulated_power(difference: float, std: float, n: int, paired: bool, runs: int = 40_000) -> float:
-    """Share of simulated experiments in which scipy's t-test rejects at 0.05."""
-    rng = np.random.default_rng(0)
-    if paired:
-        p = stats.ttest_1samp(rng.normal(difference, std, (runs, n)), 0.0, axis=1).pvalue
-    else:
-        p = stats.ttest_ind(rng.normal(difference, std, (runs, n)), rng.normal(0.0, std, (runs, n)), axis=1).pvalue
-    return float(np.mean(p < 0.05))
-
-
-@pytest.mark.parametrize(("n", "paired"), [(3, True), (5, False), (12, True)])
-def test_detectable_difference_has_power_0_8_in_simulated_t_tests(n, paired):
-    std = 0.03
-    mde = detectable_difference(std, n, paired)
-    assert _simulated_power(mde, std, n, paired) == pytest.approx(0.8, abs=0.01)
-    # the large-sample normal approximation, which the t-distribution's heavier tails exceed at small n
-    normal = (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * std * math.sqrt(1 if paired else 2) / math.sqrt(n)
-    assert mde > normal
-
-
-def test_seeds_needed_is_the_first_seed_count_with_power_0_8():
-    std, difference = 0.02, 0.015
-    need = int(seeds_needed(difference, std))
-    assert detectable_difference(std, need) <= difference < detectable_difference(std, need - 1)
-    assert seeds_needed(0.0, std) != seeds_needed(0.0, std)  # NaN: no difference to detect
-    assert seeds_needed(1e-9, std) == math.inf
-    assert math.isnan(detectable_difference(std, 1))
-
-
-def test_seed_test_switches_to_wilcoxon_and_handles_degenerate_cases():
-    rng = np.random.default_rng(1)
-    diff = rng.normal(0.1, 0.05, WILCOXON_FROM)
-    assert seed_test(diff) == ("Wilcoxon", pytest.approx(stats.wilcoxon(diff).pvalue))
-    assert seed_test(diff[:3]) == ("paired t", pytest.approx(stats.ttest_1samp(diff[:3], 0).pvalue))
-    assert seed_test(np.zeros(3)) == ("paired t", 1.0)
-    name, p = seed_test(np.array([0.1]))
-    assert name == "" and math.isnan(p)
-
-
 def test_marginal_pools_the_other_axes(synthetic, tmp_path):
     grid = {"transfer.lambda": [0.5, 1.0], "transfer.level": ["global", "spatial"]}
     effect = {(0.5, "global"): 0.2, (0.5, "spatial"): 0.4, (1.0, "global"): 0.5, (1.0, "spatial"): 0.7}
     rng = np.random.default_rng(0)
     specs = synthetic.grid(grid, 2, lambda p: effect[p["transfer.lambda"], p["transfer.level"]], rng)
     study = synthetic.study(tmp_path, grid, seeds=2)
-    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    data = prepare(trials_frame(synthetic.stored(study, specs, tmp_path, artifacts=False)), study, tmp_path)
     level = next(a for a in data.axes if a.path == "transfer.level")
     table = marginal(data, level).set_index("level")
     for value in ("global", "spatial"):
@@ -187,7 +126,7 @@ def test_paper_layouts_and_oracle_labels(synthetic, tmp_path):
     for spec in specs:
         spec.oracle = spec.params["postprocess"] == chains[2]
     study = synthetic.study(tmp_path, grid, seeds=2, baseline={"postprocess": []})
-    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    data = prepare(trials_frame(synthetic.stored(study, specs, tmp_path, artifacts=False)), study, tmp_path)
     tables = {t.name: t for t in build_tables(data, configurations(data))}
     post = tables["paper-postprocess"]
     assert list(post.shown["post-processing"]) == ["none", "CRF(sxy=3) + SAM", "oracle threshold [oracle]"]
@@ -203,7 +142,7 @@ def test_paper_layouts_without_a_reference_have_no_paper_column(synthetic, tmp_p
     grid = {"postprocess": [[], [{"name": "crf"}]]}
     specs = synthetic.grid(grid, 2, lambda p: 0.3 + 0.1 * len(p["postprocess"]), np.random.default_rng(0))
     study = synthetic.study(tmp_path, grid, seeds=2, reference=None)
-    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    data = prepare(trials_frame(synthetic.stored(study, specs, tmp_path, artifacts=False)), study, tmp_path)
     post = {t.name: t for t in build_tables(data, configurations(data))}["paper-postprocess"]
     assert "paper best seed" not in post.shown and "paper_best_seed" not in post.data
     assert "published number" not in post.note
@@ -238,7 +177,7 @@ def test_every_configuration_of_a_union_grid_is_compared_with_the_baseline(synth
         )
         for seed in range(2)
     ]
-    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    data = prepare(trials_frame(synthetic.stored(study, specs, tmp_path, artifacts=False)), study, tmp_path)
     compared = next(t for t in build_tables(data, configurations(data)) if t.name == "baseline")
     assert len(compared.data) == 3  # both lambdas and the teacher alone
     assert compared.shown["baseline"].nunique() == 1  # the table names the student-alone baseline on every row
@@ -247,12 +186,6 @@ def test_every_configuration_of_a_union_grid_is_compared_with_the_baseline(synth
     assert row["delta"] == pytest.approx(-0.3)
     np.testing.assert_allclose(compared.data["p_seeds_holm"], holm(compared.data["p_seeds"]))
     assert {"p Holm", "d_z", "p Holm (images)"} <= set(compared.shown.columns)
-
-
-def test_holm_adjustment_by_hand():
-    # sorted 0.01 (x3), 0.03 (x2), 0.04 (x1, but never below the previous): 0.03, 0.06, 0.06; NaN stays out
-    np.testing.assert_allclose(holm([0.01, 0.04, math.nan, 0.03]), [0.03, 0.06, math.nan, 0.06])
-    assert holm([0.6, 0.7]).tolist() == [1.0, 1.0]
 
 
 def test_friedman_ranks_and_critical_difference_match_scipy_and_demsar(synthetic, tmp_path):
@@ -300,21 +233,6 @@ def test_figure_labels_stay_distinct_apart_from_their_marks():
     assert short_labels(both) == both  # elided, the two would read "paradigm=single(…)" with and without a mark
     chains = ["postprocess=CRF(sxy=3, srgb=5, compat=10) + SAM", "postprocess=none"]
     assert short_labels(chains) == ["postprocess=CRF(…) + SAM", "postprocess=none"]
-
-
-def test_hierarchical_bootstrap_stays_in_range_and_matches_a_direct_resampling():
-    from ablate._report._tables import hierarchical_bootstrap
-
-    rng = np.random.default_rng(5)
-    seeds = [np.append(rng.uniform(0, 0.2, 40), np.nan), rng.uniform(0.6, 0.8, 40), rng.uniform(0.3, 0.4, 40)]
-    low, high = hierarchical_bootstrap(seeds)
-    assert 0.0 <= low < np.mean([np.nanmean(s) for s in seeds]) < high <= 1.0
-    # the spread comes mostly from the seeds: far wider than resampling the 120 images alone would give
-    pooled = np.concatenate([s[np.isfinite(s)] for s in seeds])
-    image_only = np.quantile([rng.choice(pooled, pooled.size).mean() for _ in range(2000)], [0.025, 0.975])
-    assert high - low > 3 * (image_only[1] - image_only[0])
-    assert hierarchical_bootstrap([np.full(5, 0.3), np.full(7, 0.3)]) == pytest.approx((0.3, 0.3))
-    assert all(math.isnan(v) for v in hierarchical_bootstrap([np.array([0.5, np.nan])]))
 
 
 def test_summary_shows_the_bootstrap_interval_of_smoke_iou(known):
@@ -375,7 +293,7 @@ def test_a_union_grid_marginal_pools_only_the_values_run_with_every_level(synthe
         for p in params
         for seed in range(2)
     ]
-    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    data = prepare(trials_frame(synthetic.stored(study, specs, tmp_path, artifacts=False)), study, tmp_path)
     level = next(a for a in data.axes if a.path == "transfer.level")
     table = marginal(data, level).set_index("level")
     assert table.loc["global", "smoke_iou.mean"] == pytest.approx(0.1)  # cosine only, like spatial and channel
@@ -396,7 +314,7 @@ def test_a_paper_postprocess_table_over_paradigms_counts_each_seed_once(syntheti
         for seed in range(2)
     ]
     study = synthetic.study(tmp_path, grid, seeds=2, baseline={"postprocess": []})
-    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    data = prepare(trials_frame(synthetic.stored(study, specs, tmp_path, artifacts=False)), study, tmp_path)
     post = {t.name: t for t in build_tables(data, configurations(data))}["paper-postprocess"]
     none = post.data.iloc[0]
     assert [none["seed 0"], none["seed 1"]] == pytest.approx([0.3, 0.4])  # each seed's mean over the paradigms

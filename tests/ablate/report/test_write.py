@@ -11,7 +11,7 @@ from pypdf import PdfReader
 from ablate._report import write_report
 from ablate._report._model import prepare
 from ablate._results import trials_frame
-from ablate._study import Distribution
+from ablate.study import Distribution
 
 GRID = {"transfer.lambda": [0.5, 1.0], "transfer.level": ["global", "channel"]}
 TITLES = (
@@ -43,22 +43,22 @@ def grid_report(synthetic, tmp_path_factory):
     specs = synthetic.grid(GRID, 2, lambda p: 0.2 + 0.2 * p["transfer.lambda"], np.random.default_rng(0))
     specs[1] = synthetic.Spec(specs[1].params, 1, state=TrialState.FAIL, error="Diverged: loss is NaN at epoch 3")
     study = synthetic.study(folder, GRID, seeds=2, baseline={"transfer.lambda": 1.0})
-    runner = synthetic.runner(study, specs, folder)
-    return runner, write_report(runner), specs
+    stored = synthetic.stored(study, specs, folder)
+    return stored, write_report(stored), specs
 
 
 def test_grid_report_files(grid_report):
-    runner, path, specs = grid_report
-    assert path == runner.folder / "report.pdf"
-    trials = pd.read_csv(runner.folder / "trials.csv")
+    stored, path, specs = grid_report
+    assert path == stored.folder / "report.pdf"
+    trials = pd.read_csv(stored.folder / "trials.csv")
     assert len(trials) == len(specs) and "per_image_iou" not in trials
-    summary = pd.read_csv(runner.folder / "summary.csv")
+    summary = pd.read_csv(stored.folder / "summary.csv")
     assert len(summary) == 4 and {"smoke_iou.mean", "smoke_iou.ci_low", "smoke_iou.n", "rank"} <= set(summary)
-    tables = {p.stem for p in (runner.folder / "tables").glob("*.csv")}
+    tables = {p.stem for p in (stored.folder / "tables").glob("*.csv")}
     expected = {"summary", "metrics", "baseline", "friedman", "marginal-lambda", "marginal-level", "paper-lambda"}
     expected |= {"paper-transfer"}
     assert tables == expected | {"failures"}
-    figures = {p.stem for p in (runner.folder / "figures").glob("*.png")}
+    figures = {p.stem for p in (stored.folder / "figures").glob("*.png")}
     assert {
         "configurations",
         "axis-lambda",
@@ -68,7 +68,7 @@ def test_grid_report_files(grid_report):
         "critical-difference",
         "gallery",
     } <= figures
-    assert (runner.folder / "summary.tex").read_text().count(r"\begin{tabular}") == len(tables)
+    assert (stored.folder / "summary.tex").read_text().count(r"\begin{tabular}") == len(tables)
 
 
 def test_grid_report_pages(grid_report):
@@ -81,21 +81,21 @@ def test_grid_report_pages(grid_report):
 
 
 def test_partial_mark(grid_report):
-    runner, path, _ = grid_report
+    stored, path, _ = grid_report
     pages = _pages(path)
     assert "PARTIAL: 7 of 8 trials completed (1 failed, 0 not run)" in pages[0]
     assert _count(pages, "PARTIAL RESULTS") == len(pages)  # on every page
-    assert (runner.folder / "summary.md").read_text().startswith("# Report of study 'synthetic'\n\n**PARTIAL")
+    assert (stored.folder / "summary.md").read_text().startswith("# Report of study 'synthetic'\n\n**PARTIAL")
 
 
 def test_complete_and_missing_trials(synthetic, tmp_path):
     grid = {"transfer.lambda": [0.5, 1.0]}
     specs = synthetic.grid(grid, 2, lambda p: 0.4, np.random.default_rng(0))
     study = synthetic.study(tmp_path, grid, seeds=2)
-    pages = _pages(write_report(synthetic.runner(study, specs, tmp_path)))
+    pages = _pages(write_report(synthetic.stored(study, specs, tmp_path)))
     assert "4 of 4 trials completed" in pages[0] and _count(pages, "PARTIAL") == 0
     assert "No trial failed" in pages[-1]
-    missing = prepare(trials_frame(synthetic.runner(study, specs[:3], tmp_path, artifacts=False)), study, tmp_path)
+    missing = prepare(trials_frame(synthetic.stored(study, specs[:3], tmp_path, artifacts=False)), study, tmp_path)
     assert missing.status.describe() == "PARTIAL: 3 of 4 trials completed (0 failed, 1 not run)"
 
 
@@ -109,7 +109,7 @@ def test_only_failed_trials(synthetic, tmp_path):
         for seed in range(2)
     ]
     study = synthetic.study(tmp_path, grid, seeds=2, baseline={"transfer.lambda": 1.0})
-    pages = _pages(write_report(synthetic.runner(study, specs, tmp_path)))
+    pages = _pages(write_report(synthetic.stored(study, specs, tmp_path)))
     assert "PARTIAL: 0 of 4 trials completed (4 failed, 0 not run)" in pages[0]
     assert "no trial completed" in pages[0]
     assert all(f"ValueError: bad {lam}/{seed} in $HOME/$x_1" in pages[-1] for lam in (0.5, 1.0) for seed in range(2))
@@ -118,7 +118,7 @@ def test_only_failed_trials(synthetic, tmp_path):
 
 def test_no_trials_at_all(synthetic, tmp_path):
     study = synthetic.study(tmp_path, {"transfer.lambda": [0.5, 1.0]}, seeds=2)
-    pages = _pages(write_report(synthetic.runner(study, [], tmp_path)))
+    pages = _pages(write_report(synthetic.stored(study, [], tmp_path)))
     assert "PARTIAL: 0 of 4 trials completed (0 failed, 4 not run)" in pages[0] and "no trials are stored" in pages[0]
 
 
@@ -128,7 +128,7 @@ def test_one_configuration(synthetic, tmp_path):
         synthetic.Spec({}, seed, metrics=(m := synthetic.metrics(rng, 0.4))[0], per_image=m[1]) for seed in range(3)
     ]
     study = synthetic.study(tmp_path, None, seeds=3)
-    pages = _pages(write_report(synthetic.runner(study, specs, tmp_path)))
+    pages = _pages(write_report(synthetic.stored(study, specs, tmp_path)))
     assert _count(pages, "base config") >= 2 and _count(pages, "Qualitative gallery") == 1
     assert _count(pages, "Marginal") == 0 and _count(pages, "Heat map") == 0
     summary = pd.read_csv(tmp_path / "summary.csv")
@@ -144,7 +144,7 @@ def test_tuning_study_with_200_trials(synthetic, tmp_path):
         metrics, per_image = synthetic.metrics(rng, 0.5 - 0.2 * abs(params["transfer.lambda"] - 1))
         specs.append(synthetic.Spec(params, 0, metrics=metrics, per_image=per_image))
     study = synthetic.study(tmp_path, None, seeds=1, tune=tune, n_trials=200)
-    pages = _pages(write_report(synthetic.runner(study, specs, tmp_path, artifacts=False)))
+    pages = _pages(write_report(synthetic.stored(study, specs, tmp_path, artifacts=False)))
     assert "200 of 200 trials completed" in pages[0]
     for title in ("Optimisation history", "Parameter importance", "Metrics against transfer.lambda"):
         assert _count(pages, title) == 1, title
@@ -163,20 +163,20 @@ def test_union_grid_axes_get_no_heat_map(synthetic, tmp_path):
     study = dataclasses.replace(synthetic.study(tmp_path, None, seeds=2, baseline={"paradigm": student}), grid=grid)
     params = [{"transfer.lambda": 0.5}, {"transfer.lambda": 1.0}, {"paradigm": teacher}, {"paradigm": student}]
     specs = [synthetic.Spec(p, seed, metrics={"smoke_iou": 0.1 * seed + 0.2}) for p in params for seed in range(2)]
-    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    data = prepare(trials_frame(synthetic.stored(study, specs, tmp_path, artifacts=False)), study, tmp_path)
     assert len(data.axes) == 2 and heatmap_figures(data) == []
 
 
 def test_captions_and_gallery_rows_name_what_the_dataset_names(synthetic, tmp_path):
     """Another data set, another co-occurring object: nothing in the figures speaks of smoke or chimneys."""
+    from ablate._report._analysis import configurations
     from ablate._report._plots import gallery_figure, per_image_figure
-    from ablate._report._tables import configurations
 
     grid = {"transfer.lambda": [0.5, 1.0]}
     specs = synthetic.grid(grid, 2, lambda p: 0.2 + 0.2 * p["transfer.lambda"], np.random.default_rng(0))
     study = synthetic.study(tmp_path, grid, seeds=2)
-    runner = synthetic.runner(study, specs, tmp_path, names={"class": "boat", "object": "water"})
-    data = prepare(trials_frame(runner), study, tmp_path)
+    stored = synthetic.stored(study, specs, tmp_path, names={"class": "boat", "object": "water"})
+    data = prepare(trials_frame(stored), study, tmp_path)
     summary = configurations(data)
     gallery = gallery_figure(data, summary).figure
     texts = [t.get_text() for t in gallery.texts] + [t.get_text() for ax in gallery.axes for t in ax.get_yticklabels()]
@@ -188,13 +188,13 @@ def test_captions_and_gallery_rows_name_what_the_dataset_names(synthetic, tmp_pa
 
 
 def test_a_report_without_the_trials_artifacts_says_the_gallery_is_missing(synthetic, tmp_path):
+    from ablate._report._analysis import configurations
     from ablate._report._plots import gallery_figure
-    from ablate._report._tables import configurations
 
     grid = {"transfer.lambda": [0.5, 1.0]}
     specs = synthetic.grid(grid, 2, lambda p: 0.2 + 0.2 * p["transfer.lambda"], np.random.default_rng(0))
     study = synthetic.study(tmp_path, grid, seeds=2)
-    data = prepare(trials_frame(synthetic.runner(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    data = prepare(trials_frame(synthetic.stored(study, specs, tmp_path, artifacts=False)), study, tmp_path)
     plot = gallery_figure(data, configurations(data))
     caption = " ".join(t.get_text() for t in plot.figure.texts).replace("\n", " ")
     assert plot.name == "gallery" and "Not shown: none of the completed trials' gallery files" in caption
@@ -202,7 +202,7 @@ def test_a_report_without_the_trials_artifacts_says_the_gallery_is_missing(synth
 
 
 def test_union_grids_marginals_leave_out_other_grids_and_a_report_without_any_is_written(synthetic, tmp_path):
-    from ablate._report._tables import marginal
+    from ablate._report._analysis import marginal
 
     rng = np.random.default_rng(0)
     # the projection study: conv and MLP at the base alignment, no projection only with the class-map alignment
@@ -215,10 +215,10 @@ def test_union_grids_marginals_leave_out_other_grids_and_a_report_without_any_is
         for seed in range(2):
             metrics, per_image = synthetic.metrics(rng, 0.3)
             specs.append(synthetic.Spec(p, seed, metrics=metrics, per_image=per_image))
-    runner = synthetic.runner(study, specs, tmp_path, artifacts=False)
-    data = prepare(trials_frame(runner), study, tmp_path)
+    stored = synthetic.stored(study, specs, tmp_path, artifacts=False)
+    data = prepare(trials_frame(stored), study, tmp_path)
     align, projection = (next(a for a in data.axes if a.path == p) for p in ("student.align", "transfer.projection"))
     # "(base)" pooled conv and MLP as an alignment; no alignment was run with every projection
     assert marginal(data, align)["align"].tolist() == ["class_map"] and marginal(data, projection).empty
-    pages = _pages(write_report(runner))  # the empty marginal crashed the PDF: exit 2 after every trial ran
+    pages = _pages(write_report(stored))  # the empty marginal crashed the PDF: exit 2 after every trial ran
     assert _count(pages, "Marginal:") == 0 and _count(pages, "Failed trials") == 1

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ablate import ConfigError
-from ablate._study import SAMPLERS, load_study
+from ablate.study import SAMPLERS, load_study
 
 TINY = {"data": {"name": "synthetic-smoke", "n_train": 32, "n_val": 8, "n_test": 8}, "train": {"epochs": 1}}
 
@@ -66,7 +66,7 @@ def test_extends_merges_the_parent_config(tmp_path):
 
 def test_an_inherited_reference_is_found_beside_the_file_that_names_it(tmp_path):
     # a tiny copy of studies/transfer.yaml elsewhere looked for references/paper.yaml beside the copy
-    shipped = Path(__file__).parents[2] / "studies" / "transfer.yaml"
+    shipped = Path(__file__).parents[3] / "studies" / "transfer.yaml"
     child = load_study(study_file(tmp_path, {"extends": str(shipped), "config": TINY}), check_configs=False)
     assert child.reference is not None and child.reference.path == shipped.parent / "references" / "paper.yaml"
 
@@ -186,7 +186,7 @@ def test_a_later_key_at_its_earlier_value_leaves_the_signature_as_before_the_key
 def test_the_shipped_lambda_study_keeps_the_signature_it_was_stored_with():
     # the value since the teacher's default head became `cam` (a study run before trained other teachers: it must not
     # resume); a new config key whose default changes nothing must leave it alone, as train.compile did
-    assert load_study(Path(__file__).parents[2] / "studies" / "lambda.yaml").signature() == "66d79e4866a92b8d5fb1"
+    assert load_study(Path(__file__).parents[3] / "studies" / "lambda.yaml").signature() == "66d79e4866a92b8d5fb1"
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)

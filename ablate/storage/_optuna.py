@@ -1,10 +1,11 @@
-"""How a study lives in Optuna storage: opening it, the stored form of parameters, claiming and locking.
+"""Every use of Optuna's private names: its SQL schema, its storage and trial ids, its ask and tell internals.
 
-Parameters are stored as Optuna categorical choices (:func:`encode` / :func:`decode`); a (configuration,
-seed) pair is known by its :func:`identity`. A WAITING trial is claimed by one conditional update that
-exactly one process can win on any SQL database (:func:`claim_waiting`), and queueing runs under a lock
-row that only one process can insert (:func:`study_lock`). The trials holding one identity are found by one
-indexed query (:func:`identity_holders`), not by reading every stored trial.
+Optuna is pinned (pyproject.toml), so these are stable; keeping them here means an upgrade is checked in one file.
+A WAITING trial is claimed by one conditional update that exactly one process can win on any SQL database
+(:func:`claim_waiting`), and queueing runs under a lock row that only one process can insert (:func:`study_lock`).
+The trials holding one identity are found by one indexed query (:func:`identity_holders`), a completed trial is
+recorded in one transaction (:func:`record_trial`), and the reads the runner repeats are single queries
+(:func:`trial_keys_from`, :func:`waiting_trial_ids`), not Optuna's read of every stored trial.
 """
 
 from __future__ import annotations
@@ -14,17 +15,14 @@ import datetime
 import json
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import optuna
 import sqlalchemy.exc
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages._rdb import models  # Optuna's own schema: the claim below is one update of its trials table
-from optuna.trial import TrialState
-
-from ablate._cache import stable_hash
-from ablate._config import ConfigError
+from optuna.study._tell import _tell_with_warning
+from optuna.trial import FrozenTrial, TrialState
 
 # A queueing lock older than this was left by a killed process (queueing a grid takes seconds).
 LOCK_STALE_AFTER = 60.0
@@ -34,68 +32,36 @@ IDENTITY_INDEX = (
     "CREATE INDEX IF NOT EXISTS ablate_trial_identity ON trial_user_attributes (value_json) WHERE key = 'identity'"
 )
 
-#: Prefix of one metric of a completed trial: its user attribute and its trials-table column (``metric.smoke_iou``).
-METRIC_PREFIX = "metric."
+
+def study_id(study: optuna.Study) -> int:
+    """The storage id of ``study`` (Optuna's storage API takes it; its public name is the study's name)."""
+    return study._study_id
 
 
-def encode(value: Any) -> Any:
-    """An Optuna categorical choice: scalars as they are, anything else as canonical JSON."""
-    return value if value is None or isinstance(value, bool | int | float | str) else json.dumps(value, sort_keys=True)
+def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
+    """The storage id of ``trial`` (the storage API takes it; ``number`` counts within the study)."""
+    return trial._trial_id
 
 
-def decode(value: Any) -> Any:
-    """A stored parameter value: the JSON text :func:`encode` makes of lists and mappings decoded."""
-    if isinstance(value, str) and value[:1] in "[{":
-        return json.loads(value)
-    return value
+def ask_new(study: optuna.Study) -> optuna.Trial:
+    """A new trial for the sampler: ``Study.ask`` without its pop of the WAITING queue.
 
-
-def config_id(params: dict[str, Any]) -> str:
-    return stable_hash(params)
-
-
-def identity(params: dict[str, Any], seed: int) -> str:
-    return stable_hash({"params": params, "seed": seed})
-
-
-def missing_sqlite_file(url: str) -> bool:
-    """Whether ``url`` names an SQLite file that does not exist (opening it would create an empty one)."""
-    if not url.startswith("sqlite"):
-        return False
-    database = sqlalchemy.engine.make_url(url).database
-    return bool(database) and database != ":memory:" and not Path(database).exists()
-
-
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """RDB storage; SQLite waits for locks instead of failing with "database is locked".
-
-    Raises:
-        ConfigError: one line naming the storage (password masked) and why it cannot be opened.
+    ``Study.ask`` first moves a WAITING trial to RUNNING by a read and then a write, which two processes on
+    SQLite can both pass, and it would hand a trial that another worker queued after the runner's claim found the
+    queue empty to the sampler as a new configuration. The queue is taken by :func:`claim_waiting` alone; such a
+    trial waits for the next claim. Leaving the pop out also saves its read of the queue (six queries).
     """
-
-    def connect() -> optuna.storages.BaseStorage:
-        if url.startswith("sqlite"):
-            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
-        return optuna.storages.get_storage(url)
-
-    try:
-        for attempt in range(3):
-            try:
-                storage = connect()
-                break
-            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as exc:
-                if not _schema_race(exc):
-                    raise
-                time.sleep(1 + attempt)
-        else:
-            storage = connect()
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as exc:
-        raise ConfigError(f"storage {masked_url(url)}: cannot open it: {_cause(exc)}") from None
-    _index_identities(storage)
-    return storage
+    study._thread_local.cached_all_trials = None  # as ask does: the sampler then reads the latest trials
+    return optuna.Trial(study, study._storage.create_new_trial(study._study_id))
 
 
-def _index_identities(storage: optuna.storages.BaseStorage) -> None:
+def tell(study: optuna.Study, trial: optuna.Trial, values: Any = None, state: TrialState | None = None) -> None:
+    """``Study.tell`` (its checks, the sampler's ``after_trial``, the state write) without the read of the
+    finished trial that it returns and the runner never uses: six SQL queries a trial."""
+    _tell_with_warning(study, trial, values, state)
+
+
+def index_identities(storage: optuna.storages.BaseStorage) -> None:
     """Create :data:`IDENTITY_INDEX` where the database has partial indexes and lets this process write."""
     rdb = _sql(storage)
     if rdb is None or rdb.engine.dialect.name not in ("sqlite", "postgresql"):
@@ -105,27 +71,6 @@ def _index_identities(storage: optuna.storages.BaseStorage) -> None:
             connection.execute(sqlalchemy.text(IDENTITY_INDEX))
     except sqlalchemy.exc.SQLAlchemyError:
         pass  # read-only, or another process creating it at this moment: lookups work without it, only slower
-
-
-def _schema_race(exc: sqlalchemy.exc.SQLAlchemyError) -> bool:
-    """Whether ``exc`` is two processes creating one schema at once (worth a retry), not a storage that is down."""
-    text = str(exc).lower()
-    return isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in text or "locked" in text
-
-
-def masked_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
-    try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except sqlalchemy.exc.ArgumentError:
-        return url.split("@")[-1] if "@" in url else url
-
-
-def _cause(exc: BaseException) -> str:
-    """The first line of the innermost error (a driver's own message rather than SQLAlchemy's wrapper)."""
-    inner = getattr(exc, "orig", None) or exc
-    text = str(inner).strip().splitlines()
-    return f"{type(inner).__name__}: {text[0]}" if text else type(inner).__name__
 
 
 def _sql(storage: optuna.storages.BaseStorage) -> optuna.storages.RDBStorage | None:

@@ -20,12 +20,12 @@ from ablate._cache import StageCache, stable_hash
 from ablate._config import DEFAULTS, EXECUTION_KEYS, LATER_KEYS, ConfigError, load_yaml, merge, resolve, set_dotted
 from ablate._metrics import is_metric, lower_is_better, stage_prefix
 from ablate._plugins import PluginError, load_components
-from ablate._pruning import PrunerSpec, parse_pruner
 from ablate._reference import Reference, load_reference
 from ablate._registries import LOGGERS, METRICS
 from ablate._registry import did_you_mean
 from ablate._trial import check_segment, load_data
 from ablate._validate import validate
+from ablate.study._pruning import PrunerSpec, parse_pruner
 
 STUDY_KEYS = {
     "name": "study name (default: the file name)",
@@ -115,6 +115,15 @@ class Study:
     @property
     def is_tuning(self) -> bool:
         return bool(self.tune)
+
+    def adopt_directions(self, stored: list[str]) -> None:
+        """Objectives of plugin metrics that could not be imported (direction :data:`STORED`) take the directions
+        the stored Optuna study was created with."""
+        if any(o.direction == STORED for o in self.objectives) and len(stored) == len(self.objectives):
+            self.objectives = [
+                Objective(o.metric, s if o.direction == STORED else o.direction)
+                for o, s in zip(self.objectives, stored, strict=True)
+            ]
 
     def configurations(self) -> list[dict[str, Any]]:
         """Every grid combination as dotted path -> value (one empty dict when there is no grid)."""

@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.exceptions import UpdateFinishedTrialError
 
-from ablate._storage import (
+from ablate.storage import (
     identity_holders,
     open_storage,
     record_trial,

@@ -1,0 +1,73 @@
+"""Workers: who holds a RUNNING trial, whether that worker still lives, and its heartbeat.
+
+A worker is ``host:pid``. A trial left RUNNING by a killed worker (dead pid on this host, or no heartbeat for
+:data:`STALE_AFTER` seconds) is stale: the next ``ablate run`` fails it and queues it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from ablate.storage import trial_id
+
+HEARTBEAT_EVERY = 15.0
+STALE_AFTER = 120.0
+#: This process, as the ``worker`` attribute of the trials it claims.
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _live(worker: str | None) -> bool:
+    """False only when ``worker`` ran on this host and its process is gone."""
+    if not worker:
+        return True
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_reason(trial: FrozenTrial) -> str | None:
+    """Why a RUNNING ``trial`` has no live worker (its process is gone from this host, or its heartbeat stopped), or
+    None while it may still run. The next ``ablate run`` fails such a trial and queues it again."""
+    worker = trial.user_attrs.get("worker")
+    now = time.time()
+    beat = trial.user_attrs.get("heartbeat", trial.datetime_start.timestamp() if trial.datetime_start else now)
+    if not _live(worker):
+        return f"worker {worker} stopped"
+    if now - beat >= STALE_AFTER:
+        return f"no heartbeat from worker {worker} for {now - beat:.0f} s"
+    return None
+
+
+@contextlib.contextmanager
+def heartbeat(storage: optuna.storages.BaseStorage, trial: optuna.Trial) -> Iterator[None]:
+    """Write ``trial``'s heartbeat every :data:`HEARTBEAT_EVERY` seconds while the block runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a missed beat only delays stale detection
+                storage.set_trial_user_attr(trial_id(trial), "heartbeat", time.time())
+            if stop.wait(HEARTBEAT_EVERY):
+                return
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
