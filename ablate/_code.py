@@ -1,14 +1,19 @@
 """Code fingerprints for stage-cache keys: an entry made by code that has since changed is never served.
 
-A stage's key holds, beside the configuration, the hash of the source files that compute the stage: the
-harness modules it runs and the defining module of every component it uses, with the private helper
-modules (``components/<kind>/_*.py``) and the shared ``ablate`` helpers that module takes names from.
-Editing a post-processor thus invalidates only post-processing entries, editing a loss only the models
-trained with it.
+A stage's key holds, beside the configuration, the hash of the code that computes the stage: the harness
+modules it runs and the defining module of every component it uses, with the private helper modules
+(``components/<kind>/_*.py``) and the shared ``ablate`` helpers that module takes names from. Editing a
+post-processor thus invalidates only post-processing entries, editing a loss only the models trained with it.
+
+A module's hash is that of its computation, not of its file: the syntax tree (so comments and formatting do not
+count) without docstrings and without statements that only report (a ``print``, a progress bar's postfix, a
+warning: :data:`OUTPUT_CALLS`), written back as source. A comment or a log line edited on a cluster retrains
+nothing; any change to what a statement computes does.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
 import inspect
@@ -25,6 +30,10 @@ CAM_MODULES = ("ablate._cams", "ablate._trial")
 POSTPROCESS_MODULES = ("ablate._postprocess", "ablate._trial")
 SEGMENT_MODULES = ("ablate._segmentation", "ablate._trial", *TRAINING_MODULES)
 
+
+#: Calls that only report: an expression statement calling one of them (by name or as a method) is left out of a
+#: module's hash. Such a call whose value is used (assigned, passed on) still counts.
+OUTPUT_CALLS = frozenset({"print", "warn", "set_postfix", "set_description", "debug", "info", "warning"})
 
 # module name -> (the module's spec when hashed, hash): the code this process runs, read once per import
 _HASHES: dict[str, tuple[object, str]] = {}
@@ -43,9 +52,53 @@ def module_hash(name: str) -> str:
     path = getattr(module, "__file__", None)
     if not path or not Path(path).is_file():
         return f"unknown:{name}"  # built in or not a file: only its name can be recorded
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(computation(Path(path).read_text(encoding="utf-8")).encode()).hexdigest()[:16]
     _HASHES[name] = (spec, digest)
     return digest
+
+
+def computation(source: str) -> str:
+    """``source`` as what it computes: parsed, docstrings and report-only statements left out, unparsed."""
+    return ast.unparse(_Computation().visit(ast.parse(source)))
+
+
+class _Computation(ast.NodeTransformer):
+    """Leaves out docstrings and expression statements that call an :data:`OUTPUT_CALLS` function."""
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        super().generic_visit(node)
+        for field in ("body", "orelse", "finalbody"):
+            statements = getattr(node, field, None)
+            if not isinstance(statements, list) or not all(isinstance(s, ast.stmt) for s in statements):
+                continue
+            has_docstring = field == "body" and isinstance(
+                node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+            )
+            kept = [
+                s
+                for i, s in enumerate(statements)
+                if not (has_docstring and i == 0 and _is_string(s)) and not _only_reports(s)
+            ]
+            if statements and not kept:
+                kept = [ast.Pass()]  # a block needs a statement
+            setattr(node, field, kept)
+        return node
+
+
+def _is_string(statement: ast.stmt) -> bool:
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )
+
+
+def _only_reports(statement: ast.stmt) -> bool:
+    if not isinstance(statement, ast.Expr) or not isinstance(statement.value, ast.Call):
+        return False
+    function = statement.value.func
+    name = function.id if isinstance(function, ast.Name) else getattr(function, "attr", None)
+    return name in OUTPUT_CALLS
 
 
 def _package(name: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ablate import DISTANCES, StageCache
-from ablate._code import code_changes, code_fingerprint, module_hash
+from ablate._code import code_changes, code_fingerprint, computation, module_hash
 
 HELPER = "def core(a, b):\n    return (a - b).abs().mean()\n"
 PLUGIN = """
@@ -64,3 +64,46 @@ def test_pruning_outdated_entries_keeps_those_of_plugins_that_do_not_import_here
 
 def _write(folder: Path) -> None:
     (folder / "weights.pt").write_bytes(b"weights")
+
+
+COMPUTATION = '''"""A module."""
+import sys
+
+
+def scale(values, factor):
+    """Scaled."""
+    total = [v * factor for v in values]
+    print(f"scaled {len(values)}", file=sys.stderr)
+    return total
+'''
+RETOUCHED = '''"""The module, documented again."""
+import sys
+
+# a comment that explains nothing new
+def scale(values,
+          factor):
+    total = [v * factor for v in values]  # the same maths
+    print(f"scaled {len(values)} values", file=sys.stderr, flush=True)
+    return total
+'''
+CHANGED = COMPUTATION.replace("v * factor", "v * factor + 1")
+
+
+def _hash_of(tmp_path: Path, source: str, name: str) -> str:
+    (tmp_path / f"{name}.py").write_text(source)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        importlib.import_module(name)
+        return module_hash(name)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop(name, None)
+
+
+def test_a_comment_a_docstring_formatting_or_a_log_line_leaves_the_hash_and_a_computation_does_not(tmp_path):
+    # appending a comment to the trial path's modules marked every model and CAM set of the main job outdated
+    original = _hash_of(tmp_path, COMPUTATION, "code_test_original")
+    assert _hash_of(tmp_path, RETOUCHED, "code_test_retouched") == original
+    assert _hash_of(tmp_path, CHANGED, "code_test_changed") != original
+    # a report-only call whose value is used still counts: it is no longer only a report
+    assert computation("x = print(1)") != computation("x = None") and computation("print(1)") == computation("pass")

@@ -46,7 +46,8 @@ def test_workers_are_started_with_their_gpu(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setattr(subprocess, "Popen", FakeChild)
-    runner = SimpleNamespace(study=SimpleNamespace(path=tmp_path / "s.yaml"), url="sqlite://", folder=tmp_path)
+    stored = SimpleNamespace(url="sqlite://", folder=tmp_path)
+    runner = SimpleNamespace(study=SimpleNamespace(path=tmp_path / "s.yaml"), stored=stored)
     args = SimpleNamespace(workers=3, retries=0, fail_fast=False, quiet=False)
     assert _work(args, runner) is False
     assert started == ["0", "1", "0"]
