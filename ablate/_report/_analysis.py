@@ -156,13 +156,13 @@ def _matching_baseline(bases: pd.DataFrame, row: pd.Series, shared: list[str]) -
 
 @dataclass(frozen=True)
 class Friedman:
-    """Friedman's test over blocks of (seed, test image), with the Nemenyi critical difference (Demsar 2006).
+    """Friedman's test over seeds, with the Nemenyi critical difference (Demsar 2006).
 
     Attributes:
-        ranks: configuration label -> average rank of its per-image smoke IoU (1 = best), best first.
+        ranks: configuration label -> average rank of its objective over the seeds (1 = best), best first.
         statistic: Friedman's chi-square.
         p: its p-value.
-        blocks: the (seed, image) blocks every configuration has an IoU for.
+        blocks: the seeds every configuration completed.
         critical_difference: average ranks further apart than this differ at level ALPHA (Nemenyi).
     """
 
@@ -174,31 +174,25 @@ class Friedman:
 
 
 def friedman(data: ReportData, summary: pd.DataFrame) -> Friedman | None:
-    """The test for studies of three or more configurations with per-image IoUs; None otherwise."""
-    done = data.completed
-    if len(summary) < 3 or done.empty:
+    """Friedman's test over seeds for studies of three or more configurations; None otherwise. The blocks are the
+    seeds every configuration completed, the values each seed's objective: a seed is the unit, as in every
+    verdict (blocks of test images would take one trained model's images for replicates of its training)."""
+    objective, done = data.objective, data.completed
+    if objective is None or len(summary) < 3 or done.empty:
         return None
     labels = dict(zip(summary["config_id"], summary["configuration"], strict=True))
-    images = trial_images(done)
-    configs = [c for c in labels if any(key[0] == c for key in images)]
-    seeds = [s for s in sorted(done["seed"].unique()) if all((c, s) in images for c in configs)]
-    blocks = []
-    for seed in seeds:
-        table = np.array([np.asarray(images[(c, seed)], dtype=float) for c in configs])  # [k, images]
-        if len({len(row) for row in table}) != 1:
-            continue
-        blocks.append(table[:, np.isfinite(table).all(axis=0)].T)
-    blocks_array = np.concatenate(blocks) if blocks else np.empty((0, len(configs)))
-    k, n = len(configs), len(blocks_array)
-    if k < 3 or n < 2:
+    by_seed = done.pivot_table(index="seed", columns="config_id", values=METRIC_PREFIX + objective)
+    configs = [c for c in labels if c in by_seed.columns]
+    blocks = by_seed[configs].dropna().to_numpy() * (-1.0 if minimize(objective, data.study) else 1.0)
+    if len(configs) < 3 or len(blocks) < 2:
         return None
-    test = friedman_test(blocks_array)
+    test = friedman_test(blocks)
     order = np.argsort(test.ranks, kind="stable")
     return Friedman(
         ranks=pd.Series(test.ranks[order], index=[labels[configs[i]] for i in order]),
         statistic=test.statistic,
         p=test.p,
-        blocks=n,
+        blocks=len(blocks),
         critical_difference=test.critical_difference,
     )
 

@@ -244,7 +244,12 @@ def _status(frame: pd.DataFrame, latest: pd.DataFrame, study: Study) -> Status:
     completed_identities = set(latest.loc[done, "identity"])
     failures = frame[~frame["state"].isin(["COMPLETE", "PRUNED"])]
     failures = failures.assign(rerun=lambda f: f["identity"].isin(completed_identities))
-    expected = study.expected_trials(pruned=int(pruned.sum()))
+    column = METRIC_PREFIX + study.objectives[0].metric
+    results = None
+    if study.race is not None and column in latest:  # a race's total is what its rounds so far ask for
+        ran = latest[done].dropna(subset=[column])
+        results = dict(zip(zip(ran["config_id"], ran["seed"], strict=True), ran[column], strict=True))
+    expected = study.expected_trials(pruned=int(pruned.sum()), results=results)
     return Status(expected, int(done.sum()), latest[~done & ~pruned], failures, int(pruned.sum()))
 
 

@@ -512,8 +512,8 @@ def critical_difference_figure(data: ReportData, summary: pd.DataFrame) -> Plot 
     ranks, cd, k = test.ranks, test.critical_difference, len(test.ranks)
     shown = min(k, MAX_CONFIGS)  # the best ones: more leave no legible labels
     caption = (
-        f"Average rank of per-image {data.names()['class']} IoU over {test.blocks} (seed, test image) blocks, "
-        "1 = best. Friedman "
+        f"Average rank of {data.objective} over {test.blocks} seeds (the blocks: seeds every configuration "
+        "completed), 1 = best. Friedman "
         f"chi2 = {test.statistic:.2f}, p {_p(test.p)}. Bars join configurations whose average ranks differ by "
         f"less than the critical difference CD = {cd:.3f} (Nemenyi, alpha 0.05): those the test cannot tell apart."
         + (f" Shown: the {shown} best of {k}." if shown < k else "")

@@ -23,21 +23,22 @@ from ablate._results import PER_IMAGE_COLUMNS
 from ablate.stats import ALPHA, POWER, WILCOXON_FROM
 
 
-def _friedman_table(test: Friedman) -> Table:
-    data = pd.DataFrame({"configuration": test.ranks.index, "average_rank": test.ranks.to_numpy()})
-    shown = pd.DataFrame({"configuration": data["configuration"], "average rank": data["average_rank"].map(number)})
+def _friedman_table(data: ReportData, test: Friedman) -> Table:
+    ranks = pd.DataFrame({"configuration": test.ranks.index, "average_rank": test.ranks.to_numpy()})
+    shown = pd.DataFrame({"configuration": ranks["configuration"], "average rank": ranks["average_rank"].map(number)})
     note = (
-        f"Friedman test over {test.blocks} blocks (seed, test image) of per-image IoU: chi2 = "
-        f"{test.statistic:.2f}, p = {p_value(test.p)}. Rank 1 is the best IoU in a block; two configurations whose "
-        f"average ranks differ by more than the critical difference {test.critical_difference:.3f} differ at "
-        f"alpha {ALPHA} (Nemenyi; Demsar, JMLR 2006). Blocks share images across seeds, so they are not independent."
+        f"Friedman test over {test.blocks} seeds (the blocks: seeds every configuration completed) of "
+        f"{data.objective}: chi2 = {test.statistic:.2f}, p = {p_value(test.p)}. Rank 1 is the best configuration of "
+        "a seed; two configurations whose average ranks differ by more than the critical difference "
+        f"{test.critical_difference:.3f} differ at alpha {ALPHA} (Nemenyi; Demsar, JMLR 2006). With few seeds the "
+        "critical difference is wide: the test then tells few configurations apart."
     )
     return Table(
         "friedman",
-        "Ranks over seeds and test images (Friedman)",
+        "Ranks over seeds (Friedman)",
         note,
         shown,
-        data.assign(
+        ranks.assign(
             statistic=test.statistic, p=test.p, blocks=test.blocks, critical_difference=test.critical_difference
         ),
     )
@@ -92,21 +93,40 @@ def _comparison_table(data: ReportData, compared: pd.DataFrame) -> Table:
     shown["d_z"] = compared["effect_dz"].map(lambda v: number(v, 2))
     shown["detectable Δ"] = compared["detectable"].map(number)
     shown["seeds for half"] = compared["seeds_for_half"].map(seed_count)
-    shown["Δ IoU per image"] = compared["delta_image_iou"].map(lambda v: BLANK if pd.isna(v) else f"{v:+.4f}")
-    shown["images"] = compared["image_pairs"].astype(str)
-    shown["p (images)"] = compared["p_images"].map(p_value)
-    shown["p Holm (images)"] = compared["p_images_holm"].map(p_value)
     note = (
-        f"Difference from the baseline (configuration minus baseline). Seeds: {objective} of the seeds both "
-        f"completed, paired t-test below {WILCOXON_FROM} pairs, else Wilcoxon signed-rank. Images: IoU "
-        "per test image paired by image index within shared seeds, pooled, Wilcoxon signed-rank (two-sided). "
+        f"Difference from the baseline (configuration minus baseline) in {objective} over the seeds both completed: "
+        f"paired t-test below {WILCOXON_FROM} pairs, else Wilcoxon signed-rank. "
         "p Holm: Holm's adjustment over all rows of the table (many configurations against one baseline). "
         "d_z: effect size, mean over standard deviation of the paired seed differences. "
         f"Detectable Δ: the smallest difference the paired seed t-test detects (alpha {ALPHA}, power {POWER}) "
         "at the observed std of the seed differences; seeds for half: the seeds a difference of half that "
         "size would need."
     )
-    return Table("baseline", "Difference from the baseline", note, shown, compared)
+    return Table("baseline", "Difference from the baseline", note, shown, compared.drop(columns=list(IMAGE_COLUMNS)))
+
+
+#: The per-image columns of :func:`comparisons`: a view of the trained models, never a verdict's.
+IMAGE_COLUMNS = ("delta_image_iou", "image_pairs", "p_images", "p_images_holm")
+
+
+def _image_table(compared: pd.DataFrame) -> Table | None:
+    """The per-image differences from the baseline, apart from every verdict."""
+    if not compared["image_pairs"].gt(0).any():
+        return None
+    shown = pd.DataFrame({"configuration": compared["configuration"], "baseline": compared["baseline"]})
+    shown["Δ IoU per image"] = compared["delta_image_iou"].map(lambda v: BLANK if pd.isna(v) else f"{v:+.4f}")
+    shown["images"] = compared["image_pairs"].astype(str)
+    shown["p (images)"] = compared["p_images"].map(p_value)
+    shown["p Holm (images)"] = compared["p_images_holm"].map(p_value)
+    note = (
+        "On these trained models, not on the configurations: IoU per test image paired by image index within the "
+        "seeds both completed, pooled, Wilcoxon signed-rank (two-sided), Holm over the rows. The images of one "
+        "trained model are not replicates of its training, so a small p here says that these particular models "
+        "differ on these images; whether a configuration trains better models is the seed-level question of the "
+        "decisions table."
+    )
+    data = compared[["configuration", "baseline", *IMAGE_COLUMNS]]
+    return Table("baseline-images", "Per-image differences of the trained models", note, shown, data)
 
 
 def _marginal_table(data: ReportData, axis: Axis, table: pd.DataFrame) -> Table:
@@ -163,9 +183,11 @@ def build_tables(data: ReportData, summary: pd.DataFrame) -> list[Table]:
     compared = comparisons(data, summary)
     if not compared.empty:
         tables.append(_comparison_table(data, compared))
+        images = _image_table(compared)
+        tables += [images] if images is not None else []
     test = friedman(data, summary)
     if test is not None:
-        tables.append(_friedman_table(test))
+        tables.append(_friedman_table(data, test))
     if len(data.axes) > 1:  # with one axis the marginal table repeats the summary
         margins = [(a, marginal(data, a)) for a in data.axes if a.discrete]
         # one value (or none run like with like) compares nothing

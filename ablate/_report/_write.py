@@ -18,6 +18,7 @@ import pandas as pd
 
 import ablate
 from ablate._report._analysis import configurations
+from ablate._report._decisions import decisions, decisions_table, race_figure
 from ablate._report._format import Table, to_latex, to_markdown
 from ablate._report._model import ReportData, prepare
 from ablate._report._pdf import STYLE, document, table_pages, text_pages, title_page
@@ -50,12 +51,15 @@ def write(frame: pd.DataFrame, study: Study, folder: Path, optuna_study: optuna.
     frame.drop(columns=list(PER_IMAGE_COLUMNS), errors="ignore").to_csv(folder / "trials.csv", index=False)
     data = prepare(frame, study, folder)
     summary = configurations(data) if not data.scored.empty else pd.DataFrame()
-    tables = build_tables(data, summary)
+    decided = decisions(data, summary) if not summary.empty else pd.DataFrame()
+    tables = ([decisions_table(data, decided)] if not decided.empty else []) + build_tables(data, summary)
     failures = failures_table(data) if not data.status.failures.empty else None
     _write_tables(data, summary, tables, failures)
     path = folder / "report.pdf"
     with matplotlib.rc_context(STYLE):
         plots = build_plots(data, summary, optuna_study) if not summary.empty else []
+        race = race_figure(data, decided)
+        plots = ([race] if race is not None else []) + plots
         figures = _clear(folder / "figures", "*.png")
         for plot in plots:
             plot.figure.savefig(figures / f"{plot.name}.png")

@@ -230,7 +230,19 @@ class StoredStudy:
     def progress(self) -> tuple[int, int | None]:
         """(finished (configuration, seed) pairs: completed or pruned, total expected or None)."""
         done, pruned, *_ = self.settled()
-        return len(done | pruned), self.study.expected_trials(pruned=len(pruned))
+        return len(done | pruned), self.expected(len(pruned))
+
+    def expected(self, pruned: int) -> int | None:
+        """The pairs a complete run holds, given ``pruned`` configurations (in a race: those its rounds ask for)."""
+        return self.study.expected_trials(pruned=pruned, results=self.results() if self.study.race else None)
+
+    def results(self) -> dict[tuple[str, int], float]:
+        """(configuration id, seed) -> the first objective's value, of every completed trial."""
+        return {
+            (t.user_attrs["config_id"], t.user_attrs["seed"]): t.values[0]
+            for t in self.trials((TrialState.COMPLETE,))
+            if "config_id" in t.user_attrs
+        }
 
     def changed_code(self) -> tuple[int, int, list[str]]:
         """(completed trials computed by code that has changed since, completed trials, the changed modules), from

@@ -52,7 +52,7 @@ class Progress:
         process, and those this process failed (``failed_here``). Parallel workers count different places, a pair
         queued again by a resume counts when it runs, and a retry of this run does not move the count back."""
         done, pruned, failed, running = self.stored.settled(before=trial)
-        total = self.stored.study.expected_trials(pruned=len(pruned))
+        total = self.stored.expected(len(pruned))
         self._show(len(done | pruned), total)
         position = len((done | pruned | failed | running | failed_here) - {identity(params, seed)}) + 1
         label = ", ".join(f"{k}={v}" for k, v in params.items()) or "base config"

@@ -30,6 +30,7 @@ from ablate.storage import (
     trial_id,
     waiting_trial_ids,
 )
+from ablate.study._race import study_plan
 from ablate.study._workers import WORKER, stale_reason
 
 
@@ -65,29 +66,37 @@ class TrialQueue:
         for other in self.study.seeds[1:]:
             self.enqueue(params, other, primary=False)
 
-    def enqueue_missing(self) -> int:
+    def enqueue_missing(self, fresh_only: bool = False) -> int:
         """Queue every (configuration, seed) with no completed, queued or running trial; returns how many.
 
-        For a grid that is every pair not yet done (failed and interrupted ones included); when
-        tuning, configurations already sampled whose trials failed or were interrupted, and the other
-        seeds of a configuration whose first seed completed. A pruned configuration is done. Processes
+        For a grid that is every pair not yet done (failed and interrupted ones included); in a race, those of the
+        rounds so far; when tuning, configurations already sampled whose trials failed or were interrupted, and the
+        other seeds of a configuration whose first seed completed. A pruned configuration is done. Processes
         queueing at the same time take turns, so each pair is queued once.
+
+        Args:
+            fresh_only: queue only pairs that have no trial at all (a race's next round, within a run: a pair that
+                failed in it is not run again).
         """
         self.recover_stale()
         with study_lock(self.stored.storage, study_id(self.stored.optuna_study), WORKER):
-            taken = self._taken()
+            taken = self._taken(fresh_only)
             missing = [(p, s, primary) for key, (p, s, primary) in self._wanted().items() if key not in taken]
             for params, seed, primary in missing:
                 self.enqueue(params, seed, primary)
             return len(missing)
 
-    def _taken(self) -> set[str]:
+    def _taken(self, fresh_only: bool = False) -> set[str]:
         # a pruned configuration is done with: it is never queued again
         taking = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, TrialState.RUNNING)
-        return {t.user_attrs.get("identity") for t in self.stored.trials(taking)}
+        return {t.user_attrs.get("identity") for t in self.stored.trials(None if fresh_only else taking)}
 
     def _wanted(self) -> dict[str, tuple[dict[str, Any], int, bool]]:
         """identity -> (parameters, seed, primary) of every pair the study should hold."""
+        if self.study.race is not None:
+            plan = study_plan(self.study, self.stored.results())
+            pairs = [(p, s) for p in self.study.configurations() for s in self.study.seeds[: plan.seeds[config_id(p)]]]
+            return {identity(p, s): (p, s, True) for p, s in pairs}
         if not self.study.is_tuning:
             return {identity(p, s): (p, s, True) for p in self.study.configurations() for s in self.study.seeds}
         wanted = {
@@ -117,6 +126,14 @@ class TrialQueue:
             except UpdateFinishedTrialError:
                 continue
         return recovered
+
+    def waiting(self) -> bool:
+        """Whether any trial waits to be claimed (queued by another worker, for one)."""
+        optuna_study = self.stored.optuna_study
+        found = waiting_trial_ids(self.stored.storage, study_id(optuna_study))
+        if found is None:
+            found = optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        return bool(found)
 
     def claim(self) -> optuna.Trial | None:
         """Atomically take a WAITING trial; one taken by another process first is skipped."""

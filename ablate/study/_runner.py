@@ -141,6 +141,8 @@ class StudyRunner:
                     # other workers still run trials: wait, so a worker that dies hands its trial to us
                     time.sleep(POLL_EVERY)
                     continue
+                if self.study.race and (self.queue.enqueue_missing(fresh_only=True) or self.queue.waiting()):
+                    continue  # a race's round is complete: its next seeds (queued here or by another worker)
                 return None
             duplicate = self.queue.duplicate_of(trial, trial.user_attrs["identity"])
             if duplicate is not None:

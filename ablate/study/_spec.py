@@ -26,6 +26,7 @@ from ablate._registry import did_you_mean
 from ablate._trial import check_segment, load_data
 from ablate._validate import validate
 from ablate.study._pruning import PrunerSpec, parse_pruner
+from ablate.study._race import RaceSpec, parse_race, study_plan
 
 STUDY_KEYS = {
     "name": "study name (default: the file name)",
@@ -39,7 +40,9 @@ STUDY_KEYS = {
     "timeout": "tuning budget in seconds",
     "pruner": "stop unpromising tuning trials by their per-epoch loss: median, percentile, successive_halving, "
     "hyperband, or {name, on: cls, **Optuna pruner params}",
-    "seeds": "list of seeds or a count (default [0])",
+    "seeds": "list of seeds or a count (default [0]); with race: {initial: N, max: M}",
+    "race": "give a configuration more seeds only while its comparison is undecided: {against: baseline | best, "
+    "alpha, margin, futility, spending, step}",
     "objective": "metric name, {metric, direction}, or a list of them",
     "baseline": "dotted path -> value identifying the baseline configuration",
     "plugins": "modules to import for third-party components",
@@ -110,6 +113,7 @@ class Study:
     reference: Reference | None = None  # published numbers for the paper-layout tables
     loggers: list[dict[str, Any]] = field(default_factory=list)  # not in the signature: results do not depend on it
     pruner: PrunerSpec | None = None  # not in the signature either: it decides which trials finish, not their numbers
+    race: RaceSpec | None = None  # not in the signature: it decides which seeds run, not their numbers
     missing_plugins: str = ""  # why a plugin did not import, for commands that read stored trials only
 
     @property
@@ -187,8 +191,11 @@ class Study:
             return None if budget is None else budget * len(self.seeds)
         return self._grid_size * len(self.seeds)
 
-    def expected_trials(self, pruned: int = 0) -> int | None:
-        """:meth:`total_trials` less the other seeds of ``pruned`` configurations, which never run."""
+    def expected_trials(self, pruned: int = 0, results: dict[tuple[str, int], float] | None = None) -> int | None:
+        """:meth:`total_trials` less the other seeds of ``pruned`` configurations, which never run; in a race, the
+        pairs its rounds so far ask for, given the completed trials' first-objective ``results``."""
+        if self.race is not None:
+            return sum(study_plan(self, results or {}).seeds.values())
         total = self.total_trials()
         return None if total is None else total - pruned * (len(self.seeds) - 1)
 
@@ -213,7 +220,10 @@ class Study:
             space = f"grid of {_count(len(self.configurations()), 'configuration')}"
         goal = ", ".join(f"{o.direction} {o.metric}" for o in self.objectives)
         pruning = f"; {self.pruner.name} pruner on per-epoch {self.pruner.on}" if self.pruner else ""
-        return f"study '{name or self.name}': {space} x {_count(len(self.seeds), 'seed')}; objective: {goal}{pruning}"
+        race = self.race
+        seeds = _count(len(self.seeds), "seed") if race is None else f"{race.initial} to {race.maximum} seeds"
+        racing = f"; {race.describe()}" if race else ""
+        return f"study '{name or self.name}': {space} x {seeds}; objective: {goal}{pruning}{racing}"
 
 
 def _hashable(value: Any) -> Any:
@@ -422,7 +432,8 @@ def load_study(
     if tune and grids:
         raise _fail(path, "grid and tune cannot be combined in one study; use sampler: grid to tune over a grid")
 
-    seeds_raw = raw.get("seeds", [0])
+    race = _race(path, raw, grids, tune)
+    seeds_raw = race.maximum if race else raw.get("seeds", [0])
     seeds = list(range(seeds_raw)) if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool) else seeds_raw
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise _fail(path, f"seeds: expected a positive count or a list of non-negative integers, got {seeds_raw!r}")
@@ -468,6 +479,7 @@ def load_study(
         reference=_reference(path, raw.get("reference")),
         loggers=_loggers(path, raw.get("loggers"), plugins_loaded=not missing_plugins),
         pruner=pruner,
+        race=race,
         missing_plugins=missing_plugins,
     )
     if not any(key in raw for key in ("config", "grid", "tune")):
@@ -495,6 +507,23 @@ def _pruner(path: Path, raw: Any, tune: list[Distribution], objective: Any) -> P
         return parse_pruner(raw)
     except ValueError as exc:
         raise _fail(path, f"pruner: {exc}") from None
+
+
+def _race(path: Path, raw: dict[str, Any], grids: list[Any], tune: list[Distribution]) -> RaceSpec | None:
+    """The study's race, or None; refused where it cannot run (tuning, no baseline to race against)."""
+    if "race" not in raw:
+        if isinstance(raw.get("seeds"), dict):
+            raise _fail(path, "seeds: {initial, max} is the seeds of a race: add a race: block (or give a count)")
+        return None
+    if tune:
+        raise _fail(path, "race: races the configurations of a grid; a tuning study gives each its seeds")
+    try:
+        race = parse_race(raw["race"], raw.get("seeds"))
+    except ValueError as exc:
+        raise _fail(path, str(exc)) from None
+    if race.against == "baseline" and raw.get("baseline") is None:
+        raise _fail(path, "race: against: baseline needs the study's baseline: (or race against: best)")
+    return race
 
 
 def _refuse_overlaps(path: Path, section: str, keys: list[str]) -> None:

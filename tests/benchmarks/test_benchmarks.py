@@ -163,3 +163,12 @@ def test_paper_scale(scripts, tmp_path):
     assert record["peak_source"].startswith("no vendor figure")
     shares = [op["share"] for op in record["profiles"]["test_vit"]]
     assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1
+
+
+def test_racing(scripts, tmp_path):
+    results = run(scripts, "racing", tmp_path)["results"]
+    assert set(results) == {f"{s}/{p}" for s in ("lambda", "normal") for p in ("obrien-fleming", "pocock")}
+    for result in results.values():
+        assert result["race_trials"] > 0 and 0 <= result["race_mean_power"] <= 1
+        assert result["configurations"]["no difference"]["true_difference"] == 0
+        assert set(result["configurations"]["no difference"]["race"]) == {"false_positive", "mean_seeds"}

@@ -109,11 +109,12 @@ def test_a_long_label_in_the_critical_difference_diagram_keeps_its_baseline_mark
         {"name": "single", "network": "student", "pretrain": "fractaldb"},
     ]
     baseline = {"paradigm": values[1]}
-    study = synthetic.study(tmp_path, {"paradigm": values}, seeds=1, baseline=baseline)
+    study = synthetic.study(tmp_path, {"paradigm": values}, seeds=2, baseline=baseline)
     rng = np.random.default_rng(0)
-    specs = [
-        synthetic.Spec({"paradigm": v}, 0, metrics={"smoke_iou": 0.3}, per_image=list(rng.uniform(0, 1, 8)))
+    specs = [  # two seeds: the diagram ranks seeds
+        synthetic.Spec({"paradigm": v}, seed, metrics={"smoke_iou": float(rng.uniform(0, 1))})
         for v in values
+        for seed in range(2)
     ]
     data = prepare(trials_frame(synthetic.stored(study, specs, tmp_path, artifacts=False)), study, tmp_path)
     figure = critical_difference_figure(data, configurations(data)).figure

@@ -72,12 +72,14 @@ def test_baseline_comparison_p_values_match_scipy(known):
     assert table["delta"] == pytest.approx(np.mean(IOU_A) - np.mean(IOU_B))
     assert table["seed_test"] == "paired t"
     assert table["p_seeds"] == pytest.approx(stats.ttest_rel(IOU_A, IOU_B).pvalue)
+    assert "p_images" not in table  # per-image tests are no verdict: they have their own table
+    images = next(t for t in build_tables(known, summary) if t.name == "baseline-images").data.iloc[0]
     a = np.array(IMAGES_A, dtype=float).ravel()
     b = np.array(IMAGES_B, dtype=float).ravel()
     keep = np.isfinite(a) & np.isfinite(b)  # images pair by index within each seed; NaN (no smoke) dropped
-    assert table["image_pairs"] == keep.sum() == 10
-    assert table["delta_image_iou"] == pytest.approx(np.mean(a[keep] - b[keep]))
-    assert table["p_images"] == pytest.approx(stats.wilcoxon(a[keep], b[keep]).pvalue)
+    assert images["image_pairs"] == keep.sum() == 10
+    assert images["delta_image_iou"] == pytest.approx(np.mean(a[keep] - b[keep]))
+    assert images["p_images"] == pytest.approx(stats.wilcoxon(a[keep], b[keep]).pvalue)
     std = np.std(np.subtract(IOU_A, IOU_B), ddof=1)
     assert table["detectable"] == pytest.approx(detectable_difference(std, 3))
     assert table["seeds_for_half"] == seeds_needed(table["detectable"] / 2, std)
@@ -91,7 +93,7 @@ def test_a_baseline_without_a_completed_trial_leaves_its_comparisons_empty(synth
     ]
     data = _prepared(synthetic, tmp_path, specs, baseline={"transfer.lambda": 1.0})
     row = next(t for t in build_tables(data, configurations(data)) if t.name == "baseline").data.iloc[0]
-    assert row["configuration"] == "lambda=0.5" and row["seed_pairs"] == 0 and row["image_pairs"] == 0
+    assert row["configuration"] == "lambda=0.5" and row["seed_pairs"] == 0
     assert math.isnan(row["delta"]) and math.isnan(row["p_seeds"])
 
 
@@ -185,36 +187,34 @@ def test_every_configuration_of_a_union_grid_is_compared_with_the_baseline(synth
     row = compared.data.set_index("configuration").loc["lambda=0.5"]
     assert row["delta"] == pytest.approx(-0.3)
     np.testing.assert_allclose(compared.data["p_seeds_holm"], holm(compared.data["p_seeds"]))
-    assert {"p Holm", "d_z", "p Holm (images)"} <= set(compared.shown.columns)
+    assert {"p Holm", "d_z"} <= set(compared.shown.columns) and "p Holm (images)" not in compared.shown.columns
 
 
-def test_friedman_ranks_and_critical_difference_match_scipy_and_demsar(synthetic, tmp_path):
+def test_friedman_ranks_seeds_and_its_critical_difference_matches_scipy_and_demsar(synthetic, tmp_path):
     rng = np.random.default_rng(3)
     lambdas = [0.5, 1.0, 1.5]
-    images = {(lam, seed): list(rng.uniform(0, 1, 6) + lam / 4) for lam in lambdas for seed in range(2)}
-    images[(0.5, 0)][2] = None  # an image without smoke in one configuration: its block is left out
+    ious = {(lam, seed): float(rng.uniform(0, 1) + lam / 4) for lam in lambdas for seed in range(6)}
     specs = [
-        synthetic.Spec({"transfer.lambda": lam}, seed, metrics=_metrics(0.5), per_image=images[(lam, seed)])
+        synthetic.Spec({"transfer.lambda": lam}, seed, metrics=_metrics(ious[(lam, seed)]))
         for lam in lambdas
-        for seed in range(2)
+        for seed in range(6)
     ]
+    specs[0] = synthetic.Spec({"transfer.lambda": 0.5}, 0, state=TrialState.FAIL, error="x")  # seed 0 is no block
     data = _prepared(synthetic, tmp_path, specs)
     test = friedman(data, configurations(data))
-    blocks = np.array(
-        [[images[(lam, s)][i] for lam in lambdas] for s in range(2) for i in range(6) if (s, i) != (0, 2)], dtype=float
-    )
-    assert test.blocks == len(blocks) == 11
+    blocks = np.array([[ious[(lam, s)] for lam in lambdas] for s in range(1, 6)])  # seeds, not test images
+    assert test.blocks == len(blocks) == 5
     expected = stats.friedmanchisquare(*blocks.T)
     assert test.statistic == pytest.approx(expected.statistic) and test.p == pytest.approx(expected.pvalue)
     ranks = stats.rankdata(-blocks, axis=1).mean(axis=0)
     assert dict(test.ranks) == pytest.approx({f"lambda={lam:g}": r for lam, r in zip(lambdas, ranks, strict=True)})
     # Demsar (2006), table 5: q_0.05 = 2.343 for three classifiers; CD = q * sqrt(k (k + 1) / (6 N))
-    assert test.critical_difference == pytest.approx(2.343 * math.sqrt(3 * 4 / (6 * 11)), rel=1e-3)
+    assert test.critical_difference == pytest.approx(2.343 * math.sqrt(3 * 4 / (6 * 5)), rel=1e-3)
     assert list(test.ranks) == sorted(test.ranks)
 
 
-def test_friedman_over_blocks_that_all_tie_finds_no_difference(synthetic, tmp_path):
-    # three configurations with the same per-image IoUs (all 0: none localises): scipy's statistic is 0 / 0
+def test_friedman_over_seeds_that_all_tie_finds_no_difference(synthetic, tmp_path):
+    # three configurations with the same objective in every seed (none localises): scipy's statistic is 0 / 0
     specs = [
         synthetic.Spec({"transfer.lambda": lam}, seed, metrics=_metrics(0.0), per_image=[0.0] * 4)
         for lam in (0.5, 1.0, 1.5)
@@ -222,7 +222,7 @@ def test_friedman_over_blocks_that_all_tie_finds_no_difference(synthetic, tmp_pa
     ]
     data = _prepared(synthetic, tmp_path, specs)
     test = friedman(data, configurations(data))
-    assert (test.statistic, test.p, test.blocks) == (0.0, 1.0, 8)
+    assert (test.statistic, test.p, test.blocks) == (0.0, 1.0, 2)
     assert list(test.ranks) == [2.0, 2.0, 2.0]
 
 
@@ -322,3 +322,35 @@ def test_a_paper_postprocess_table_over_paradigms_counts_each_seed_once(syntheti
     assert none["smoke_iou.std"] == pytest.approx(np.std([0.3, 0.4], ddof=1))
     assert none["smoke_iou.n"] == 2 and none["trials"] == 6
     assert "with 2 seeds" in post.note
+
+
+def test_the_decisions_table_is_the_paired_t_interval_over_seeds_with_the_probability_of_improvement(known):
+    from ablate._report._decisions import decisions, decisions_table
+
+    decided = decisions(known, configurations(known))
+    row = decided.iloc[0]
+    diff = np.subtract(IOU_A, IOU_B)  # -0.1, +0.05, +0.1: paired by seed
+    half = stats.t.ppf(0.975, 2) * np.std(diff, ddof=1) / math.sqrt(3)
+    assert (row["configuration"], row["reference"], row["seeds"]) == ("lambda=0.5", "lambda=1 (baseline)", 3)
+    assert row["delta"] == pytest.approx(diff.mean())
+    assert (row["delta_low"], row["delta_high"]) == pytest.approx((diff.mean() - half, diff.mean() + half))
+    assert row["verdict"] == "undecided"  # the interval holds 0
+    assert row["p_improvement"] == pytest.approx(2 / 3)  # seeds 1 and 2 beat the baseline, seed 0 does not
+    assert row["seeds_for_decision"] == seeds_needed(abs(diff.mean()), np.std(diff, ddof=1))
+    shown = decisions_table(known, decided).shown
+    assert list(shown.columns)[:4] == ["configuration", "reference", "verdict", "seeds"]
+
+
+def test_a_minimised_objective_decides_in_its_own_direction(synthetic, tmp_path):
+    from ablate._report._decisions import decisions
+
+    specs = [
+        synthetic.Spec({"transfer.lambda": lam}, seed, metrics=_metrics(0.5) | {"false_activation": fa + seed / 100})
+        for lam, fa in ((0.5, 0.1), (1.0, 0.4))  # lambda 0.5 activates falsely far less: better
+        for seed in range(3)
+    ]
+    objectives = [Objective("false_activation", "minimize")]
+    data = _prepared(synthetic, tmp_path, specs, objectives=objectives, baseline={"transfer.lambda": 1.0})
+    row = decisions(data, configurations(data)).iloc[0]
+    assert row["verdict"] == "better" and row["delta"] == pytest.approx(-0.3)
+    assert row["delta_high"] < 0 and row["p_improvement"] == 1.0

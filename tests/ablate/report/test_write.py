@@ -22,7 +22,7 @@ TITLES = (
     "Heat map",
     "Per-image IoU",
     "Critical-difference diagram",
-    "Ranks over seeds and test images (Friedman)",
+    "Ranks over seeds (Friedman)",
     "Qualitative gallery",
     "Parameter importance",
 )
@@ -38,11 +38,11 @@ def _count(pages: list[str], text: str) -> int:
 
 @pytest.fixture(scope="module")
 def grid_report(synthetic, tmp_path_factory):
-    """2 x 2 grid x 2 seeds with one failed trial: a partial report."""
+    """2 x 2 grid x 3 seeds with one failed trial: a partial report."""
     folder = tmp_path_factory.mktemp("grid")
-    specs = synthetic.grid(GRID, 2, lambda p: 0.2 + 0.2 * p["transfer.lambda"], np.random.default_rng(0))
+    specs = synthetic.grid(GRID, 3, lambda p: 0.2 + 0.2 * p["transfer.lambda"], np.random.default_rng(0))
     specs[1] = synthetic.Spec(specs[1].params, 1, state=TrialState.FAIL, error="Diverged: loss is NaN at epoch 3")
-    study = synthetic.study(folder, GRID, seeds=2, baseline={"transfer.lambda": 1.0})
+    study = synthetic.study(folder, GRID, seeds=3, baseline={"transfer.lambda": 1.0})
     stored = synthetic.stored(study, specs, folder)
     return stored, write_report(stored), specs
 
@@ -56,8 +56,9 @@ def test_grid_report_files(grid_report):
     assert len(summary) == 4 and {"smoke_iou.mean", "smoke_iou.ci_low", "smoke_iou.n", "rank"} <= set(summary)
     tables = {p.stem for p in (stored.folder / "tables").glob("*.csv")}
     expected = {"summary", "metrics", "baseline", "friedman", "marginal-lambda", "marginal-level", "paper-lambda"}
-    expected |= {"paper-transfer"}
+    expected |= {"paper-transfer", "decisions", "baseline-images"}
     assert tables == expected | {"failures"}
+    assert (stored.folder / "summary.md").read_text().split("\n## ")[1].startswith("Decisions over seeds")
     figures = {p.stem for p in (stored.folder / "figures").glob("*.png")}
     assert {
         "configurations",
@@ -83,7 +84,7 @@ def test_grid_report_pages(grid_report):
 def test_partial_mark(grid_report):
     stored, path, _ = grid_report
     pages = _pages(path)
-    assert "PARTIAL: 7 of 8 trials completed (1 failed, 0 not run)" in pages[0]
+    assert "PARTIAL: 11 of 12 trials completed (1 failed, 0 not run)" in pages[0]
     assert _count(pages, "PARTIAL RESULTS") == len(pages)  # on every page
     assert (stored.folder / "summary.md").read_text().startswith("# Report of study 'synthetic'\n\n**PARTIAL")
 
