@@ -32,8 +32,11 @@ SEGMENT_MODULES = ("ablate._segmentation", "ablate._trial", *TRAINING_MODULES)
 
 
 #: Calls that only report: an expression statement calling one of them (by name or as a method) is left out of a
-#: module's hash. Such a call whose value is used (assigned, passed on) still counts.
+#: module's hash, when nothing in its arguments can compute (see :func:`_only_reports`). Such a call whose value is
+#: used (assigned, passed on) still counts.
 OUTPUT_CALLS = frozenset({"print", "warn", "set_postfix", "set_description", "debug", "info", "warning"})
+#: The calls a report-only statement's arguments may make: formatting, no side effects.
+PURE_CALLS = frozenset({"len", "str", "repr", "round", "float", "int", "abs", "min", "max", "sum", "format", "join"})
 
 # module name -> (the module's spec when hashed, hash): the code this process runs, read once per import
 _HASHES: dict[str, tuple[object, str]] = {}
@@ -94,11 +97,32 @@ def _is_string(statement: ast.stmt) -> bool:
 
 
 def _only_reports(statement: ast.stmt) -> bool:
+    """An expression statement calling an :data:`OUTPUT_CALLS` function whose arguments compute nothing: no
+    ``file=`` but the console (a print into a file writes output), no assignment expression, no call but
+    :data:`PURE_CALLS`."""
     if not isinstance(statement, ast.Expr) or not isinstance(statement.value, ast.Call):
         return False
-    function = statement.value.func
-    name = function.id if isinstance(function, ast.Name) else getattr(function, "attr", None)
-    return name in OUTPUT_CALLS
+    call = statement.value
+    if _called_name(call) not in OUTPUT_CALLS or any(
+        k.arg == "file" and not _is_console(k.value) for k in call.keywords
+    ):
+        return False
+    arguments = [*call.args, *(k.value for k in call.keywords)]
+    inner = [node for argument in arguments for node in ast.walk(argument)]
+    return not any(
+        isinstance(node, ast.NamedExpr) or (isinstance(node, ast.Call) and _called_name(node) not in PURE_CALLS)
+        for node in inner
+    )
+
+
+def _is_console(node: ast.expr) -> bool:
+    """``sys.stderr`` or ``sys.stdout``."""
+    return isinstance(node, ast.Attribute) and node.attr in ("stderr", "stdout") and isinstance(node.value, ast.Name)
+
+
+def _called_name(call: ast.Call) -> str | None:
+    function = call.func
+    return function.id if isinstance(function, ast.Name) else getattr(function, "attr", None)
 
 
 def _package(name: str) -> str:

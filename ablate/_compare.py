@@ -1,9 +1,10 @@
 """Two (or more) studies side by side: every configuration of each against one reference configuration.
 
 The reference is the first study's baseline configuration (its ``baseline:``), else its best one by the
-metric. Each other configuration is compared with it over the seeds both completed: the mean paired
-difference, the paired test the reports use (paired t below 10 pairs, Wilcoxon from 10) and Holm's adjustment
-over all rows. Studies are told apart by name, configurations by their searched values.
+metric. Each other configuration is compared with it over the seeds both completed, by the report's seed-level
+rules: the mean paired difference, the verdict of the report's decisions table at one look (better or worse when
+the paired t-interval excludes 0), P(A > B), the paired test (paired t below 10 pairs, Wilcoxon from 10) and Holm's
+adjustment over all rows. Studies are told apart by name, configurations by their searched values.
 """
 
 from __future__ import annotations
@@ -18,10 +19,23 @@ from ablate._config import ConfigError
 from ablate._metrics import is_metric, lower_is_better
 from ablate._registries import METRICS
 from ablate._results import METRIC_PREFIX, latest_per_identity, load_results
-from ablate.stats import holm, seed_test
+from ablate.stats import SequentialDesign, holm, probability_of_improvement, seed_test
 from ablate.study import load_study
 
-COLUMNS = ["study", "configuration", "seeds", "mean", "std", "shared seeds", "difference", "test", "p", "p Holm"]
+COLUMNS = [
+    "study",
+    "configuration",
+    "seeds",
+    "mean",
+    "std",
+    "shared seeds",
+    "difference",
+    "verdict",
+    "P(A > B)",
+    "test",
+    "p",
+    "p Holm",
+]
 
 
 def _per_seed(frame: pd.DataFrame, column: str) -> dict[str, pd.Series]:
@@ -81,6 +95,9 @@ def compare_studies(
             diff = series[shared].to_numpy(float) - base[shared].to_numpy(float)
             is_reference = name == first and label == reference
             test, p = ("", math.nan) if is_reference else seed_test(diff)
+            better = diff if maximize else -diff  # in the metric's direction: positive is better
+            decided = len(shared) >= 2 and not is_reference
+            verdict = SequentialDesign((len(shared),), futility=0.0).look(better).verdict if decided else ""
             rows.append(
                 {
                     "study": name,
@@ -90,6 +107,8 @@ def compare_studies(
                     "std": series.std(ddof=1) if len(series) > 1 else math.nan,
                     "shared seeds": len(shared),
                     "difference": math.nan if is_reference or not shared else float(np.mean(diff)),
+                    "verdict": verdict,
+                    "P(A > B)": probability_of_improvement(better)[0] if decided else math.nan,
                     "test": test,
                     "p": p,
                 }

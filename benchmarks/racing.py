@@ -9,9 +9,11 @@ runs as many seeds as its longest comparison. The fixed design runs ``n`` seeds 
 paired t-test at the same alpha. Seeds of different configurations are drawn independently (no pairing benefit).
 
 Reported per scenario and design: the false-positive rate (better or worse for a configuration with no true
-difference, per comparison), the power (the correct better or worse for one with a difference), and the trials
-spent per study. ``savings``: one minus the race's trials over those of the smallest fixed design whose mean power
-reaches the race's.
+difference, per comparison), the wrong-sign rate, the power (the correct better or worse for one with a difference),
+and the trials spent per study; ``max error``: the largest false-positive or wrong-sign rate of a scenario.
+``savings``: one minus the race's trials over those of the smallest fixed design whose mean power reaches the
+race's. ``against: best`` (F-Race) runs through the harness's own replay (:func:`ablate.study.race_plan`) over 2, 4
+and 8 identical configurations, where every verdict of a difference is wrong.
 
     python benchmarks/racing.py [--size tiny]
 """
@@ -27,6 +29,7 @@ from _common import parse_args, print_table, write_result
 from scipy import stats
 
 from ablate.stats import SequentialDesign, looks
+from ablate.study import RaceSpec, race_plan
 
 REPEATS = {"tiny": 40, "default": 4000}  # simulated studies per scenario
 FIXED_SEEDS = range(3, 41)
@@ -101,6 +104,11 @@ def score(verdicts: np.ndarray, truth: float) -> dict[str, float]:
     return {"power": float((verdicts == right).mean()), "wrong_sign": float((verdicts == wrong).mean())}
 
 
+def _error(scores: dict[str, float]) -> float:
+    """The rate of wrong verdicts: a difference claimed where there is none, or one of the wrong sign."""
+    return max(scores.get("false_positive", 0.0), scores.get("wrong_sign", 0.0))
+
+
 def simulate(name: str, outcomes: dict[str, Outcome], design: SequentialDesign, repeats: int) -> dict[str, Any]:
     rng = np.random.default_rng(sum(map(ord, name)))  # the same draws on every run
     most = max(design.counts[-1], max(FIXED_SEEDS))
@@ -131,11 +139,38 @@ def simulate(name: str, outcomes: dict[str, Outcome], design: SequentialDesign, 
         "configurations": rows,
         "race_trials": race_trials,
         "race_mean_power": race_power,
-        "race_max_false_positive": max(r["race"].get("false_positive", 0.0) for r in rows.values()),
+        # any wrong verdict: a difference claimed where there is none, or one of the wrong sign
+        "race_max_error": max(
+            max(r["race"].get("false_positive", 0.0), r["race"].get("wrong_sign", 0.0)) for r in rows.values()
+        ),
         "fixed_mean_power": fixed_power,
         "fixed_seeds_for_race_power": matching,
         "fixed_trials_for_race_power": fixed_trials,
         "savings": None if fixed_trials is None else 1 - race_trials / fixed_trials,
+    }
+
+
+def simulate_best(configurations: int, repeats: int, spec: RaceSpec) -> dict[str, Any]:
+    """``against: best`` over identical configurations: every verdict of a difference is wrong."""
+    rng = np.random.default_rng(configurations)
+    seeds = list(range(spec.maximum))
+    names = {f"c{i}": {} for i in range(configurations)}
+    wrong = comparisons = studies_wrong = 0
+    trials = []
+    for _ in range(repeats):
+        draws = REFERENCE.draw(rng, (configurations, spec.maximum))
+        results = {(c, s): float(draws[i, s]) for i, c in enumerate(names) for s in seeds}
+        plan = race_plan(spec, names, results, seeds, lambda config: None)
+        verdicts = [c.verdict for c in plan.comparisons]
+        claimed = sum(v in ("better", "worse") for v in verdicts)
+        wrong += claimed
+        comparisons += configurations - 1
+        studies_wrong += claimed > 0
+        trials.append(sum(plan.seeds.values()))
+    return {
+        "false_positive_per_comparison": wrong / comparisons,
+        "studies_with_a_false_positive": studies_wrong / repeats,
+        "mean_trials": float(np.mean(trials)),
     }
 
 
@@ -150,13 +185,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for scenario, outcomes in SCENARIOS.items()
         for spending, design in designs.items()
     }
+    best = {
+        f"best/identical-{k}": simulate_best(k, max(10, args.repeats // 4), RaceSpec("best", 3, 12, futility=0.1))
+        for k in (2, 4, 8)
+    }
     rows = []
     for key, result in results.items():
         fixed_at = result["fixed_seeds_for_race_power"]
         rows.append(
             [
                 key,
-                result["race_max_false_positive"],
+                result["race_max_error"],
                 result["race_mean_power"],
                 result["race_trials"],
                 fixed_at if fixed_at is not None else f"> {max(FIXED_SEEDS)}",
@@ -165,11 +204,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ]
         )
     print_table(
-        ["scenario/spending", "max false pos.", "mean power", "race trials", "fixed seeds", "fixed trials", "savings"],
+        ["scenario/spending", "max error", "mean power", "race trials", "fixed seeds", "fixed trials", "savings"],
         rows,
     )
+    print_table(
+        ["against: best", "false positives per comparison", "studies with one", "trials"],
+        [
+            [k, r["false_positive_per_comparison"], r["studies_with_a_false_positive"], r["mean_trials"]]
+            for k, r in best.items()
+        ],
+    )
     setting = {"seeds": "3..12, one a round", "alpha": 0.05, "futility": 0.1, "repeats": args.repeats}
-    write_result("racing", args, {"setting": setting, "results": results})
+    write_result("racing", args, {"setting": setting, "results": results, "best": best})
     return results
 
 

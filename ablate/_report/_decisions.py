@@ -23,7 +23,14 @@ from ablate._results import METRIC_PREFIX
 from ablate.stats import ALPHA, POWER, SequentialDesign, probability_of_improvement, seeds_needed
 from ablate.study import Comparison, baseline_of, oriented, study_plan
 
-VERDICT_COLOURS = {"better": "C2", "worse": "C3", "equivalent": "C0", "undecided": "0.6", "racing": "0.8"}
+VERDICT_COLOURS = {
+    "better": "C2",
+    "worse": "C3",
+    "equivalent": "C0",
+    "undecided": "0.6",
+    "racing": "0.8",
+    "failed": "C1",
+}
 
 
 def decisions(data: ReportData, summary: pd.DataFrame) -> pd.DataFrame:
@@ -41,7 +48,8 @@ def decisions(data: ReportData, summary: pd.DataFrame) -> pd.DataFrame:
     results = oriented(study, stored)
     labels = dict(zip(summary["config_id"], summary["configuration"], strict=True))
     seeds = list(study.seeds)
-    comparisons = study_plan(study, stored).comparisons if study.race else _fixed(data, results, labels)
+    failed = _failed_pairs(data)
+    comparisons = study_plan(study, stored, failed).comparisons if study.race else _fixed(data, results, labels)
     sign = -1.0 if minimize(metric, study) else 1.0
     rows = []
     for comparison in comparisons:
@@ -51,7 +59,7 @@ def decisions(data: ReportData, summary: pd.DataFrame) -> pd.DataFrame:
         p, p_low, p_high = probability_of_improvement(diff)
         low, high = (look.low, look.high) if look else (math.nan, math.nan)
         mean = look.mean if look else math.nan
-        verdict = look.verdict if look else "racing"
+        verdict = comparison.verdict if study.race else look.verdict if look else "undecided"
         rows.append(
             {
                 "configuration": labels.get(comparison.config, comparison.config),
@@ -69,6 +77,15 @@ def decisions(data: ReportData, summary: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _failed_pairs(data: ReportData) -> set[tuple[str, int]]:
+    """(configuration id, seed) of the pairs whose every attempt failed."""
+    failures = data.status.failures
+    if failures.empty:
+        return set()
+    lost = failures[failures["state"].eq("FAIL") & ~failures["rerun"]]
+    return set(zip(lost["config_id"], lost["seed"], strict=True))
 
 
 def _fixed(data: ReportData, results: dict[tuple[str, int], float], labels: dict[str, str]) -> list[Comparison]:
@@ -147,8 +164,9 @@ def _note(data: ReportData) -> str:
             f"{margin}. Race against {race.against}: a configuration got another seed only while undecided, looking "
             f"after {every} from {race.initial} to {race.maximum}; the intervals are repeated confidence intervals "
             f"(Jennison & Turnbull 1989) at Lan-DeMets {race.spending} boundaries, so a verdict is wrong with "
-            f"probability at most {race.alpha:g} however many looks the race took. Undecided: {futility}; racing: "
-            "the run stopped before the comparison did."
+            f"probability at most about {race.alpha:g} however many looks the race took (measured by "
+            f"benchmarks/racing.py; against the best, the comparisons of a round share alpha). Undecided: {futility}; "
+            "racing: the run stopped before the comparison did; failed: a seed it needed failed in every attempt."
         )
     return (
         f"{unit}{procedure} P(A > B): the share of paired seeds in which the configuration beats its reference, with "

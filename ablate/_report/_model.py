@@ -249,7 +249,9 @@ def _status(frame: pd.DataFrame, latest: pd.DataFrame, study: Study) -> Status:
     if study.race is not None and column in latest:  # a race's total is what its rounds so far ask for
         ran = latest[done].dropna(subset=[column])
         results = dict(zip(zip(ran["config_id"], ran["seed"], strict=True), ran[column], strict=True))
-    expected = study.expected_trials(pruned=int(pruned.sum()), results=results)
+    lost = failures[failures["state"].eq("FAIL") & ~failures["rerun"]]
+    failed = set(zip(lost["config_id"], lost["seed"], strict=True))
+    expected = study.expected_trials(pruned=int(pruned.sum()), results=results, failed=failed)
     return Status(expected, int(done.sum()), latest[~done & ~pruned], failures, int(pruned.sum()))
 
 

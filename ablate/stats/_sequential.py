@@ -8,9 +8,10 @@ t)``), at
 information fraction ``t = n_k / n_max``. The interval ``mean +- q_k s / sqrt(n_k)`` then covers the true mean
 difference at every look at once with probability at least ``1 - alpha`` (repeated confidence intervals, Jennison &
 Turnbull 1989), so a verdict read off it at any look (better: above 0; worse: below 0; equivalent: inside
-``+-margin``) is wrong with probability at most ``alpha``. The seed variance is estimated, so ``q_k`` is the t
-quantile (``n_k - 1`` degrees of freedom) at the nominal level ``2 - 2 Phi(c_k)`` of the look; ``benchmarks/
-racing.py`` measures the error rates this gives with 3-12 seeds.
+``+-margin``) is wrong with probability at most ``alpha`` for normal seed differences of known spread. The spread is
+estimated, so ``q_k`` is the t quantile (``n_k - 1`` degrees of freedom) at the nominal level ``2 - 2 Phi(c_k)``
+of the look: the guarantee is then approximate, and ``benchmarks/racing.py`` measures the error rates it gives with
+3-12 seeds, on normal and on bimodal seed outcomes.
 
 A comparison whose verdict the last look would reach with conditional probability under ``futility`` (at the
 observed mean and spread) stops early, undecided. Stopping for futility never adds a wrong verdict, so it keeps the

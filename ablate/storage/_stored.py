@@ -234,7 +234,18 @@ class StoredStudy:
 
     def expected(self, pruned: int) -> int | None:
         """The pairs a complete run holds, given ``pruned`` configurations (in a race: those its rounds ask for)."""
-        return self.study.expected_trials(pruned=pruned, results=self.results() if self.study.race else None)
+        if self.study.race is None:
+            return self.study.expected_trials(pruned=pruned)
+        return self.study.expected_trials(pruned=pruned, results=self.results(), failed=self.failed_pairs())
+
+    def failed_pairs(self) -> set[tuple[str, int]]:
+        """(configuration id, seed) of the pairs that failed with no attempt queued, running or completed."""
+        failed = self.settled()[2]
+        return {
+            (t.user_attrs["config_id"], t.user_attrs["seed"])
+            for t in self.trials((TrialState.FAIL,))
+            if t.user_attrs.get("identity") in failed and "config_id" in t.user_attrs
+        }
 
     def results(self) -> dict[tuple[str, int], float]:
         """(configuration id, seed) -> the first objective's value, of every completed trial."""

@@ -94,7 +94,7 @@ class TrialQueue:
     def _wanted(self) -> dict[str, tuple[dict[str, Any], int, bool]]:
         """identity -> (parameters, seed, primary) of every pair the study should hold."""
         if self.study.race is not None:
-            plan = study_plan(self.study, self.stored.results())
+            plan = study_plan(self.study, self.stored.results(), self.stored.failed_pairs())
             pairs = [(p, s) for p in self.study.configurations() for s in self.study.seeds[: plan.seeds[config_id(p)]]]
             return {identity(p, s): (p, s, True) for p, s in pairs}
         if not self.study.is_tuning:

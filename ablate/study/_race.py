@@ -8,7 +8,9 @@ or at ``max``; its configuration then gets no more seeds.
 
 ``against: baseline`` compares each configuration with the baseline configuration that shares most of its other
 values; the baseline runs as many seeds as its longest comparison. ``against: best`` is F-Race's use: after each
-round the configuration with the best mean is the reference, and those decided against it stop.
+round the configuration with the best mean is the reference, and those decided against it stop; the K - 1
+comparisons of a round share alpha (Bonferroni), since the best of K means is the most extreme of them. A seed that
+failed in every attempt stops the comparisons that need it (verdict ``failed``) instead of holding the race.
 
 The race's state is never stored: :func:`race_plan` replays it from the completed trials, so every worker, a resumed
 run and the report reach the same verdicts and the same next seeds.
@@ -16,7 +18,7 @@ run and the report reach the same verdicts and the same next seeds.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -113,16 +115,23 @@ class Comparison:
         reference: its reference's id (``against: best``: the best at its last look).
         look: its latest look (None before its first round completed).
         looks: the seed counts at which it was looked at, in order.
+        failed: a seed it needed (its own or its reference's) failed with no attempt left: it stopped there.
     """
 
     config: str
     reference: str
     look: Look | None = None
     looks: list[int] = field(default_factory=list)
+    failed: bool = False
 
     @property
     def racing(self) -> bool:
-        return self.look is None or self.look.verdict == "racing"
+        return not self.failed and (self.look is None or self.look.verdict == "racing")
+
+    @property
+    def verdict(self) -> str:
+        """The look's verdict; ``failed`` when a seed it needed failed, ``racing`` before its first look."""
+        return "failed" if self.failed else self.look.verdict if self.look else "racing"
 
 
 @dataclass
@@ -139,6 +148,7 @@ def race_plan(
     results: dict[tuple[str, int], float],
     seeds: list[int],
     reference_of: Callable[[str], str | None],
+    failed: Collection[tuple[str, int]] = (),
 ) -> RacePlan:
     """Replay the race on the completed results.
 
@@ -148,8 +158,14 @@ def race_plan(
         results: (configuration id, seed) -> the objective, oriented so that higher is better, of completed trials.
         seeds: the study's seeds (``max`` of them), in order.
         reference_of: ``against: baseline``: the id of a configuration's baseline (None for a baseline itself).
+        failed: (configuration id, seed) pairs that failed with no attempt left: a comparison that needs one stops
+            there, failed, instead of waiting for it for ever.
     """
     design = spec.design
+    failed = set(failed)
+
+    def lost(config: str, n: int) -> bool:
+        return any((config, s) in failed for s in seeds[:n])
 
     def differences(config: str, reference: str, n: int) -> np.ndarray | None:
         pairs = [(results.get((config, s)), results.get((reference, s))) for s in seeds[:n]]
@@ -158,7 +174,7 @@ def race_plan(
         return np.array([a - b for a, b in pairs], dtype=float)
 
     if spec.against == "best":
-        return _race_best(design, list(configurations), differences, results, seeds)
+        return _race_best(spec, list(configurations), differences, results, seeds, lost)
     plan = RacePlan({c: design.counts[0] for c in configurations}, [])
     for config in configurations:
         reference = reference_of(config)
@@ -168,6 +184,9 @@ def race_plan(
         plan.comparisons.append(comparison)
         for n in design.counts:
             plan.seeds[config] = n
+            if lost(config, n) or lost(reference, n):
+                comparison.failed = True
+                break
             diff = differences(config, reference, n)
             if diff is None:
                 break
@@ -182,13 +201,18 @@ def race_plan(
 
 
 def _race_best(
-    design: SequentialDesign,
+    spec: RaceSpec,
     configs: list[str],
     differences: Callable[[str, str, int], np.ndarray | None],
     results: dict[tuple[str, int], float],
     seeds: list[int],
+    lost: Callable[[str, int], bool],
 ) -> RacePlan:
-    """F-Race: after each round the best mean is every comparison's reference; a decided configuration stops."""
+    """F-Race: after each round the best mean is every comparison's reference; a decided configuration stops. The
+    K - 1 comparisons of a round share alpha (Bonferroni): the best is the maximum of K means, so each comparison
+    at the full alpha would claim a difference among identical configurations far more often than alpha."""
+    share = spec.alpha / max(1, len(configs) - 1)
+    design = SequentialDesign(spec.design.counts, share, spec.margin, spec.futility, spec.spending)
     plan = RacePlan({c: design.counts[0] for c in configs}, [])
     comparisons = {c: Comparison(c, "") for c in configs}
     active = list(configs)
@@ -196,7 +220,10 @@ def _race_best(
     for index, n in enumerate(design.counts):
         for config in active:
             plan.seeds[config] = n
-        if any((c, s) not in results for c in active for s in seeds[:n]):
+        for config in [c for c in active if lost(c, n)]:
+            comparisons[config].failed = True
+            active.remove(config)
+        if not active or any((c, s) not in results for c in active for s in seeds[:n]):
             break
         best = max(active, key=lambda c: np.mean([results[(c, s)] for s in seeds[:n]]))
         still = [best]
@@ -212,7 +239,7 @@ def _race_best(
         active = still
         if len(active) == 1 or index == len(design.counts) - 1:
             break
-    plan.comparisons = [c for c in comparisons.values() if c.config != best and c.look is not None]
+    plan.comparisons = [c for c in comparisons.values() if c.config != best and (c.look is not None or c.failed)]
     return plan
 
 
@@ -244,9 +271,11 @@ def oriented(study: Study, results: dict[tuple[str, int], float]) -> dict[tuple[
     return {key: sign * value for key, value in results.items()}
 
 
-def study_plan(study: Study, results: dict[tuple[str, int], float]) -> RacePlan:
+def study_plan(
+    study: Study, results: dict[tuple[str, int], float], failed: Collection[tuple[str, int]] = ()
+) -> RacePlan:
     """:func:`race_plan` of a racing grid study on its completed trials' first-objective values ``results``
-    ((configuration id, seed) -> value as stored)."""
+    ((configuration id, seed) -> value as stored) and its pairs ``failed`` with no attempt left."""
     assert study.race is not None
     configurations = {config_id(p): p for p in study.configurations()}
-    return race_plan(study.race, configurations, oriented(study, results), study.seeds, baseline_of(study))
+    return race_plan(study.race, configurations, oriented(study, results), study.seeds, baseline_of(study), failed)

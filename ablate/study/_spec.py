@@ -12,6 +12,7 @@ import functools
 import itertools
 import json
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,11 +192,17 @@ class Study:
             return None if budget is None else budget * len(self.seeds)
         return self._grid_size * len(self.seeds)
 
-    def expected_trials(self, pruned: int = 0, results: dict[tuple[str, int], float] | None = None) -> int | None:
+    def expected_trials(
+        self,
+        pruned: int = 0,
+        results: dict[tuple[str, int], float] | None = None,
+        failed: Collection[tuple[str, int]] = (),
+    ) -> int | None:
         """:meth:`total_trials` less the other seeds of ``pruned`` configurations, which never run; in a race, the
-        pairs its rounds so far ask for, given the completed trials' first-objective ``results``."""
+        pairs its rounds so far ask for, given the completed trials' first-objective ``results`` and the pairs
+        ``failed`` with no attempt left."""
         if self.race is not None:
-            return sum(study_plan(self, results or {}).seeds.values())
+            return sum(study_plan(self, results or {}, failed).seeds.values())
         total = self.total_trials()
         return None if total is None else total - pruned * (len(self.seeds) - 1)
 

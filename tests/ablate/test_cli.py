@@ -263,7 +263,7 @@ def test_an_unexpected_error_is_one_line_with_the_traceback_in_a_file(
     def broken(args: object) -> int:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("ablate.cli.cmd_list", broken)
+    monkeypatch.setattr("ablate.cli._main.cmd_list", broken)
     assert main(["list"]) == 1
     line = _error_line(capsys)
     assert line.startswith("ablate: failed: ZeroDivisionError: division by zero (traceback: ")

@@ -107,3 +107,8 @@ def test_a_comment_a_docstring_formatting_or_a_log_line_leaves_the_hash_and_a_co
     assert _hash_of(tmp_path, CHANGED, "code_test_changed") != original
     # a report-only call whose value is used still counts: it is no longer only a report
     assert computation("x = print(1)") != computation("x = None") and computation("print(1)") == computation("pass")
+    # a report whose arguments compute, or that writes a file, counts: found in review
+    assert computation("x = []\nprint(x.append(1))") != computation("x = []")
+    assert computation("logger.info('%s', (n := a * 2))") != computation("pass")
+    assert computation("print(r, file=h)") != computation("print(r * 2, file=h)")
+    assert computation("print(f'{len(x)} done')") == computation("pass")

@@ -40,6 +40,13 @@ def test_compare_puts_both_studies_against_the_first_ones_baseline(
     other = frames["b"].set_index("seed")["metric.smoke_iou"]
     assert table.loc[2, "difference"] == pytest.approx((other - ref).mean())
     assert table.loc[2, "test"] == "paired t" and 0 <= table.loc[2, "p Holm"] <= 1
+    # the decisions table's seed-level verdict: the paired 95% t-interval of two seeds, and the share of seeds won
+    diff = (other - ref).to_numpy()
+    half = 12.706 * diff.std(ddof=1) / 2**0.5  # t(0.975, 1) over sqrt(2)
+    low, high = diff.mean() - half, diff.mean() + half
+    assert table.loc[2, "verdict"] == ("better" if low > 0 else "worse" if high < 0 else "undecided")
+    assert table.loc[2, "P(A > B)"] == pytest.approx(((diff > 0) + 0.5 * (diff == 0)).mean())
+    assert table.loc[0, "verdict"] == ""  # the reference itself
     capsys.readouterr()
     assert main(["compare", str(a), str(b), "--out", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     printed = capsys.readouterr().out

@@ -31,7 +31,7 @@ def test_workers_are_started_with_their_gpu(monkeypatch, tmp_path) -> None:
     import subprocess
     from types import SimpleNamespace
 
-    from ablate.cli import _work
+    from ablate.cli._run import _work
 
     started, names = [], []
 

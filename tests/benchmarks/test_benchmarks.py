@@ -166,9 +166,11 @@ def test_paper_scale(scripts, tmp_path):
 
 
 def test_racing(scripts, tmp_path):
-    results = run(scripts, "racing", tmp_path)["results"]
+    record = run(scripts, "racing", tmp_path)
+    results = record["results"]
+    assert set(record["best"]) == {"best/identical-2", "best/identical-4", "best/identical-8"}
     assert set(results) == {f"{s}/{p}" for s in ("lambda", "normal") for p in ("obrien-fleming", "pocock")}
     for result in results.values():
-        assert result["race_trials"] > 0 and 0 <= result["race_mean_power"] <= 1
+        assert result["race_trials"] > 0 and 0 <= result["race_mean_power"] <= 1 and 0 <= result["race_max_error"] <= 1
         assert result["configurations"]["no difference"]["true_difference"] == 0
         assert set(result["configurations"]["no difference"]["race"]) == {"false_positive", "mean_seeds"}

@@ -21,6 +21,10 @@ TINY = {
 }
 
 
+#: A config whose trials wait in their post-processing step while the ``hold`` fixture's file exists.
+HELD = {**TINY, "paradigm": {"name": "single"}, "postprocess": ["test_hold", "threshold"]}
+
+
 def write_study(folder: Path, name: str = "tiny", **search) -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"name": name, "config": search.pop("config", TINY), **search}))
@@ -105,3 +109,10 @@ def test_hold():
         return state
     return step
 """
+
+
+def wait_for_trials_running(out: Path, count: int, timeout: float = 120) -> None:
+    """Until ``count`` trials of the study in ``out`` run at once (each held by a worker of its own)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and sum(t.state.name == "RUNNING" for t in trials_or_none(out)) < count:
+        time.sleep(0.2)

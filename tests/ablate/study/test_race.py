@@ -12,12 +12,11 @@ from ablate import ConfigError
 from ablate.storage import config_id
 from ablate.study import RaceSpec, load_study, race_plan, study_plan
 from tests.ablate.study.studies import (
-    SLOW_STEP,
-    TINY,
+    HELD,
     completed_identities,
     spawn,
     trials,
-    trials_or_none,
+    wait_for_trials_running,
     write_study,
 )
 
@@ -84,7 +83,7 @@ def test_bad_race_entries_are_refused_with_the_key(tmp_path, search, message):
 
 
 RACE = {
-    "config": {**TINY, "paradigm": {"name": "single"}, "postprocess": ["test_hold", "threshold"]},
+    "config": HELD,
     "grid": {"train.lr": [1e-3, 2e-3, 4e-3]},
     "seeds": {"initial": 2, "max": 4},
     "race": {"against": "baseline", "futility": 0.0},
@@ -93,17 +92,11 @@ RACE = {
 }
 
 
-def test_a_race_killed_in_a_round_resumes_where_it_stood_and_runs_each_pair_once(tmp_path, monkeypatch):
-    (tmp_path / "hold_step.py").write_text(SLOW_STEP)
-    hold = tmp_path / "hold"  # trials wait while it exists: the kill lands inside the first round
-    hold.touch()
-    monkeypatch.setenv("ABLATE_TEST_HOLD", str(hold))
-    path = write_study(tmp_path, **RACE)
+def test_a_race_killed_in_a_round_resumes_where_it_stood_and_runs_each_pair_once(tmp_path, hold):
+    path = write_study(tmp_path, **RACE)  # its trials wait while `hold` exists: the kill lands in the first round
     out = tmp_path / "out"
     proc = spawn(path, out, "--workers", "2")
-    deadline = time.time() + 120
-    while time.time() < deadline and sum(t.state.name == "RUNNING" for t in trials_or_none(out)) < 2:
-        time.sleep(0.2)  # both workers hold a trial of the first round
+    wait_for_trials_running(out, 2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 60

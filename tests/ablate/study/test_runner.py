@@ -14,8 +14,8 @@ import yaml
 
 from ablate.cli import main
 from tests.ablate.study.studies import (
+    HELD,
     NAN_DISTANCE,
-    SLOW_STEP,
     TINY,
     completed_identities,
     run_cli,
@@ -102,13 +102,9 @@ def test_sigkill_at_any_moment_loses_at_most_the_trial_in_progress(tmp_path, cap
     assert interrupted and all("interrupted: worker" in t.user_attrs["error"] for t in interrupted)
 
 
-def test_ctrl_c_marks_the_trial_and_resume_reruns_it(tmp_path, monkeypatch):
-    (tmp_path / "hold_step.py").write_text(SLOW_STEP)  # beside the study file: importable from there
-    config = {**TINY, "paradigm": {"name": "single"}, "postprocess": ["test_hold", "threshold"]}
-    study = write_study(tmp_path, config=config, grid={"train.lr": [1e-3, 2e-3]}, plugins=["hold_step"])
-    out, hold = tmp_path / "out", tmp_path / "hold"
-    hold.touch()  # the first trial stays in its post-processing step until the interrupt
-    monkeypatch.setenv("ABLATE_TEST_HOLD", str(hold))
+def test_ctrl_c_marks_the_trial_and_resume_reruns_it(tmp_path, hold):
+    study = write_study(tmp_path, config=HELD, grid={"train.lr": [1e-3, 2e-3]}, plugins=["hold_step"])
+    out = tmp_path / "out"  # the first trial stays in its post-processing step until the interrupt
     proc = spawn(study, out)
     wait_for_running(out, proc)
     proc.send_signal(signal.SIGINT)

@@ -14,12 +14,12 @@ import optuna
 import pytest
 
 from tests.ablate.study.studies import (
-    SLOW_STEP,
+    HELD,
     TINY,
     completed_identities,
     spawn,
     trials,
-    trials_or_none,
+    wait_for_trials_running,
     write_study,
 )
 
@@ -40,21 +40,15 @@ def test_a_running_trial_is_stale_once_its_worker_process_is_gone_or_its_heartbe
     assert stale_reason(running("elsewhere:7", STALE_AFTER + 10)).startswith("no heartbeat from worker elsewhere:7 for")
 
 
-def test_sigterm_to_the_parent_of_workers_run_in_the_background_stops_every_worker(tmp_path, monkeypatch):
+def test_sigterm_to_the_parent_of_workers_run_in_the_background_stops_every_worker(tmp_path, hold):
     """``kill -TERM`` of ``ablate run --workers 2 &`` alone (no terminal signalling the group) stops both workers.
 
     In the background the workers inherit an ignored SIGINT: the parent passed SIGINT on, and they ran to the end.
     A Ctrl-C or ``kill -INT`` of the parent takes the same path (its KeyboardInterrupt)."""
-    (tmp_path / "hold_step.py").write_text(SLOW_STEP)
-    config = {**TINY, "paradigm": {"name": "single"}, "postprocess": ["test_hold", "threshold"]}
-    study = write_study(tmp_path, config=config, grid={"train.lr": [1e-3, 2e-3, 3e-3, 4e-3]}, plugins=["hold_step"])
-    out, hold = tmp_path / "out", tmp_path / "hold"
-    hold.touch()  # both workers' first trials wait in their post-processing step
-    monkeypatch.setenv("ABLATE_TEST_HOLD", str(hold))
+    study = write_study(tmp_path, config=HELD, grid={"train.lr": [1e-3, 2e-3, 3e-3, 4e-3]}, plugins=["hold_step"])
+    out = tmp_path / "out"  # both workers' first trials wait in their post-processing step
     proc = spawn(study, out, "--workers", "2", background=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and sum(t.state.name == "RUNNING" for t in trials_or_none(out)) < 2:
-        time.sleep(0.2)
+    wait_for_trials_running(out, 2)
     proc.send_signal(signal.SIGTERM)
     try:
         assert proc.wait(timeout=90) == 130
@@ -64,20 +58,14 @@ def test_sigterm_to_the_parent_of_workers_run_in_the_background_stops_every_work
     assert states == {"FAIL": 2, "WAITING": 2}, proc.stdout.read()  # the two unstarted trials stay queued
 
 
-def test_workers_stop_when_their_parent_is_killed(tmp_path, monkeypatch):
+def test_workers_stop_when_their_parent_is_killed(tmp_path, hold):
     """``kill -9`` of ``ablate run --workers 2`` (or of its process group): the workers, in sessions of their own,
     ran the rest of the study under pid 1, and no report was written."""
-    (tmp_path / "hold_step.py").write_text(SLOW_STEP)
-    config = {**TINY, "paradigm": {"name": "single"}, "postprocess": ["test_hold", "threshold"]}
-    study = write_study(tmp_path, config=config, grid={"train.lr": [1e-3, 2e-3, 3e-3, 4e-3]}, plugins=["hold_step"])
-    out, hold = tmp_path / "out", tmp_path / "hold"
-    hold.touch()  # both workers' first trials wait in their post-processing step
-    monkeypatch.setenv("ABLATE_TEST_HOLD", str(hold))
+    study = write_study(tmp_path, config=HELD, grid={"train.lr": [1e-3, 2e-3, 3e-3, 4e-3]}, plugins=["hold_step"])
+    out = tmp_path / "out"  # both workers' first trials wait in their post-processing step
     proc = spawn(study, out, "--workers", "2")
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and sum(t.state.name == "RUNNING" for t in trials_or_none(out)) < 2:
-            time.sleep(0.2)
+        wait_for_trials_running(out, 2)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         deadline = time.time() + 60
