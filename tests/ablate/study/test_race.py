@@ -115,3 +115,16 @@ def test_a_race_killed_in_a_round_resumes_where_it_stood_and_runs_each_pair_once
     expected = sum(plan.seeds.values())
     assert len(done) == expected and Counter(t.state.name for t in trials(out))["COMPLETE"] == expected
     assert plan.seeds[config_id({"train.lr": 1e-3})] == max(plan.seeds.values())
+
+
+def test_a_seed_failed_for_good_stops_the_comparisons_that_need_it_not_the_race():
+    # found in review: the race waited for the failed pair for ever, every other comparison with it
+    spec = RaceSpec("baseline", initial=3, maximum=6, futility=0.0)
+    values = {"base": [0.1, 0.12, 0.11], "far": [0.9, 0.91], "same": [0.1, 0.13, 0.1]}
+    reference = lambda c: None if c == "base" else "base"  # noqa: E731
+    plan = race_plan(spec, CONFIGS, _results(values), SEEDS, reference, failed={("far", 2)})
+    far, same = plan.comparisons
+    assert far.failed and far.verdict == "failed" and not far.racing
+    assert same.looks == [3] and same.racing and plan.seeds["same"] == 4
+    best = race_plan(RaceSpec("best", 3, 6), CONFIGS, _results(values), SEEDS, lambda c: None, failed={("far", 2)})
+    assert [c.verdict for c in best.comparisons if c.config == "far"] == ["failed"]
