@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib import ticker
 
 from ablate._report._format import BLANK, Table, number
-from ablate._report._model import ReportData, minimize
+from ablate._report._model import ReportData, failed_pairs, minimize, objective_results
 from ablate._report._notes import seed_count
 from ablate._report._pdf import page
 from ablate._report._plots import Plot
@@ -43,12 +43,11 @@ def decisions(data: ReportData, summary: pd.DataFrame) -> pd.DataFrame:
     done = data.completed
     if done.empty or column not in done:
         return pd.DataFrame()
-    values = done.dropna(subset=[column])
-    stored = dict(zip(zip(values["config_id"], values["seed"], strict=True), values[column], strict=True))
+    stored = objective_results(done, study)
     results = oriented(study, stored)
     labels = dict(zip(summary["config_id"], summary["configuration"], strict=True))
     seeds = list(study.seeds)
-    failed = _failed_pairs(data)
+    failed = failed_pairs(data.status.failures)
     comparisons = study_plan(study, stored, failed).comparisons if study.race else _fixed(data, results, labels)
     sign = -1.0 if minimize(metric, study) else 1.0
     rows = []
@@ -77,15 +76,6 @@ def decisions(data: ReportData, summary: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def _failed_pairs(data: ReportData) -> set[tuple[str, int]]:
-    """(configuration id, seed) of the pairs whose every attempt failed."""
-    failures = data.status.failures
-    if failures.empty:
-        return set()
-    lost = failures[failures["state"].eq("FAIL") & ~failures["rerun"]]
-    return set(zip(lost["config_id"], lost["seed"], strict=True))
 
 
 def _fixed(data: ReportData, results: dict[tuple[str, int], float], labels: dict[str, str]) -> list[Comparison]:

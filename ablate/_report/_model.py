@@ -237,6 +237,24 @@ class Status:
         return f"PARTIAL: {text} ({', '.join(parts)})"
 
 
+def objective_results(done: pd.DataFrame, study: Study) -> dict[tuple[str, int], float]:
+    """(configuration id, seed) -> the first objective's value, of the completed trials in ``done``."""
+    column = METRIC_PREFIX + study.objectives[0].metric
+    if column not in done:
+        return {}
+    ran = done.dropna(subset=[column])
+    return dict(zip(zip(ran["config_id"], ran["seed"], strict=True), ran[column], strict=True))
+
+
+def failed_pairs(failures: pd.DataFrame) -> set[tuple[str, int]]:
+    """(configuration id, seed) of the pairs among ``failures`` (:attr:`Status.failures`) whose every attempt
+    failed."""
+    if failures.empty:
+        return set()
+    lost = failures[failures["state"].eq("FAIL") & ~failures["rerun"]]
+    return set(zip(lost["config_id"], lost["seed"], strict=True))
+
+
 def _status(frame: pd.DataFrame, latest: pd.DataFrame, study: Study) -> Status:
     if frame.empty:
         return Status(study.total_trials(), 0, frame, frame)
@@ -244,14 +262,9 @@ def _status(frame: pd.DataFrame, latest: pd.DataFrame, study: Study) -> Status:
     completed_identities = set(latest.loc[done, "identity"])
     failures = frame[~frame["state"].isin(["COMPLETE", "PRUNED"])]
     failures = failures.assign(rerun=lambda f: f["identity"].isin(completed_identities))
-    column = METRIC_PREFIX + study.objectives[0].metric
-    results = None
-    if study.race is not None and column in latest:  # a race's total is what its rounds so far ask for
-        ran = latest[done].dropna(subset=[column])
-        results = dict(zip(zip(ran["config_id"], ran["seed"], strict=True), ran[column], strict=True))
-    lost = failures[failures["state"].eq("FAIL") & ~failures["rerun"]]
-    failed = set(zip(lost["config_id"], lost["seed"], strict=True))
-    expected = study.expected_trials(pruned=int(pruned.sum()), results=results, failed=failed)
+    results = objective_results(latest[done], study) if study.race is not None else None
+    # a race's total is what its rounds so far ask for
+    expected = study.expected_trials(pruned=int(pruned.sum()), results=results, failed=failed_pairs(failures))
     return Status(expected, int(done.sum()), latest[~done & ~pruned], failures, int(pruned.sum()))
 
 

@@ -127,23 +127,23 @@ class TrialQueue:
                 continue
         return recovered
 
-    def waiting(self) -> bool:
-        """Whether any trial waits to be claimed (queued by another worker, for one)."""
-        optuna_study = self.stored.optuna_study
-        found = waiting_trial_ids(self.stored.storage, study_id(optuna_study))
-        if found is None:
-            found = optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        return bool(found)
-
-    def claim(self) -> optuna.Trial | None:
-        """Atomically take a WAITING trial; one taken by another process first is skipped."""
+    def _waiting_ids(self) -> list[int]:
+        """Storage ids of the WAITING trials, in queue order."""
         optuna_study = self.stored.optuna_study
         waiting = waiting_trial_ids(self.stored.storage, study_id(optuna_study))
         if waiting is None:  # a storage without SQL; Optuna's own queue pops by the storage id the same way
             waiting = [trial_id(t) for t in optuna_study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]
-        for claimed_id in waiting:
+        return waiting
+
+    def waiting(self) -> bool:
+        """Whether any trial waits to be claimed (queued by another worker, for one)."""
+        return bool(self._waiting_ids())
+
+    def claim(self) -> optuna.Trial | None:
+        """Atomically take a WAITING trial; one taken by another process first is skipped."""
+        for claimed_id in self._waiting_ids():
             if claim_waiting(self.stored.storage, claimed_id, WORKER):
-                self.held = claimed_trial(optuna_study, claimed_id)
+                self.held = claimed_trial(self.stored.optuna_study, claimed_id)
                 return self.held
         return None
 
