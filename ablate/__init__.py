@@ -26,75 +26,59 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, tuple[str, str]] = {
     "BACKBONES": ("ablate._registries", "BACKBONES"),
     "CAMS": ("ablate._registries", "CAMS"),
-    "CLASSES": ("ablate._data", "CLASSES"),
-    "classification_loss": ("ablate._paradigm", "classification_loss"),
-    "ConfigError": ("ablate._config", "ConfigError"),
-    "confusion_matrix": ("ablate._metrics", "confusion_matrix"),
-    "Dataset": ("ablate._data", "Dataset"),
+    "CLASSES": ("ablate.pipeline._data", "CLASSES"),
+    "classification_loss": ("ablate.pipeline._paradigm", "classification_loss"),
+    "ConfigError": ("ablate.config._resolve", "ConfigError"),
+    "confusion_matrix": ("ablate.pipeline._metrics", "confusion_matrix"),
+    "Dataset": ("ablate.pipeline._data", "Dataset"),
     "DATASETS": ("ablate._registries", "DATASETS"),
-    "DEFAULTS": ("ablate._config", "DEFAULTS"),
-    "did_you_mean": ("ablate._schema", "did_you_mean"),
+    "DEFAULTS": ("ablate.config._resolve", "DEFAULTS"),
+    "did_you_mean": ("ablate.config._schema", "did_you_mean"),
     "DISTANCES": ("ablate._registries", "DISTANCES"),
-    "Diverged": ("ablate._train", "Diverged"),
-    "Evaluation": ("ablate._evaluation", "Evaluation"),
-    "fingerprint_arrays": ("ablate._data", "fingerprint_arrays"),
-    "FrozenFeed": ("ablate._train", "FrozenFeed"),
+    "Diverged": ("ablate.pipeline._loop", "Diverged"),
+    "Evaluation": ("ablate.pipeline._evaluation", "Evaluation"),
+    "fingerprint_arrays": ("ablate.pipeline._data", "fingerprint_arrays"),
+    "FrozenFeed": ("ablate.pipeline._train", "FrozenFeed"),
     "HEADS": ("ablate._registries", "HEADS"),
-    "iou_at_thresholds": ("ablate._metrics", "iou_at_thresholds"),
+    "iou_at_thresholds": ("ablate.pipeline._metrics", "iou_at_thresholds"),
     "LEVELS": ("ablate._registries", "LEVELS"),
     "load_components": ("ablate._plugins", "load_components"),
     "load_results": ("ablate._results", "load_results"),
     "LOGGERS": ("ablate._registries", "LOGGERS"),
-    "Match": ("ablate._schema", "Match"),
-    "mean_defined": ("ablate._metrics", "mean_defined"),
+    "Match": ("ablate.config._schema", "Match"),
+    "mean_defined": ("ablate.pipeline._metrics", "mean_defined"),
     "METRICS": ("ablate._registries", "METRICS"),
-    "minmax": ("ablate._cams", "minmax"),
-    "Network": ("ablate._models", "Network"),
-    "NetworkOutput": ("ablate._models", "NetworkOutput"),
-    "ORACLE_THRESHOLDS": ("ablate._metrics", "ORACLE_THRESHOLDS"),
+    "minmax": ("ablate.pipeline._cams", "minmax"),
+    "Network": ("ablate.pipeline._models", "Network"),
+    "NetworkOutput": ("ablate.pipeline._models", "NetworkOutput"),
+    "ORACLE_THRESHOLDS": ("ablate.pipeline._metrics", "ORACLE_THRESHOLDS"),
     "PARADIGMS": ("ablate._registries", "PARADIGMS"),
-    "per_image_iou": ("ablate._metrics", "per_image_iou"),
-    "PostContext": ("ablate._postprocess", "PostContext"),
+    "per_image_iou": ("ablate.pipeline._metrics", "per_image_iou"),
+    "PostContext": ("ablate.pipeline._postprocess", "PostContext"),
     "POSTPROCESSORS": ("ablate._registries", "POSTPROCESSORS"),
-    "PostState": ("ablate._postprocess", "PostState"),
+    "PostState": ("ablate.pipeline._postprocess", "PostState"),
     "PRETRAINERS": ("ablate._registries", "PRETRAINERS"),
-    "Pretraining": ("ablate._data", "Pretraining"),
+    "Pretraining": ("ablate.pipeline._data", "Pretraining"),
     "PROJECTIONS": ("ablate._registries", "PROJECTIONS"),
-    "Range": ("ablate._schema", "Range"),
+    "Range": ("ablate.config._schema", "Range"),
     "SEGMENTERS": ("ablate._registries", "SEGMENTERS"),
-    "SegmentTraining": ("ablate._schema", "SegmentTraining"),
-    "ratio": ("ablate._metrics", "ratio"),
+    "SegmentTraining": ("ablate.config._schema", "SegmentTraining"),
+    "ratio": ("ablate.pipeline._metrics", "ratio"),
     "REGISTRIES": ("ablate._registries", "ALL"),
     "Registry": ("ablate._registry", "Registry"),
     "RegistryError": ("ablate._registry", "RegistryError"),
-    "resolve_module": ("ablate._models", "resolve_module"),
-    "run_trial": ("ablate._trial", "run_trial"),
-    "Split": ("ablate._data", "Split"),
-    "StageCache": ("ablate._cache", "StageCache"),
-    "Trainer": ("ablate._train", "Trainer"),
-    "TrialConfig": ("ablate._schema", "TrialConfig"),
-    "TrialResult": ("ablate._trial", "TrialResult"),
-    "validate": ("ablate._validate", "validate"),
+    "resolve_module": ("ablate.pipeline._models", "resolve_module"),
+    "run_trial": ("ablate.pipeline._trial", "run_trial"),
+    "Split": ("ablate.pipeline._data", "Split"),
+    "StageCache": ("ablate.cache._store", "StageCache"),
+    "Trainer": ("ablate.pipeline._train", "Trainer"),
+    "TrialConfig": ("ablate.config._schema", "TrialConfig"),
+    "TrialResult": ("ablate.pipeline._trial", "TrialResult"),
+    "validate": ("ablate.config._check", "validate"),
 }
 
 if TYPE_CHECKING:
-    from ablate._cache import StageCache
-    from ablate._cams import minmax
-    from ablate._config import DEFAULTS, ConfigError
-    from ablate._data import CLASSES, Dataset, Pretraining, Split, fingerprint_arrays
-    from ablate._evaluation import Evaluation
-    from ablate._metrics import (
-        ORACLE_THRESHOLDS,
-        confusion_matrix,
-        iou_at_thresholds,
-        mean_defined,
-        per_image_iou,
-        ratio,
-    )
-    from ablate._models import Network, NetworkOutput, resolve_module
-    from ablate._paradigm import classification_loss
     from ablate._plugins import load_components
-    from ablate._postprocess import PostContext, PostState
     from ablate._registries import ALL as REGISTRIES
     from ablate._registries import (
         BACKBONES,
@@ -113,10 +97,27 @@ if TYPE_CHECKING:
     )
     from ablate._registry import Registry, RegistryError
     from ablate._results import load_results
-    from ablate._schema import Match, Range, SegmentTraining, TrialConfig, did_you_mean
-    from ablate._train import Diverged, FrozenFeed, Trainer
-    from ablate._trial import TrialResult, run_trial
-    from ablate._validate import validate
+    from ablate.cache._store import StageCache
+    from ablate.config._check import validate
+    from ablate.config._resolve import DEFAULTS, ConfigError
+    from ablate.config._schema import Match, Range, SegmentTraining, TrialConfig, did_you_mean
+    from ablate.pipeline._cams import minmax
+    from ablate.pipeline._data import CLASSES, Dataset, Pretraining, Split, fingerprint_arrays
+    from ablate.pipeline._evaluation import Evaluation
+    from ablate.pipeline._loop import Diverged
+    from ablate.pipeline._metrics import (
+        ORACLE_THRESHOLDS,
+        confusion_matrix,
+        iou_at_thresholds,
+        mean_defined,
+        per_image_iou,
+        ratio,
+    )
+    from ablate.pipeline._models import Network, NetworkOutput, resolve_module
+    from ablate.pipeline._paradigm import classification_loss
+    from ablate.pipeline._postprocess import PostContext, PostState
+    from ablate.pipeline._train import FrozenFeed, Trainer
+    from ablate.pipeline._trial import TrialResult, run_trial
 
 
 def __getattr__(name: str) -> Any:

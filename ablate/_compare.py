@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ablate._config import ConfigError
-from ablate._metrics import is_metric, lower_is_better
 from ablate._registries import METRICS
 from ablate._results import METRIC_PREFIX, latest_per_identity, load_results
+from ablate.config._resolve import ConfigError
+from ablate.pipeline._metrics import is_metric, lower_is_better
 from ablate.stats import SequentialDesign, holm, probability_of_improvement, seed_test
 from ablate.study import load_study
 

@@ -14,8 +14,8 @@ import torch
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from ablate._config import ConfigError
 from ablate._results import strict_json
+from ablate.config._resolve import ConfigError
 from ablate.storage import StoredStudy
 
 BACKBONE_PREFIX = "backbone.model."  # Network -> its backbone -> the timm model

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ablate import __version__
-from ablate._cache import default_root
 from ablate._plugins import ENTRY_POINT_GROUP
+from ablate.cache._store import default_root
 
 Index = dict[str, dict[str, Any]]  # kind -> {"contract": str, "entries": [{name, description, params: [str]}]}
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ablate._config import ConfigError, load_yaml
 from ablate._registries import DISTANCES, LEVELS, METRICS, PARADIGMS, POSTPROCESSORS
 from ablate._registry import Registry
+from ablate.config._resolve import ConfigError, load_yaml
 
 REFERENCE_KEYS = ("source", "metric", "transfer", "lambda", "postprocess")
 TRANSFER_ROLES = ("paradigm", "distance", "level")

@@ -12,9 +12,9 @@ from typing import Any
 
 from torch import nn
 
-from ablate._data import Dataset, Pretraining
 from ablate._registry import Registry
-from ablate._schema import SegmentTraining
+from ablate.config._schema import SegmentTraining
+from ablate.pipeline._data import Dataset, Pretraining
 
 
 def _is_module(obj: Any) -> None:

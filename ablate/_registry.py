@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ablate._schema import did_you_mean, problem, type_text
+from ablate.config._schema import did_you_mean, problem, type_text
 
 _MISSING = inspect.Parameter.empty
 

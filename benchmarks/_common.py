@@ -21,10 +21,10 @@ from typing import Any, TypeVar
 import torch
 
 import ablate
-from ablate._config import resolve
-from ablate._device import cpu_model
-from ablate._train import amp_dtype
-from ablate._trial import load_data
+from ablate.config._resolve import resolve
+from ablate.pipeline._device import cpu_model
+from ablate.pipeline._loop import amp_dtype
+from ablate.pipeline._trial import load_data
 
 T = TypeVar("T")
 

@@ -41,9 +41,9 @@ from _common import (
 )
 
 from ablate import StageCache, TrialConfig, validate
-from ablate._data import Dataset
-from ablate._models import build_network
-from ablate._trial import TrialRun, load_data
+from ablate.pipeline._data import Dataset
+from ablate.pipeline._models import build_network
+from ablate.pipeline._trial import TrialRun, load_data
 
 SIZES: dict[str, dict[str, Any]] = {
     "tiny": {

@@ -38,11 +38,11 @@ from _common import parse_args, print_table, sync, timed, write_result
 from torch.utils.flop_counter import FlopCounterMode
 
 from ablate import StageCache, TrialConfig, classification_loss, load_components
-from ablate._config import resolve
-from ablate._models import build_network
-from ablate._train import adamw, amp_dtype, grad_scaler, optimizer_step, place, to_tensor
-from ablate._transfer import TransferLoss
-from ablate._trial import load_data
+from ablate.config._resolve import resolve
+from ablate.pipeline._loop import adamw, amp_dtype, grad_scaler, optimizer_step, place, to_tensor
+from ablate.pipeline._models import build_network
+from ablate.pipeline._transfer import TransferLoss
+from ablate.pipeline._trial import load_data
 
 # Dense (no sparsity) bfloat16/float16 tensor-core peaks, FLOP/s, by a substring of torch.cuda.get_device_name().
 GPU_PEAKS: dict[str, tuple[float, str]] = {

@@ -1,6 +1,6 @@
 """Throughput: images per second of CAM generation and of every registered post-processor, per image size.
 
-At each size a trial context (:class:`ablate._trial.TrialRun`, the object post-processors get in a
+At each size a trial context (:class:`ablate.pipeline._trial.TrialRun`, the object post-processors get in a
 trial) holds synthetic data and the default student trained for one epoch; post-processors run with
 their default parameters on its test CAMs. Measured per step:
 
@@ -29,8 +29,8 @@ import torch
 from _common import device_name, interleave, median, paired_ratio, parse_args, print_table, timed, write_result
 
 from ablate import POSTPROCESSORS, PostState, StageCache, TrialConfig, load_components, validate
-from ablate._cams import compute_cams
-from ablate._trial import TrialRun
+from ablate.pipeline._cams import compute_cams
+from ablate.pipeline._trial import TrialRun
 
 SIZES: dict[str, dict[int, int]] = {"tiny": {64: 4}, "default": {64: 32, 224: 16, 512: 8}}  # image px -> images
 # Too slow for a smoke test on a CPU (a ViT-B image encoder per image); measured at --size default.
@@ -55,7 +55,7 @@ def context(size: int, images: int, threads: int | None, root: Path) -> TrialRun
         }
     )
     run = TrialRun(TrialConfig.from_dict(config), StageCache(root / f"cache-{size}"), progress=False)
-    run.train()  # now, outside the timings
+    run.maps.networks()  # now, outside the timings
     return run
 
 
@@ -84,7 +84,7 @@ def measure(run: TrialRun, names: list[str], repeats: int) -> dict[str, dict[str
     """Cold time, warm times and memory of CAM generation and of each post-processor ``names``."""
     images = run.data.test.images
     calls: dict[str, Callable[[], Any]] = {
-        "cams": partial(compute_cams, run.train(), run.config.cam, images, run.device)
+        "cams": partial(compute_cams, run.maps.networks(), run.config.cam, images, run.device)
     }
     counts = {"cams": len(images)}
     cold = {"cams": seconds(calls["cams"])}  # the first CAM pass also pays lazy initialisation
@@ -92,7 +92,7 @@ def measure(run: TrialRun, names: list[str], repeats: int) -> dict[str, dict[str
     for name in names:
         counts[name] = min(CAP.get(name, len(images)), len(images))
         state = PostState(images[: counts[name]], cams[: counts[name]])
-        calls[name] = partial(POSTPROCESSORS.create(name, **PARAMS.get(name, {})), state, run)
+        calls[name] = partial(POSTPROCESSORS.create(name, **PARAMS.get(name, {})), state, run.chain)
         cold[name] = seconds(calls[name])
     warm = interleave({name: partial(seconds, call) for name, call in calls.items()}, repeats)
     per_image = {name: [s / counts[name] for s in times] for name, times in warm.items()}

@@ -17,8 +17,7 @@ from matplotlib import ticker
 from ablate._report._format import BLANK, Table, number
 from ablate._report._model import ReportData, failed_pairs, minimize, objective_results
 from ablate._report._notes import seed_count
-from ablate._report._pdf import page
-from ablate._report._plots import Plot
+from ablate._report._pdf import Plot, page
 from ablate._results import METRIC_PREFIX
 from ablate.stats import ALPHA, POWER, SequentialDesign, probability_of_improvement, seeds_needed
 from ablate.study import Comparison, baseline_of, oriented, study_plan

@@ -10,11 +10,11 @@ from typing import Any
 import pandas as pd
 import seaborn as sns
 
-from ablate._metrics import chance_metric, lower_is_better, metric_description, stage_prefix
 from ablate._registries import ALL as REGISTRIES
 from ablate._registries import METRICS
 from ablate._registry import RegistryError
 from ablate._results import METRIC_PREFIX, latest_per_identity
+from ablate.pipeline._metrics import chance_metric, lower_is_better, metric_description, stage_prefix
 from ablate.storage import decode
 from ablate.study import Objective, Study
 

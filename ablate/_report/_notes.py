@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from ablate._metrics import metric_description
 from ablate._report._format import BLANK
 from ablate._report._model import ReportData, chance_level, minimize
+from ablate.pipeline._metrics import metric_description
 from ablate.stats import ALPHA, MAX_SEEDS, POWER, detectable_difference, seeds_needed
 
 CI_NOTE = "Mean and sample std over seeds; 95% CI from Student's t (blank with fewer than two seeds)."

@@ -8,13 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ablate._config import get_dotted, resolve
 from ablate._reference import Reference
 from ablate._report._analysis import balanced, marginal, pooled
 from ablate._report._format import BLANK, Table, interval, mean_pm, number
 from ablate._report._model import Axis, ReportData, component_label, cooccurrence_metrics, elide, value_label
 from ablate._report._notes import ORACLE_NOTE, STATS_NOTE, better, between_rows_note, chance_note
 from ablate._results import METRIC_PREFIX
+from ablate.config._resolve import get_dotted, resolve
 
 MAX_SEED_COLUMNS = 6
 TRANSFER_PATHS = {

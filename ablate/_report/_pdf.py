@@ -6,6 +6,7 @@ import functools
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from matplotlib.backends.backend_pdf import PdfPages
@@ -39,6 +40,14 @@ TEXT_LINES = 48  # monospaced lines per page
 WIDE_COLUMNS = {"reason": 70, "configuration": 60, "baseline": 40, "post-processing": 48}
 COLUMN_CAP = 30  # characters, before a cell wraps
 MAX_ROWS = 60  # table rows drawn in the PDF; longer tables are read in the text files
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A figure page and the file stem of its PNG."""
+
+    name: str
+    figure: Figure
 
 
 def wrap(text: str, width: int = WRAP, lines: int | None = None) -> str:

@@ -6,21 +6,18 @@ Intervals are the same Student-t 95% intervals as in the tables, so figures and 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import optuna
 import pandas as pd
 import seaborn as sns
-from matplotlib import colormaps, ticker
+from matplotlib import ticker
 from matplotlib.axes import Axes
-from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
-from scipy import ndimage
 
-from ablate._metrics import metric_description, per_image_iou, stage_prefix
-from ablate._report._analysis import balanced, friedman, grouped, marginal
+from ablate._report._analysis import balanced, grouped, marginal
+from ablate._report._gallery import gallery_figure
 from ablate._report._model import (
     MISSING,
     Axis,
@@ -31,25 +28,16 @@ from ablate._report._model import (
     minimize,
     short_labels,
 )
-from ablate._report._pdf import page, wrap
+from ablate._report._pdf import Plot, page, wrap
+from ablate._report._ranks import critical_difference_figure
 from ablate._results import METRIC_PREFIX
+from ablate.pipeline._metrics import metric_description, stage_prefix
 
 MAX_CONFIGS = 20  # configurations per figure: more leave no legible labels
 MAX_HEATMAPS = 6
 FANOVA_TREES = 32
-MAX_GALLERY_ROWS = 8
-PANEL, GAP = 96, 4  # gallery panel side and gap, pixels
 LABEL_WIDTH = 38
-CLASS_OUTLINE, OBJECT_OUTLINE, PRED = "lime", "cyan", (1.0, 0.15, 0.1)
 INTERVALS = "Dots: mean with its 95% t-interval over seeds; small dots: single trials."
-
-
-@dataclass(frozen=True)
-class Plot:
-    """A figure page and the file stem of its PNG."""
-
-    name: str
-    figure: Figure
 
 
 def _row_labels(ax: Axes, positions: Any, labels: list[str]) -> None:
@@ -340,221 +328,6 @@ def history_figure(data: ReportData) -> Plot | None:
     ax.legend()
     ax.grid(alpha=0.3)
     return Plot("history", fig)
-
-
-# --- gallery ----------------------------------------------------------------------------------------
-def _sources(data: ReportData, summary: pd.DataFrame) -> list[tuple[str, pd.Series, dict[str, np.ndarray]]]:
-    """(role, summary row, stored gallery) for the baseline, the best and the worst configuration.
-
-    All come from one seed they all completed where there is one, so they show the same training seed.
-    """
-    ranked = summary[summary["rank"].notna()]
-    picks: dict[str, tuple[str, pd.Series]] = {}
-    for role, rows in (("baseline", ranked[ranked["baseline"]]), ("best", ranked.head(1)), ("worst", ranked.tail(1))):
-        if not rows.empty:
-            config = rows.iloc[0]["config_id"]
-            picks[config] = (f"{picks[config][0]} = {role}" if config in picks else role, rows.iloc[0])
-    done = data.completed
-    stored = []
-    for config, (role, row) in picks.items():
-        trials = done[done["config_id"].eq(config)]
-        files = {s: data.folder / gallery for s, gallery in trials[["seed", "gallery"]].values}
-        paths = {s: p for s, p in files.items() if p.is_file()}
-        if paths:  # artifacts of a trial can be gone (deleted, other machine); show the others
-            stored.append((role, row, paths))
-    common = set.intersection(*(set(paths) for *_, paths in stored)) if stored else set()
-    return [(role, row, dict(np.load(paths[min(common or paths)]))) for role, row, paths in stored]
-
-
-def _case(mask: np.ndarray, other: np.ndarray | None, names: dict[str, str]) -> str:
-    """Which of the class and the co-occurring object a test image shows, e.g. ``smoke + chimney``."""
-    shown = [names["class"]] if mask.any() else []
-    shown += [names["object"]] if other is not None and other.any() else []
-    return " + ".join(shown) or "clean"
-
-
-class _Mosaic:
-    """The gallery as one RGB image of equally sized panels (one image draws far faster than 64 axes)."""
-
-    def __init__(self, rows: int, columns: int, shape: tuple[int, ...]) -> None:
-        scale = PANEL / max(shape[:2])
-        self.size = (round(shape[0] * scale), round(shape[1] * scale))
-        self.index = tuple(np.arange(n) * m // n for n, m in zip(self.size, shape[:2], strict=True))
-        height, width = self.size
-        self.pixels = np.ones((rows * (height + GAP) - GAP, columns * (width + GAP) - GAP, 3))
-
-    def fit(self, array: np.ndarray) -> np.ndarray:
-        """``array`` resampled (nearest) to the panel size."""
-        return array[self.index[0]][:, self.index[1]]
-
-    def origin(self, row: int, column: int) -> tuple[int, int]:
-        return row * (self.size[0] + GAP), column * (self.size[1] + GAP)
-
-    def put(self, row: int, column: int, rgb: np.ndarray) -> None:
-        y, x = self.origin(row, column)
-        self.pixels[y : y + self.size[0], x : x + self.size[1]] = rgb
-
-    def outlines(self, rgb: np.ndarray, mask: np.ndarray, other: np.ndarray | None) -> np.ndarray:
-        """``rgb`` with the border pixels of the class mask (solid) and the co-occurring object's (dashed) painted."""
-        rgb = rgb.copy()
-        for outlined, colour, dashed in ((mask, CLASS_OUTLINE, False), (other, OBJECT_OUTLINE, True)):
-            if outlined is None:
-                continue
-            inside = self.fit(outlined > 0)
-            edge = inside & ~ndimage.binary_erosion(inside, border_value=1)
-            if dashed:
-                yy, xx = np.indices(edge.shape)
-                edge &= (yy + xx) // 4 % 2 == 0
-            rgb[edge] = to_rgb(colour)
-        return rgb
-
-
-def gallery_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
-    sources = _sources(data, summary)
-    if not sources:
-        if data.completed.empty:
-            return None
-        # say so rather than drop the page: a report written away from the trials' study folder has no images
-        caption = (
-            f"Not shown: none of the completed trials' gallery files (artifacts/trial-<number>.npz) is in "
-            f"{data.folder}. The process that runs a trial writes them into its own study folder, so a report "
-            "written on another machine (or after they were deleted) has none; run `ablate report` where the "
-            "trials ran, or copy their artifacts/ folder here."
-        )
-        fig = page("Qualitative gallery", caption)
-        fig.subplots().axis("off")
-        return Plot("gallery", fig)
-    first = sources[0][2]
-    rows = min(MAX_GALLERY_ROWS, len(first["indices"]))
-    cooccur = first.get("cooccur")
-    names = data.names()
-    segmented = all("seg_pred" in arrays for *_, arrays in sources)  # stage 3: the segmenter's masks too
-    per = 3 if segmented else 2  # panels per configuration
-    mosaic = _Mosaic(rows, 2 + per * len(sources), first["images"].shape[1:])
-    jet = colormaps["jet"]
-    scores = []
-    for r in range(rows):
-        image = mosaic.fit(first["images"][r] / 255.0)
-        mask, outline = first["masks"][r], cooccur[r] if cooccur is not None else None
-        mosaic.put(r, 0, image)
-        mosaic.put(r, 1, mosaic.outlines(image, mask, outline))
-        for p, (*_, arrays) in enumerate(sources):
-            cam = np.clip(mosaic.fit(arrays["cams"][r].astype(np.float32)), 0, 1)
-            mosaic.put(r, 2 + per * p, 0.5 * image + 0.5 * jet(cam)[..., :3])
-            for offset, key in enumerate(["pred", "seg_pred"][: per - 1], start=1):
-                pred = arrays[key][r]
-                shaded = np.where(mosaic.fit(pred)[..., None], 0.45 * image + 0.55 * np.array(PRED), image)
-                mosaic.put(r, 2 + per * p + offset, mosaic.outlines(shaded, mask, outline))
-                if mask.any():
-                    iou = per_image_iou(pred[None], mask[None])[0]
-                    scores.append((*mosaic.origin(r, 2 + per * p + offset), f"{iou:.2f}"))
-    caption = (
-        f"Fixed test images (the first of each case). Ground truth: {names['class']} outlined green, "
-        f"{names['object']} dashed cyan. Per configuration: its CAM (jet, 0 to 1) over the image, and its "
-        f"pseudo-mask (red) with the same outlines"
-        + (", then the stage-3 segmenter's mask (red)" if segmented else "")
-        + f"; number: the image's {names['class']} IoU. One seed that all shown configurations completed where "
-        "there is one."
-    )
-    fig = page("Qualitative gallery", caption)
-    ax, key = fig.subplots(1, 2, width_ratios=[3, 1])
-    ax.imshow(mosaic.pixels, interpolation="nearest")
-    height, width = mosaic.size
-    for y, x, text in scores:
-        ax.text(x + 2, y + height - 3, text, fontsize=7, color="white", bbox={"facecolor": "black", "pad": 1})
-    titles, colours = ["image", "ground\ntruth"], ["black", "black"]
-    for role, row, _ in sources:
-        titles += [f"{wrap(role, 9)}\n{kind}" for kind in ["CAM", "mask", "segmenter"][:per]]
-        colours += [data.colour("", row["configuration"])] * per
-    ax.xaxis.tick_top()
-    ax.set_xticks([mosaic.origin(0, c)[1] + width / 2 for c in range(len(titles))], titles, fontsize=7)
-    for label, colour in zip(ax.get_xticklabels(), colours, strict=True):
-        label.set_color(colour)
-    row_names = [
-        f"{_case(first['masks'][r], cooccur[r] if cooccur is not None else None, names)}\n{first['names'][i]}"
-        for r, i in enumerate(first["indices"][:rows])
-    ]
-    ax.set_yticks([mosaic.origin(r, 0)[0] + height / 2 for r in range(rows)], row_names, fontsize=7)
-    key.axis("off")
-    y = 1.0
-    for role, row, _ in sources:
-        text = f"{role} (rank {row['rank']}):\n{wrap(row['configuration'], 40, lines=8)}"
-        key.text(0, y, text, va="top", fontsize=8, color=data.colour("", row["configuration"]))
-        y -= 0.04 * (text.count("\n") + 2)
-    ax.tick_params(length=0)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    return Plot("gallery", fig)
-
-
-def _p(value: float) -> str:
-    return "< 0.001" if value < 0.001 else f"= {value:.3f}"
-
-
-def cd_groups(ranks: np.ndarray, cd: float) -> list[tuple[int, int]]:
-    """The maximal runs ``(first, last)`` of ascending ``ranks`` whose spread is below ``cd``.
-
-    Each start's furthest reach comes from one binary search, so this is O(k log k) in the configurations
-    (a pairwise scan was quadratic: hours at 10,000 configurations). A run is kept when it is longer than
-    one configuration and the run of the previous start does not already reach its last one.
-    """
-    last = np.searchsorted(ranks, ranks + cd, side="left") - 1  # furthest index within cd of each start
-    return [
-        (start, int(end)) for start, end in enumerate(last) if end > start and (start == 0 or end > last[start - 1])
-    ]
-
-
-def critical_difference_figure(data: ReportData, summary: pd.DataFrame) -> Plot | None:
-    """Demsar's critical-difference diagram: average ranks on a line, groups not told apart joined by a bar."""
-    test = friedman(data, summary)
-    if test is None:
-        return None
-    ranks, cd, k = test.ranks, test.critical_difference, len(test.ranks)
-    shown = min(k, MAX_CONFIGS)  # the best ones: more leave no legible labels
-    caption = (
-        f"Average rank of {data.objective} over {test.blocks} seeds (the blocks: seeds every configuration "
-        "completed), 1 = best. Friedman "
-        f"chi2 = {test.statistic:.2f}, p {_p(test.p)}. Bars join configurations whose average ranks differ by "
-        f"less than the critical difference CD = {cd:.3f} (Nemenyi, alpha 0.05): those the test cannot tell apart."
-        + (f" Shown: the {shown} best of {k}." if shown < k else "")
-    )
-    fig = page("Critical-difference diagram", caption)
-    ax = fig.subplots()
-    ax.set_xlim(0.8, k + 0.2)
-    ax.invert_xaxis()  # best (rank 1) on the right, as in Demsar's figures
-    ax.set_ylim(-(shown + 2), 2)
-    ax.hlines(0, 1, k, color="black", linewidth=1)
-    ax.set_xticks(range(1, k + 1))
-    ax.xaxis.set_ticks_position("top")
-    ax.tick_params(axis="y", left=False, labelleft=False)
-    for spine in ("left", "right", "bottom"):
-        ax.spines[spine].set_visible(False)
-    ax.plot([k, k - cd], [1.2, 1.2], color="black", linewidth=2)
-    ax.text(k - cd / 2, 1.4, "CD", ha="center", va="bottom", fontsize=8)
-    labels = short_labels(list(ranks.index[:shown]))
-    for i, (label, rank) in enumerate(zip(labels, ranks.iloc[:shown], strict=True)):
-        y = -(i + 1)
-        right = i < (shown + 1) // 2  # the better half labelled on the right, the rest on the left
-        end = 0.8 if right else k + 0.2
-        ax.plot([rank, rank, end], [0, y, y], color=data.colour("", ranks.index[i]), linewidth=1)
-        text = f"{wrap(label, 40, lines=2)} ({rank:.2f})"  # two lines keep a long label's "(baseline)" mark
-        ax.text(
-            end,
-            y,
-            "\n".join(f" {line} " for line in text.splitlines()),
-            va="center",
-            ha="left" if right else "right",
-            fontsize=7,
-        )
-    cliques: list[tuple[int, int]] = []
-    for start, end in cd_groups(ranks.to_numpy(), cd):
-        end = min(end, shown - 1)  # a group running past the shown rows ends at the last one shown
-        if start < end and (not cliques or end > cliques[-1][1]):
-            cliques.append((start, end))
-    for row, (start, end) in enumerate(cliques):
-        y = -0.3 - 0.25 * row
-        ax.plot([ranks.iloc[start] - 0.03, ranks.iloc[end] + 0.03], [y, y], color="black", linewidth=3)
-    return Plot("critical-difference", fig)
 
 
 def build_plots(data: ReportData, summary: pd.DataFrame, optuna_study: optuna.Study | None) -> list[Plot]:

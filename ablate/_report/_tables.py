@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ablate._metrics import is_metric, metric_entry, stage_prefix
 from ablate._report._analysis import Friedman, comparisons, friedman, marginal
 from ablate._report._format import BLANK, Table, interval, mean_pm, number, number_or_blank, p_value
 from ablate._report._model import Axis, ReportData, cooccurrence_metrics
@@ -20,6 +19,7 @@ from ablate._report._notes import (
 )
 from ablate._report._paper import _lambda_table, _postprocess_table, _segmentation_table, _transfer_table
 from ablate._results import PER_IMAGE_COLUMNS
+from ablate.pipeline._metrics import is_metric, metric_entry, stage_prefix
 from ablate.stats import ALPHA, POWER, WILCOXON_FROM
 
 

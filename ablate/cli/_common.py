@@ -63,7 +63,7 @@ def _count(minimum: int) -> Any:
 def _diverged(exc: Exception) -> bool:
     """Whether ``exc`` is a training's divergence (only a command that trained can raise one, so the training
     module, which imports torch, is looked up rather than imported)."""
-    train = sys.modules.get("ablate._train")
+    train = sys.modules.get("ablate.pipeline._train")
     return train is not None and isinstance(exc, train.Diverged)
 
 

@@ -99,9 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ablate._config import ConfigError
     from ablate._plugins import PluginError
     from ablate._registry import RegistryError
+    from ablate.config._resolve import ConfigError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -126,7 +126,7 @@ def _work(args: argparse.Namespace, runner: Any) -> bool:
     command += ["--fail-fast"] if args.fail_fast else []
     # bars of several processes would overwrite each other in a terminal; a log gets every worker's epoch lines
     command += ["--quiet"] if args.quiet or sys.stderr.isatty() else []
-    from ablate._device import worker_gpus
+    from ablate.pipeline._device import worker_gpus
 
     env = {**os.environ, "ABLATE_WORKERS": str(args.workers), PARENT_PID: str(os.getpid())}
     # each child in a session of its own, so that a terminal's Ctrl-C and a `kill -INT` or `kill -TERM` of this process

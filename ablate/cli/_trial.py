@@ -16,7 +16,7 @@ from ablate.cli._common import EXIT_FAILED, _check_output, _failure_line
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
-    from ablate._config import parse_yaml
+    from ablate.config._resolve import parse_yaml
 
     overrides = {}
     for pair in pairs:
@@ -53,7 +53,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _load_config(path: str | None, sets: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    from ablate._config import ConfigError, load_yaml
+    from ablate.config._resolve import ConfigError, load_yaml
 
     config = load_yaml(path) if path else {}
     if config is None:
@@ -120,8 +120,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_cache(args: argparse.Namespace) -> int:
     from ablate import load_components
-    from ablate._cache import STAGES, StageCache
-    from ablate._schema import did_you_mean
+    from ablate.cache._store import STAGES, StageCache
+    from ablate.config._schema import did_you_mean
 
     load_components()  # the component modules whose code the entries recorded
     if os.getcwd() not in sys.path:  # as `python -m` does: plugins beside the studies import from their folder

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import optuna
 import sqlalchemy.exc
 
-from ablate._config import ConfigError
+from ablate.config._resolve import ConfigError
 from ablate.storage._optuna import index_identities
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ablate import __version__ as ablate_version
-from ablate._cache import stable_hash
+from ablate.cache._store import stable_hash
 
 #: Prefix of one metric of a completed trial: its user attribute and its trials-table column (``metric.smoke_iou``).
 METRIC_PREFIX = "metric."

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ablate._code import current_hash
-from ablate._config import ConfigError
+from ablate.cache._code import current_hash
+from ablate.config._resolve import ConfigError
 from ablate.storage._connect import masked_url, missing_sqlite_file, open_storage, storage_url, study_folder
 from ablate.storage._optuna import StoredTrial, study_id, trial_keys_from
 from ablate.storage._records import trial_stem

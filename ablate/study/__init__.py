@@ -7,10 +7,11 @@ the loop with its error policy (``_runner``). What a study has stored is read th
 :class:`ablate.storage.StoredStudy`.
 """
 
+from ablate.study._load import load_study
 from ablate.study._pruning import PRUNERS, PrunerSpec, parse_pruner
 from ablate.study._race import RACE_KEYS, Comparison, RacePlan, RaceSpec, baseline_of, oriented, race_plan, study_plan
 from ablate.study._runner import PrunerError, RunOutcome, StudyRunner
-from ablate.study._spec import SAMPLERS, STORED, STUDY_KEYS, Distribution, Objective, Study, load_study
+from ablate.study._spec import SAMPLERS, STORED, STUDY_KEYS, Distribution, Objective, Study
 from ablate.study._workers import STALE_AFTER, WORKER, stale_reason
 
 __all__ = [

@@ -15,7 +15,7 @@ from typing import Any
 
 import optuna
 
-from ablate._schema import did_you_mean
+from ablate.config._schema import did_you_mean
 
 DEFAULT_ON = "cls"
 

@@ -22,10 +22,10 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from ablate._cache import StageCache
-from ablate._config import ConfigError
-from ablate._train import Diverged
-from ablate._trial import run_trial
+from ablate.cache._store import StageCache
+from ablate.config._resolve import ConfigError
+from ablate.pipeline._loop import Diverged
+from ablate.pipeline._trial import run_trial
 from ablate.storage import StoredStudy, identity, tell, trial_id
 from ablate.study._progress import Progress
 from ablate.study._queue import TrialQueue

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ablate import StageCache
-from ablate._cache import META, default_root, stable_hash
+from ablate.cache._store import META, default_root, stable_hash
 
 
 class Builder:

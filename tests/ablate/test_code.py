@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ablate import DISTANCES, StageCache
-from ablate._code import code_changes, code_fingerprint, computation, module_hash
+from ablate.cache._code import code_changes, code_fingerprint, computation, module_hash
 
 HELPER = "def core(a, b):\n    return (a - b).abs().mean()\n"
 PLUGIN = """
@@ -47,17 +47,19 @@ def test_a_helper_module_beside_a_single_file_plugin_is_fingerprinted(plugin: Pa
 
 def test_only_modules_that_import_and_differ_are_changed() -> None:
     inputs = {
-        "model": {"code": {"ablate._data": module_hash("ablate._data"), "ablate._train": "0" * 16}},
+        "model": {
+            "code": {"ablate.pipeline._data": module_hash("ablate.pipeline._data"), "ablate.pipeline._train": "0" * 16}
+        },
         "cams": [{"code": {"code_test_not_on_this_path": "1" * 16}}],
     }
-    assert code_changes(inputs) == (["ablate._train"], ["code_test_not_on_this_path"])
+    assert code_changes(inputs) == (["ablate.pipeline._train"], ["code_test_not_on_this_path"])
 
 
 def test_pruning_outdated_entries_keeps_those_of_plugins_that_do_not_import_here(tmp_path: Path) -> None:
     # run outside the plugin's folder, `ablate cache --prune-outdated` deleted the plugin's valid models
     cache = StageCache(tmp_path)
     elsewhere = cache.get_or_build("model", {"code": {"code_test_not_on_this_path": "1" * 16}}, _write)
-    changed = cache.get_or_build("model", {"code": {"ablate._train": "0" * 16}}, _write)
+    changed = cache.get_or_build("model", {"code": {"ablate.pipeline._train": "0" * 16}}, _write)
     assert cache.prune(outdated_only=True) == 1
     assert elsewhere.is_dir() and not changed.exists()
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ablate import DEFAULTS, ConfigError
-from ablate._config import CAM_NETWORKS, check, get_dotted, load_yaml, merge, resolve, set_dotted
+from ablate.config._check import check
+from ablate.config._resolve import CAM_NETWORKS, get_dotted, load_yaml, merge, resolve, set_dotted
 
 
 def test_resolve_without_config_is_the_defaults_in_normal_form() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ablate._device import cpu_model, describe_device, worker_gpus
+from ablate.pipeline._device import cpu_model, describe_device, worker_gpus
 
 
 @pytest.mark.parametrize(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import ablate._metrics as metrics
 import ablate.components.metrics.all_smoke_iou  # noqa: F401  (registers the metric)
 import ablate.components.metrics.false_activation  # noqa: F401
 import ablate.components.metrics.smoke_iou  # noqa: F401
+import ablate.pipeline._metrics as metrics
 from ablate import Evaluation, RegistryError
-from ablate._metrics import (
+from ablate.pipeline._metrics import (
     ORACLE_THRESHOLDS,
     chance_metric,
     confusion_matrix,

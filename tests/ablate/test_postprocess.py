@@ -8,7 +8,7 @@ import pytest
 
 import ablate
 from ablate import ConfigError
-from ablate._postprocess import discarded_steps
+from ablate.pipeline._postprocess import discarded_steps
 
 
 def _step(reads: tuple[str, ...], writes: tuple[str, ...]) -> SimpleNamespace:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import pytest
 
 from ablate import DEFAULTS, Match, Range, Registry, TrialConfig
-from ablate._schema import fits, problem, schema_problems, type_text
+from ablate.config._schema import fits, problem, schema_problems, type_text
 
 Share = Annotated[float, Range(0, 1, high_open=True)]
 

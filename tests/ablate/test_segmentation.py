@@ -15,10 +15,10 @@ import yaml
 from PIL import Image
 
 import ablate
-from ablate._metrics import is_metric, lower_is_better, metric_entry
-from ablate._segmentation import IGNORE, gate, with_ignore_band
-from ablate._train import lr_factor
-from ablate._trial import TrialRun
+from ablate.pipeline._loop import lr_factor
+from ablate.pipeline._metrics import is_metric, lower_is_better, metric_entry
+from ablate.pipeline._segment import IGNORE, gate, with_ignore_band
+from ablate.pipeline._trial import TrialRun
 
 TINY: dict[str, Any] = {
     "data": {"name": "synthetic-smoke", "n_train": 32, "n_val": 8, "n_test": 8},
@@ -72,7 +72,7 @@ def test_stage_prefixes_name_registered_metrics() -> None:
 def test_pseudo_masks_of_the_train_split_are_gated_by_the_image_labels(tmp_path: Path) -> None:
     config = ablate.TrialConfig.from_dict(ablate.validate({**TINY, "postprocess": [{"name": "threshold", "value": 0}]}))
     run = TrialRun(config, ablate.StageCache(tmp_path), progress=False)
-    cams, masks = run.train_pseudo_masks()
+    cams, masks = run.segment.train_pseudo_masks()
     labels = run.data.train.labels
     assert cams.shape == masks.shape == run.data.train.masks.shape
     # a threshold of 0 marks every pixel: exactly the pixels of the images labelled smoke survive

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 import ablate
-from ablate._cache import stable_hash
-from ablate._config import resolve
-from ablate._train import Trainer, _ema, adamw, amp_dtype, grad_scaler, lr_factor, place
+from ablate.cache._store import stable_hash
+from ablate.config._resolve import resolve
+from ablate.pipeline._loop import _ema, adamw, amp_dtype, grad_scaler, lr_factor, place
+from ablate.pipeline._train import Trainer
 
 
 def test_warmup_ramps_linearly_then_cosine_decays_to_zero() -> None:

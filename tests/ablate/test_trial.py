@@ -16,8 +16,8 @@ import timm
 import torch
 
 import ablate
-from ablate._pool import map_images
-from ablate._trial import gallery_indices
+from ablate.pipeline._pool import map_images
+from ablate.pipeline._trial import gallery_indices
 
 TINY: dict[str, Any] = {
     "data": {"name": "synthetic-smoke", "n_train": 32, "n_val": 8, "n_test": 8},
@@ -341,7 +341,7 @@ def test_map_images_recovers_from_a_killed_pool_worker(tmp_path: Path, monkeypat
     import os
     import signal
 
-    from ablate._pool import image_pool
+    from ablate.pipeline._pool import image_pool
 
     (tmp_path / "torch_job_module.py").write_text(TORCH_JOB)
     monkeypatch.syspath_prepend(str(tmp_path))

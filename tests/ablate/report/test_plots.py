@@ -8,7 +8,8 @@ import pytest
 from ablate._report._analysis import configurations
 from ablate._report._model import prepare
 from ablate._report._paper import _lambda_table
-from ablate._report._plots import cd_groups, configurations_figure, heatmap_figures
+from ablate._report._plots import configurations_figure, heatmap_figures
+from ablate._report._ranks import cd_groups
 from ablate._results import trials_frame
 from ablate.study import Distribution
 
@@ -101,7 +102,7 @@ def test_a_log_scaled_tuned_axis_has_plain_tick_labels(synthetic, tmp_path) -> N
 
 
 def test_a_long_label_in_the_critical_difference_diagram_keeps_its_baseline_mark(synthetic, tmp_path) -> None:
-    from ablate._report._plots import critical_difference_figure
+    from ablate._report._ranks import critical_difference_figure
 
     values = [
         {"name": "single", "network": "teacher", "pretrain": None},

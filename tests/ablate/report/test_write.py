@@ -171,7 +171,8 @@ def test_union_grid_axes_get_no_heat_map(synthetic, tmp_path):
 def test_captions_and_gallery_rows_name_what_the_dataset_names(synthetic, tmp_path):
     """Another data set, another co-occurring object: nothing in the figures speaks of smoke or chimneys."""
     from ablate._report._analysis import configurations
-    from ablate._report._plots import gallery_figure, per_image_figure
+    from ablate._report._gallery import gallery_figure
+    from ablate._report._plots import per_image_figure
 
     grid = {"transfer.lambda": [0.5, 1.0]}
     specs = synthetic.grid(grid, 2, lambda p: 0.2 + 0.2 * p["transfer.lambda"], np.random.default_rng(0))
@@ -190,7 +191,7 @@ def test_captions_and_gallery_rows_name_what_the_dataset_names(synthetic, tmp_pa
 
 def test_a_report_without_the_trials_artifacts_says_the_gallery_is_missing(synthetic, tmp_path):
     from ablate._report._analysis import configurations
-    from ablate._report._plots import gallery_figure
+    from ablate._report._gallery import gallery_figure
 
     grid = {"transfer.lambda": [0.5, 1.0]}
     specs = synthetic.grid(grid, 2, lambda p: 0.2 + 0.2 * p["transfer.lambda"], np.random.default_rng(0))

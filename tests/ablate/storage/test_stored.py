@@ -59,7 +59,7 @@ def test_a_study_found_before_its_creator_stored_its_signature_is_waited_for(tmp
     import threading
 
     import ablate.storage._stored
-    from ablate._config import ConfigError
+    from ablate.config._resolve import ConfigError
     from ablate.storage import StoredStudy
     from ablate.study import load_study
 

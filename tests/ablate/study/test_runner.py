@@ -217,7 +217,7 @@ def test_export_hands_on_the_best_trials_weights_config_and_metrics(tmp_path, ca
     import torch
 
     import ablate
-    from ablate._models import build_network
+    from ablate.pipeline._models import build_network
 
     study = write_study(tmp_path, grid={"transfer.lambda": [0.5, 1.0]})
     out, to = tmp_path / "out", tmp_path / "handed"

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from ablate import BACKBONES, CAMS, HEADS
-from ablate._cams import normalise
-from ablate._models import Network
+from ablate.pipeline._cams import normalise
+from ablate.pipeline._models import Network
 
 
 def _network(model: str, head: str = "cam", **model_args: int) -> Network:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ablate import METRICS, Evaluation, load_components
-from ablate._metrics import ORACLE_THRESHOLDS, evaluate, iou_at_thresholds, lower_is_better
+from ablate.pipeline._metrics import ORACLE_THRESHOLDS, evaluate, iou_at_thresholds, lower_is_better
 
 pytestmark = pytest.mark.filterwarnings("error")  # NaN paths must not warn
 

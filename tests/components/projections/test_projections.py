@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from ablate import PROJECTIONS
-from ablate._schema import TransferConfig
-from ablate._transfer import TransferLoss
+from ablate.config._schema import TransferConfig
+from ablate.pipeline._transfer import TransferLoss
 
 
 def _transfer(projection: str | dict, level: str = "global", distance: str = "l2") -> TransferConfig:

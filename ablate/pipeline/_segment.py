@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -18,14 +19,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ablate._config import ROLES
-from ablate._data import CLASSES
 from ablate._registries import SEGMENTERS
-from ablate._schema import SegmentTraining
-from ablate._train import (
-    ROLE_SEEDS,
+from ablate.cache._keys import pseudo_masks_key, segmenter_key
+from ablate.config._resolve import ROLES
+from ablate.config._schema import SegmentTraining, TrialConfig
+from ablate.pipeline._data import CLASSES, fingerprint_arrays
+from ablate.pipeline._evaluation import Evaluation
+from ablate.pipeline._loop import (
     SYNC_EVERY,
-    Trainer,
     adamw,
     augment,
     autocast,
@@ -36,6 +37,12 @@ from ablate._train import (
     sum_checked,
     to_tensor,
 )
+from ablate.pipeline._metrics import evaluate
+from ablate.pipeline._train import ROLE_SEEDS, Trainer
+
+if TYPE_CHECKING:
+    from ablate.pipeline._cams import TrainedMaps
+    from ablate.pipeline._postprocess import Chain
 
 #: Target value of pixels left out of the loss.
 IGNORE = 255
@@ -138,4 +145,85 @@ def predict(model: nn.Module, images: np.ndarray, device: torch.device) -> np.nd
     return torch.cat(out).numpy().astype(np.float32)
 
 
-__all__ = ["IGNORE", "gate", "predict", "train_segmenter", "with_ignore_band"]
+class SegmentStage:
+    """Stage 3 of one trial: the train split's pseudo-masks, the segmenter trained on them (or on the true masks),
+    and its metrics, each from the stage cache or made now."""
+
+    def __init__(self, config: TrialConfig, maps: TrainedMaps, chain: Chain) -> None:
+        self.config = config
+        self.maps = maps
+        self.chain = chain
+        self.training = SegmentTraining.of(config.segment)
+
+    def pseudo_mask_key(self) -> dict[str, Any]:
+        return pseudo_masks_key(self.maps.model_key, self.config, self.chain.default_step)
+
+    def train_pseudo_masks(self) -> tuple[np.ndarray, np.ndarray]:
+        """The post-processed CAMs ``[N, H, W]`` and the pseudo-masks of the train split, gated by the image labels
+        (an image labelled as holding no object has none)."""
+        train = self.maps.data.train
+
+        def build(folder: Path) -> None:
+            state, _ = self.chain.run("train")
+            masks = gate(state.mask, train.labels)
+            np.savez(folder / "pseudo.npz", cams=state.cams.astype(np.float16), masks=np.packbits(masks, axis=-1))
+
+        entry = self.maps.cache.get_or_build("pseudo_masks", self.pseudo_mask_key(), build)
+        stored = np.load(entry / "pseudo.npz")
+        width = train.images.shape[2]
+        return stored["cams"].astype(np.float32), np.unpackbits(stored["masks"], axis=-1, count=width)
+
+    def segmenter(self) -> nn.Module:
+        """The segmenter trained on the train split's pseudo-masks (or true masks)."""
+        spec, train, trainer = self.config.segment, self.maps.data.train, self.maps.trainer
+        if self.training.masks == "ground_truth":
+            source: dict[str, Any] = {"ground_truth": fingerprint_arrays(train.masks)}
+        else:
+            source = {"pseudo": self.pseudo_mask_key(), "ignore_band": self.training.ignore_band}
+
+        def build(folder: Path) -> None:
+            if self.training.masks == "ground_truth":
+                targets = train.masks.astype(np.uint8)
+            else:
+                targets = with_ignore_band(self.train_pseudo_masks()[1], self.training.ignore_band)
+            with self.maps.timings.timed("segment"):
+                model = train_segmenter(trainer, spec, train.images, targets)
+            torch.save(model.state_dict(), folder / "weights.pt")
+
+        key = segmenter_key(self.config, source, self.maps.data.fingerprint)
+        entry = self.maps.cache.get_or_build("segmenter", key, build)
+        trainer.checkpoints.append(entry / "weights.pt")
+        model = build_segmenter(spec, trainer.device)
+        model.load_state_dict(torch.load(entry / "weights.pt", map_location=trainer.device, weights_only=True))
+        return model.eval()
+
+    def metrics(self, names: list[str]) -> tuple[dict[str, float], np.ndarray]:
+        """Stage 3's metrics (``seg_``: the segmenter on test; ``train_``: the train pseudo-masks where the train
+        split has masks; undefined ones left out) and the segmenter's test masks."""
+        model, device = self.segmenter(), self.maps.device
+        test, val, train = self.maps.data.test, self.maps.data.val, self.maps.data.train
+        with self.maps.timings.timed("segment"):
+            prob = predict(model, test.images, device)
+            val_prob = predict(model, val.images, device) if val is not None else None
+        pred = prob >= 0.5
+
+        def image_prob(pixels: np.ndarray) -> np.ndarray:  # an image holds the class when any pixel does
+            return pixels.reshape(len(pixels), -1).max(axis=1)
+
+        seg = Evaluation(
+            prob,
+            pred,
+            test.masks,
+            test.labels,
+            image_prob(prob),
+            test.cooccur_masks,
+            val_labels=val.labels if val is not None else None,
+            val_smoke_prob=image_prob(val_prob) if val_prob is not None else None,
+        )
+        metrics = {f"seg_{name}": value for name, value in evaluate(seg, names).items()}
+        if train.masks is not None and self.training.masks == "pseudo":
+            cams, masks = self.train_pseudo_masks()
+            class_prob = self.maps.cams("train")[1]
+            pseudo = Evaluation(cams, masks.astype(bool), train.masks, train.labels, class_prob, train.cooccur_masks)
+            metrics |= {f"train_{k}": v for k, v in evaluate(pseudo, names).items() if not np.isnan(v)}
+        return metrics, pred

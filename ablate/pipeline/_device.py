@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ablate._config import ConfigError
+from ablate.config._resolve import ConfigError
 
 
 def select_device(name: str) -> torch.device:

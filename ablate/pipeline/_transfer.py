@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ablate._registries import DISTANCES, LEVELS, PROJECTIONS
-from ablate._schema import TransferConfig
+from ablate.config._schema import TransferConfig
 
 
 class TransferLoss(nn.Module):

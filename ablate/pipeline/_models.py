@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ablate._data import CLASSES
 from ablate._registries import BACKBONES, HEADS
-from ablate._schema import NetworkConfig
+from ablate.config._schema import NetworkConfig
+from ablate.pipeline._data import CLASSES
 
 NUM_CLASSES = len(CLASSES)  # the paper trains a binary classifier
 

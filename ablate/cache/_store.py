@@ -74,7 +74,7 @@ class StageCache:
 
     def path(self, stage: str, inputs: Any) -> Path:
         if stage not in STAGES:
-            raise ValueError(f"unknown cache stage {stage!r}: add it to ablate._cache.STAGES")
+            raise ValueError(f"unknown cache stage {stage!r}: add it to ablate.cache._store.STAGES")
         return self.root / stage / stable_hash(inputs)
 
     def _valid(self, entry: Path) -> bool:
@@ -139,7 +139,7 @@ class StageCache:
     def code_changes(entry: Path) -> tuple[list[str], list[str]]:
         """The modules whose code changed since ``entry`` was made, and those that do not import here to be
         checked (both empty when it is current or unreadable)."""
-        from ablate._code import code_changes
+        from ablate.cache._code import code_changes
 
         try:
             return code_changes(json.loads((entry / META).read_text()).get("inputs"))

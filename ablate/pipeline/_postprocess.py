@@ -17,12 +17,22 @@ e.g. ``blocks.-1.norm1`` (the ViT's last block) or ``layer4``; None is the backb
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import torch
+
+from ablate._registries import POSTPROCESSORS
+from ablate.cache._keys import post_key
+from ablate.config._resolve import ConfigError
+from ablate.config._schema import TrialConfig
+from ablate.pipeline._pool import map_images
+
+if TYPE_CHECKING:
+    from ablate.pipeline._cams import TrainedMaps
 
 T = TypeVar("T")
 
@@ -91,3 +101,70 @@ def discarded_steps(steps: list[Any]) -> list[tuple[int, int]]:
             holder[name] = j
     used |= {i for i in holder.values() if i is not None}  # the chain's result: the metrics read both fields
     return [(i, replaced_by[i]) for i in range(len(steps)) if i not in used]
+
+
+class Chain:
+    """The config's post-processing chain, run on a split's CAMs; also the :class:`PostContext` its steps see.
+
+    Args:
+        config: the resolved trial config.
+        maps: the trial's trained maps (CAMs, features).
+        default_step: the post-processor that makes the mask of a chain that made none.
+    """
+
+    def __init__(self, config: TrialConfig, maps: TrainedMaps, default_step: str) -> None:
+        self.config = config
+        self.maps = maps
+        self.default_step = default_step
+        self.seed = config.seed
+        self.device = maps.device
+        self._step: str | None = None  # the step running now (its code keys its cached values)
+        self._split = "test"  # the split the chain runs on now (train: stage 3's pseudo-masks)
+
+    def run(self, split: str) -> tuple[PostState, bool]:
+        """The chain on ``split``'s CAMs: the final state (its mask made by the default step when no step made one)
+        and whether a step looked at the ground truth."""
+        state = PostState(getattr(self.maps.data, split).images, self.maps.cams(split)[0])
+        oracle = False
+        self._split = split
+        try:
+            with self.maps.timings.timed("postprocess"):
+                for spec in self.config.postprocess:
+                    self._step = spec["name"]
+                    step = POSTPROCESSORS.build(spec)
+                    oracle |= bool(getattr(step, "uses_ground_truth", False))
+                    state = step(state, self)
+                if state.mask is None:
+                    self._step = self.default_step
+                    state = POSTPROCESSORS.create(self._step)(state, self)
+        finally:
+            self._split, self._step = "test", None
+        return state, oracle
+
+    # --- PostContext -------------------------------------------------------------------------
+    def cams(self, *, scale: float = 1.0, flip: bool = False, layer: str | None = None) -> np.ndarray:
+        return self.maps.cams(self._split, scale, flip, layer)[0]
+
+    def features(self) -> np.ndarray:
+        return self.maps.features(self._split)
+
+    def train_split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        train = self.maps.data.train
+        return train.images, train.labels, self.maps.cams("train")[0]
+
+    def cached(self, name: str, params: dict[str, Any], build: Callable[[], T], *, per_split: bool = True) -> T:
+        key = post_key(
+            self.maps.model_key, self.config.cam, self._step, name, params, self._split if per_split else None
+        )
+        entry = self.maps.cache.get_or_build("post", key, lambda folder: torch.save(build(), folder / "value.pt"))
+        return torch.load(entry / "value.pt", weights_only=False)
+
+    def ground_truth(self) -> np.ndarray:
+        masks = getattr(self.maps.data, self._split).masks
+        if masks is None:
+            where = f"postprocess ({self._step})"
+            raise ConfigError(f"{where}: it reads the ground truth, and the {self._split} split has no masks")
+        return masks
+
+    def map_images(self, fn: Callable[..., T], *arrays: np.ndarray) -> list[T]:
+        return map_images(fn, *arrays, workers=self.config.threads or os.cpu_count() or 1)

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
-from ablate._models import NetworkOutput
+from ablate.pipeline._models import NetworkOutput
 
 
 class Paradigm(Protocol):

@@ -9,14 +9,11 @@ string is shorthand for ``{"name": ...}``); which registry each slot draws from 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
-
-from ablate._schema import SegmentTraining, schema_problems
 
 #: The default trial config, read from ``defaults.yaml`` beside this module (data: the harness names no component).
 DEFAULTS: dict[str, Any] = yaml.safe_load((Path(__file__).with_name("defaults.yaml")).read_text(encoding="utf-8"))
@@ -214,48 +211,3 @@ def resolve(config: dict[str, Any] | None = None, overrides: dict[str, Any] | No
     if isinstance(result.get("segment"), dict):
         result["segment"] = {"name": result["segment"].get("name"), **SEGMENT_TRAINING, **result["segment"]}
     return result
-
-
-def check(config: dict[str, Any]) -> list[str]:
-    """Structural problems of a resolved config, each prefixed with its dotted field."""
-    from ablate._registries import ALL
-
-    problems = schema_problems(config)  # keys, types and bounds of every field (ablate._schema.TrialConfig)
-    for slot, kind in COMPONENT_SLOTS.items():
-        try:
-            spec = get_dotted(config, slot)
-        except KeyError:
-            continue
-        if spec is None and slot in OPTIONAL_SLOTS:
-            continue
-        problems += _check_component(spec, slot, ALL[kind])
-    cam = config.get("cam", {})
-    if isinstance(cam, dict) and cam.get("network", "auto") not in CAM_NETWORKS:
-        problems.append(f"cam.network: expected one of {', '.join(CAM_NETWORKS)}, got {cam.get('network')!r}")
-    steps = config.get("postprocess")
-    if not isinstance(steps, list):
-        problems.append(f"postprocess: expected a list of steps, such as [crf] or [{{name: crf}}], got {steps!r}")
-    else:
-        for i, step in enumerate(steps):
-            problems += _check_component(step, f"postprocess[{i}]", ALL["postprocessors"])
-    segment = config.get("segment")
-    if isinstance(segment, dict):  # its training keys (the segmenter's own parameters are checked above)
-        keys = {field.name for field in dataclasses.fields(SegmentTraining)}
-        problems += schema_problems({k: v for k, v in segment.items() if k in keys}, SegmentTraining, "segment.")
-    metrics = config.get("metrics")
-    if metrics is not None:
-        if not isinstance(metrics, list):
-            problems.append(f"metrics: expected a list of metric names, got {metrics!r}")
-        else:
-            problems += [f"metrics: {ALL['metrics'].unknown_message(m)}" for m in metrics if m not in ALL["metrics"]]
-    if not isinstance(config.get("plugins"), list):
-        problems.append("plugins: expected a list of module names")
-    return problems
-
-
-def _check_component(spec: Any, field: str, registry: Any) -> list[str]:
-    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-        return [f"{field}: expected a component name or a mapping with 'name', got {spec!r}"]
-    if spec["name"] not in registry:
-        return [f"{field}.name: {registry.unknown_message(spec['name'])}"]
-    return [f"{field}: {p}" for p in registry.check_params(spec["name"], registry.spec_params(spec))]

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ablate._evaluation import Evaluation
 from ablate._registries import METRICS
 from ablate._registry import Entry, RegistryError
+from ablate.pipeline._evaluation import Evaluation
 
 ORACLE_THRESHOLDS = np.round(np.linspace(0.0, 1.0, 21), 2)
 """Threshold grid 0.00, 0.05, ..., 1.00 searched per image by oracle metrics (rounded so 0.3 is exactly 0.3)."""

@@ -24,13 +24,6 @@ from pathlib import Path
 from ablate._plugins import BUILT_IN
 from ablate._registry import Registry
 
-#: Harness modules whose code decides a trained model, and CAMs or post-processing on top of it.
-TRAINING_MODULES = ("ablate._data", "ablate._models", "ablate._paradigm", "ablate._train", "ablate._transfer")
-CAM_MODULES = ("ablate._cams", "ablate._trial")
-POSTPROCESS_MODULES = ("ablate._postprocess", "ablate._trial")
-SEGMENT_MODULES = ("ablate._segmentation", "ablate._trial", *TRAINING_MODULES)
-
-
 #: Calls that only report: an expression statement calling one of them (by name or as a method) is left out of a
 #: module's hash, when nothing in its arguments can compute (see :func:`_only_reports`). Such a call whose value is
 #: used (assigned, passed on) still counts.
@@ -143,7 +136,7 @@ def _helpers(name: str) -> set[str]:
     """Modules (other than ``name``) that ``name`` imports or takes functions and classes from: in its own
     package (``components/<kind>/_*.py``, sibling variants), the single-file modules beside a single-file
     plugin (``from _my_helpers import core``), and the ``ablate`` modules defining the shared helpers it calls
-    (``ablate.minmax``: ``ablate._cams``)."""
+    (``ablate.minmax``: ``ablate.pipeline._cams``)."""
     module = sys.modules.get(name)
     package = _package(name)
     folder = _beside(name)

@@ -15,14 +15,14 @@ from typing import Any
 
 import torch
 
-from ablate._config import ConfigError, check, resolve
-from ablate._data import CLASSES
-from ablate._models import build_network
 from ablate._plugins import load_components
-from ablate._postprocess import discarded_steps
-from ablate._registries import PARADIGMS, POSTPROCESSORS, SEGMENTERS
-from ablate._schema import TrialConfig
-from ablate._transfer import TransferLoss
+from ablate._registries import ALL, PARADIGMS, POSTPROCESSORS, SEGMENTERS
+from ablate.config._resolve import CAM_NETWORKS, COMPONENT_SLOTS, OPTIONAL_SLOTS, ConfigError, get_dotted, resolve
+from ablate.config._schema import SegmentTraining, TrialConfig, schema_problems
+from ablate.pipeline._data import CLASSES
+from ablate.pipeline._models import build_network
+from ablate.pipeline._postprocess import discarded_steps
+from ablate.pipeline._transfer import TransferLoss
 
 
 def default_mask_step() -> str:
@@ -34,6 +34,59 @@ def default_mask_step() -> str:
             f"a chain that makes none (found: {', '.join(names) or 'none'})"
         )
     return names[0]
+
+
+def check(config: dict[str, Any]) -> list[str]:
+    """Structural problems of a resolved config, each prefixed with its dotted field."""
+    problems = schema_problems(config)  # keys, types and bounds of every field (ablate.config._schema.TrialConfig)
+    for slot, kind in COMPONENT_SLOTS.items():
+        try:
+            spec = get_dotted(config, slot)
+        except KeyError:
+            continue
+        if spec is None and slot in OPTIONAL_SLOTS:
+            continue
+        problems += _check_component(spec, slot, ALL[kind])
+    cam = config.get("cam", {})
+    if isinstance(cam, dict) and cam.get("network", "auto") not in CAM_NETWORKS:
+        problems.append(f"cam.network: expected one of {', '.join(CAM_NETWORKS)}, got {cam.get('network')!r}")
+    steps = config.get("postprocess")
+    if not isinstance(steps, list):
+        problems.append(f"postprocess: expected a list of steps, such as [crf] or [{{name: crf}}], got {steps!r}")
+    else:
+        for i, step in enumerate(steps):
+            problems += _check_component(step, f"postprocess[{i}]", ALL["postprocessors"])
+    segment = config.get("segment")
+    if isinstance(segment, dict):  # its training keys (the segmenter's own parameters are checked above)
+        keys = {field.name for field in dataclasses.fields(SegmentTraining)}
+        problems += schema_problems({k: v for k, v in segment.items() if k in keys}, SegmentTraining, "segment.")
+    metrics = config.get("metrics")
+    if metrics is not None:
+        if not isinstance(metrics, list):
+            problems.append(f"metrics: expected a list of metric names, got {metrics!r}")
+        else:
+            problems += [f"metrics: {ALL['metrics'].unknown_message(m)}" for m in metrics if m not in ALL["metrics"]]
+    if not isinstance(config.get("plugins"), list):
+        problems.append("plugins: expected a list of module names")
+    return problems
+
+
+def _check_component(spec: Any, field: str, registry: Any) -> list[str]:
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        return [f"{field}: expected a component name or a mapping with 'name', got {spec!r}"]
+    if spec["name"] not in registry:
+        return [f"{field}.name: {registry.unknown_message(spec['name'])}"]
+    return [f"{field}: {p}" for p in registry.check_params(spec["name"], registry.spec_params(spec))]
+
+
+def check_segment(segment: dict[str, Any] | None, spec: dict[str, Any], train_masks: bool) -> None:
+    """Refuse a stage 3 that learns from ground-truth masks the data ``spec`` does not have (``train_masks``); a
+    check that needs the loaded data, so it runs once the data is (a study checks it before any training)."""
+    if segment is not None and segment["masks"] == "ground_truth" and not train_masks:
+        raise ConfigError(
+            f"segment.masks: ground_truth needs masks of the train split, and data '{spec['name']}' has none "
+            "(use masks: pseudo)"
+        )
 
 
 def validate(
