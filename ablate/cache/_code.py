@@ -150,9 +150,16 @@ def _helpers(name: str) -> set[str]:
             continue
         in_package = origin == package or origin.startswith(f"{package}.")
         beside = folder is not None and _beside(origin) == folder
-        if origin != name and (in_package or beside or origin.startswith("ablate._")):
+        if origin != name and (in_package or beside or _is_harness_private(origin)):
             found.add(origin)
     return found
+
+
+def _is_harness_private(name: str) -> bool:
+    """Whether ``name`` is a private module of the harness (``ablate._registry``, ``ablate.pipeline._cams``), where
+    the shared helpers a component takes from ``ablate`` are defined."""
+    parts = name.split(".")
+    return parts[0] == "ablate" and any(part.startswith("_") for part in parts[1:])
 
 
 def code_changes(inputs: object) -> tuple[list[str], list[str]]:

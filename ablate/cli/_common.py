@@ -63,8 +63,8 @@ def _count(minimum: int) -> Any:
 def _diverged(exc: Exception) -> bool:
     """Whether ``exc`` is a training's divergence (only a command that trained can raise one, so the training
     module, which imports torch, is looked up rather than imported)."""
-    train = sys.modules.get("ablate.pipeline._train")
-    return train is not None and isinstance(exc, train.Diverged)
+    loop = sys.modules.get("ablate.pipeline._loop")
+    return loop is not None and isinstance(exc, loop.Diverged)
 
 
 def _failure_line(what: str, exc: BaseException) -> str:

@@ -13,6 +13,7 @@ from ablate.cli._common import EXIT_FAILED, EXIT_INTERRUPTED, _study, _warn_chan
 
 PARENT_PID = "ABLATE_PARENT_PID"  # the --workers parent's pid, in its children's environment
 PARENT_POLL = 1.0  # seconds between a worker's checks that its parent still runs
+REDELIVER_AFTER = 0.5  # seconds after which an interrupt not yet taken by the runner is raised again
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -20,14 +21,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     # a cluster's time limit or preemption (SLURM, Kubernetes) and a plain `kill` send SIGTERM: stop as Ctrl-C does,
     # marking the running trial for the next run, instead of leaving it to the stale-worker timeout
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C too, unless ignored (a run started in the background ignores SIGINT)
+    caught = [signal.SIGTERM, signal.SIGALRM]
+    caught += [signal.SIGINT] if signal.getsignal(signal.SIGINT) is signal.default_int_handler else []
+    previous = {number: signal.signal(number, _interrupt) for number in caught}
     try:
         return _run(args)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    import signal
+
+    # Python ignores an exception raised while it runs a weakref callback or __del__, which torch runs all through
+    # training: such a SIGTERM was lost and the run went on. Raise it again (SIGALRM) until the runner has taken it.
+    signal.setitimer(signal.ITIMER_REAL, REDELIVER_AFTER)
     raise KeyboardInterrupt
 
 

@@ -25,4 +25,4 @@ def test_an_install_holds_ablate_with_its_components_and_no_top_level_components
         p.relative_to(target / "ablate" / "components") for p in (target / "ablate" / "components").rglob("*.py")
     }
     assert built_in == installed and not (target / "ablate" / "components").is_symlink()
-    assert (target / "ablate" / "defaults.yaml").is_file()
+    assert (target / "ablate" / "config" / "defaults.yaml").is_file()
