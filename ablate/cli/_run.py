@@ -13,33 +13,25 @@ from ablate.cli._common import EXIT_FAILED, EXIT_INTERRUPTED, _study, _warn_chan
 
 PARENT_PID = "ABLATE_PARENT_PID"  # the --workers parent's pid, in its children's environment
 PARENT_POLL = 1.0  # seconds between a worker's checks that its parent still runs
-REDELIVER_AFTER = 0.5  # seconds after which an interrupt not yet taken by the runner is raised again
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     import signal
+
+    from ablate.study import interrupt, interrupt_taken
 
     # a cluster's time limit or preemption (SLURM, Kubernetes) and a plain `kill` send SIGTERM: stop as Ctrl-C does,
     # marking the running trial for the next run, instead of leaving it to the stale-worker timeout
     # Ctrl-C too, unless ignored (a run started in the background ignores SIGINT)
     caught = [signal.SIGTERM, signal.SIGALRM]
     caught += [signal.SIGINT] if signal.getsignal(signal.SIGINT) is signal.default_int_handler else []
-    previous = {number: signal.signal(number, _interrupt) for number in caught}
+    previous = {number: signal.signal(number, interrupt) for number in caught}
     try:
         return _run(args)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        interrupt_taken()
         for number, handler in previous.items():
             signal.signal(number, handler)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    import signal
-
-    # Python ignores an exception raised while it runs a weakref callback or __del__, which torch runs all through
-    # training: such a SIGTERM was lost and the run went on. Raise it again (SIGALRM) until the runner has taken it.
-    signal.setitimer(signal.ITIMER_REAL, REDELIVER_AFTER)
-    raise KeyboardInterrupt
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -118,6 +110,8 @@ def _work(args: argparse.Namespace, runner: Any) -> bool:
     import signal
     import subprocess
 
+    from ablate.study import interrupt_taken
+
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     command = [
         sys.executable,
@@ -153,6 +147,7 @@ def _work(args: argparse.Namespace, runner: Any) -> bool:
     try:
         codes = [child.wait() for child in children]
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: let each child mark its running trial interrupted, then stop
+        interrupt_taken()
         for child in children:
             if child.poll() is None:  # SIGTERM: a run started in the background (`&`, nohup) ignores SIGINT
                 child.send_signal(signal.SIGTERM)

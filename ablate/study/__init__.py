@@ -12,7 +12,7 @@ from ablate.study._pruning import PRUNERS, PrunerSpec, parse_pruner
 from ablate.study._race import RACE_KEYS, Comparison, RacePlan, RaceSpec, baseline_of, oriented, race_plan, study_plan
 from ablate.study._runner import PrunerError, RunOutcome, StudyRunner
 from ablate.study._spec import SAMPLERS, STORED, STUDY_KEYS, Distribution, Objective, Study
-from ablate.study._workers import STALE_AFTER, WORKER, stale_reason
+from ablate.study._workers import STALE_AFTER, WORKER, interrupt, interrupt_taken, stale_reason
 
 __all__ = [
     "PRUNERS",
@@ -33,6 +33,8 @@ __all__ = [
     "Study",
     "StudyRunner",
     "baseline_of",
+    "interrupt",
+    "interrupt_taken",
     "load_study",
     "oriented",
     "parse_pruner",

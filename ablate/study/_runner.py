@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from ablate.study._queue import TrialQueue
 from ablate.study._record import failure_log, record_result
 from ablate.study._sampling import Proposals, sampler_for, suggest
 from ablate.study._spec import Study
-from ablate.study._workers import heartbeat
+from ablate.study._workers import heartbeat, interrupt_taken
 
 POLL_EVERY = 2.0
 
@@ -112,8 +111,8 @@ class StudyRunner:
             # Ctrl-C, or an error of the harness itself (a full disk, a lost storage), can land anywhere between
             # claiming a trial and telling its result: the claimed trial is marked so that it does not stay RUNNING
             interrupted = isinstance(exc, KeyboardInterrupt)
-            if interrupted:  # taken: stop `ablate run`'s redelivery of a SIGTERM (ablate/cli/_run.py)
-                signal.setitimer(signal.ITIMER_REAL, 0)
+            if interrupted:
+                interrupt_taken()
             reason = "interrupted (Ctrl-C or SIGTERM)" if interrupted else f"stopped by {type(exc).__name__}: {exc}"
             with contextlib.suppress(Exception):  # with the storage itself lost, the stale-trial check recovers it
                 held = self.queue.held

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ from optuna.trial import FrozenTrial
 
 from ablate.storage import trial_id
 
+REDELIVER_AFTER = 0.5  # seconds after which an interrupt not yet taken is raised again
 HEARTBEAT_EVERY = 15.0
 STALE_AFTER = 120.0
 #: This process, as the ``worker`` attribute of the trials it claims.
@@ -71,3 +73,19 @@ def heartbeat(storage: optuna.storages.BaseStorage, trial: optuna.Trial) -> Iter
         yield
     finally:
         stop.set()
+
+
+def interrupt(signum: int, frame: object) -> None:
+    """A signal handler that stops the run as Ctrl-C does (``KeyboardInterrupt``).
+
+    Python ignores an exception raised while it runs a weakref callback or ``__del__``, which torch runs all through
+    training: such an interrupt was lost and the run went on. It is raised again (SIGALRM, which this handler must
+    also be installed for) every :data:`REDELIVER_AFTER` seconds until :func:`interrupt_taken`.
+    """
+    signal.setitimer(signal.ITIMER_REAL, REDELIVER_AFTER)
+    raise KeyboardInterrupt
+
+
+def interrupt_taken() -> None:
+    """Stop the redelivery of an :func:`interrupt`: its ``KeyboardInterrupt`` has been caught."""
+    signal.setitimer(signal.ITIMER_REAL, 0)

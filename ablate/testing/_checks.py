@@ -49,15 +49,18 @@ class _Context:
         return StageCache(self.folder / "cache")
 
     @cached_property
+    def config(self) -> TrialConfig:
+        return TrialConfig.from_dict(validate(self.trial))
+
+    @cached_property
     def run(self) -> TrialRun:
-        return TrialRun(TrialConfig.from_dict(validate(self.trial)), self.cache, progress=False)
+        return TrialRun(self.config, self.cache, progress=False)
 
     @cached_property
     def network(self) -> Network:
         """The small trial's CAM network with its initial weights (the checks need shapes, not a trained map)."""
-        config = TrialConfig.from_dict(validate(self.trial))
         torch.manual_seed(0)
-        return build_network(config.network(config.cam["network"])).eval()
+        return build_network(self.config.network(self.config.cam["network"])).eval()
 
 
 def _built_in(registry: Any) -> list[str]:
