@@ -96,7 +96,8 @@ POSTPROCESSORS = Registry(
     "factory(**params) -> callable(state: ablate.PostState, ctx: ablate.PostContext) -> PostState; "
     "steps that decide pixels return state.with_(mask=...); the one registered with `default=True` ends every "
     "chain that produced no mask; a step that asks ctx.cams(layer=...) lists those layers in `cam_layers`, which "
-    "validation checks against the CAM network",
+    "validation checks against the CAM network; a step with `uses_ground_truth = True` marks the trial's numbers "
+    "[oracle], one whose `random_weights` is true (a model without trained weights) marks them [random weights]",
     check=_is_callable,
 )
 SEGMENTERS = Registry(

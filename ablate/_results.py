@@ -42,9 +42,10 @@ def trials_frame(stored: StoredStudy) -> pd.DataFrame:
 
     Columns: ``number``, ``state``, ``identity``, ``config_id``, ``configuration`` (a readable label),
     one column per searched dotted path, ``seed``, ``metric.<name>`` per metric, ``runtime``,
-    ``trainings``, ``oracle``, ``error``, ``baseline``, ``segment_masks`` (what a stage-3 segmenter learns from:
-    ``pseudo``, ``ground_truth``, None without one), ``per_image_iou`` and ``seg_per_image_iou`` (lists: the
-    pseudo-masks' and the stage-3 segmenter's IoU per test image), ``gallery`` (where a completed trial's gallery
+    ``trainings``, ``oracle``, ``marks`` (a tuple of ``oracle``, ``random weights``), ``error``, ``baseline``,
+    ``segment_masks`` (what a stage-3 segmenter learns from: ``pseudo``, ``ground_truth``, None without one),
+    ``per_image_iou`` and ``seg_per_image_iou`` (lists: the pseudo-masks' and the stage-3 segmenter's IoU per test
+    image), ``gallery`` (where a completed trial's gallery
     images are, relative to the study folder).
     """
     rows = []
@@ -69,6 +70,8 @@ def trials_frame(stored: StoredStudy) -> pd.DataFrame:
             "runtime": attrs.get("runtime", math.nan),
             "trainings": attrs.get("trainings", math.nan),
             "oracle": bool(attrs.get("oracle", False)),
+            # trials stored before marks were: their one mark was the oracle flag
+            "marks": tuple(attrs.get("marks", ["oracle"] if attrs.get("oracle") else [])),
             "device": attrs.get("device"),
             "names": attrs.get("names"),
             "error": _unfinished_reason(trial),
@@ -100,7 +103,7 @@ def load_results(study: str | Path | Study, out: str | Path | None = None, stora
     """The trials table of a stored study, for pandas: one row per trial.
 
     Columns: ``number``, ``state``, ``configuration``, one per searched dotted path, ``seed``,
-    ``metric.<name>`` per metric, ``runtime``, ``trainings``, ``oracle``, ``device``, ``error``,
+    ``metric.<name>`` per metric, ``runtime``, ``trainings``, ``oracle``, ``marks``, ``device``, ``error``,
     ``baseline``, ``identity``, ``config_id``.
 
     Args:

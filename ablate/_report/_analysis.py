@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ablate._report._model import MISSING, Axis, ReportData, minimize, oracle_suffix
+from ablate._report._model import MISSING, Axis, ReportData, mark_suffix, minimize
 from ablate._results import METRIC_PREFIX
 from ablate.stats import (
     describe,
@@ -30,13 +30,13 @@ from ablate.stats import (
 
 
 def grouped(scored: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
-    """Per group of ``by`` columns: configurations, completed trials, oracle mark and ``<metric>.<stat>`` columns."""
+    """Per group of ``by`` columns: configurations, completed trials, marks and ``<metric>.<stat>`` columns."""
     groups = scored.groupby(by, sort=False)
     out = pd.DataFrame(
         {
             "configurations": groups["config_id"].nunique(),
             "trials": groups["state"].agg(lambda s: int(s.eq("COMPLETE").sum())),
-            "mark": groups["oracle"].agg(oracle_suffix),
+            "mark": groups["marks"].agg(mark_suffix),
         }
     )
     return pd.concat([out] + [describe(groups, METRIC_PREFIX + m).add_prefix(f"{m}.") for m in metrics], axis=1)

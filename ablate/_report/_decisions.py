@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib import ticker
 
 from ablate._report._format import BLANK, Table, number
-from ablate._report._model import ReportData, failed_pairs, minimize, objective_results
+from ablate._report._model import MARK_NAME, ReportData, failed_pairs, minimize, objective_results
 from ablate._report._notes import seed_count
 from ablate._report._pdf import Plot, page
 from ablate._results import METRIC_PREFIX
@@ -112,7 +112,12 @@ def decisions_table(data: ReportData, decided: pd.DataFrame) -> Table:
     """The decisions as the report's first table."""
     metric = data.study.objectives[0].metric
     shown = pd.DataFrame({"configuration": decided["configuration"], "reference": decided["reference"]})
-    shown["verdict"] = decided["verdict"]
+    shown["verdict"] = [
+        _qualified(verdict, config, reference)
+        for verdict, config, reference in zip(
+            decided["verdict"], decided["configuration"], decided["reference"], strict=True
+        )
+    ]
     shown["seeds"] = decided["seeds"].astype(str)
     shown[f"Δ {metric}"] = decided["delta"].map(lambda v: BLANK if pd.isna(v) else f"{v:+.4f}")
     shown["interval"] = [
@@ -127,6 +132,13 @@ def decisions_table(data: ReportData, decided: pd.DataFrame) -> Table:
     ]
     shown["seeds for a decision"] = decided["seeds_for_decision"].map(seed_count)
     return Table("decisions", "Decisions over seeds", _note(data), shown, decided)
+
+
+def _qualified(verdict: str, *labels: str) -> str:
+    """The verdict with the marks of the configurations it compares: ``better [random weights]`` is a verdict on
+    an untrained step, not on the method."""
+    marks = sorted({mark for label in labels for mark in MARK_NAME.findall(label)})
+    return f"{verdict} [{', '.join(marks)}]" if marks else verdict
 
 
 def _note(data: ReportData) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from ablate._registries import METRICS
 from ablate._registry import RegistryError
 from ablate._results import METRIC_PREFIX, latest_per_identity
 from ablate.pipeline._metrics import chance_metric, lower_is_better, metric_description, stage_prefix
+from ablate.pipeline._postprocess import MARKS
 from ablate.storage import decode
 from ablate.study import Objective, Study
 
@@ -100,13 +102,15 @@ def elide(label: str) -> str:
     return "".join(out)
 
 
-MARKS = (" (baseline)", " [oracle]", " [incl. oracle]")
+# the marks labels carry: " (baseline)", " [oracle]", " [incl. random weights]" ... (see :func:`mark_suffix`)
+_ANY_MARK = "|".join(map(re.escape, MARKS))
+_MARK = re.compile(rf" \(baseline\)| \[(?:incl\. )?(?:{_ANY_MARK})\]")
+#: The name of each ``[mark]`` or ``[incl. mark]`` in a label.
+MARK_NAME = re.compile(rf"\[(?:incl\. )?({_ANY_MARK})\]")
 
 
 def _unmarked(label: str) -> str:
-    for mark in MARKS:
-        label = label.replace(mark, "")
-    return label
+    return _MARK.sub("", label)
 
 
 def short_labels(labels: list[str]) -> list[str]:
@@ -117,11 +121,14 @@ def short_labels(labels: list[str]) -> list[str]:
     return short if distinct else labels
 
 
-def oracle_suffix(flags: pd.Series) -> str:
-    """How a group of trials is marked: every trial an oracle, some of them, or none."""
-    if flags.all():
-        return " [oracle]"
-    return " [incl. oracle]" if flags.any() else ""
+def mark_suffix(marks: pd.Series) -> str:
+    """How a group of trials is marked, from their ``marks`` (see ``ablate.pipeline._postprocess.MARKS``):
+    `` [m]`` for a mark every trial has, `` [incl. m]`` for one only some of them have."""
+    held = [set(m) for m in marks]
+    suffix = ""
+    for mark in sorted(set().union(*held)):
+        suffix += f" [{mark}]" if all(mark in h for h in held) else f" [incl. {mark}]"
+    return suffix
 
 
 @dataclass(frozen=True)
@@ -308,8 +315,8 @@ class ReportData:
         return self.scored[self.scored["state"].eq("COMPLETE")]
 
     def marks(self, axis: Axis) -> dict[str, str]:
-        """Value label -> its oracle mark (see :func:`oracle_suffix`)."""
-        return self.scored.groupby(axis.column)["oracle"].agg(oracle_suffix).to_dict()
+        """Value label -> its marks (see :func:`mark_suffix`)."""
+        return self.scored.groupby(axis.column)["marks"].agg(mark_suffix).to_dict()
 
     def colour(self, key: str, label: str) -> tuple[float, float, float]:
         """The colour of an axis value (key: the axis path) or of a configuration (key: "")."""
@@ -317,15 +324,15 @@ class ReportData:
 
 
 def _config_labels(frame: pd.DataFrame, axes: list[Axis]) -> pd.Series:
-    """``name=value, ...`` over the axes (values left at the base config omitted), then oracle/baseline marks."""
+    """``name=value, ...`` over the axes (values left at the base config omitted), then the marks."""
     parts = pd.Series("", index=frame.index)
     for axis in axes:
         shown = frame[axis.column].ne(MISSING)
         joiner = parts.where(parts.eq(""), parts + ", ")
         parts = parts.where(~shown, joiner + f"{axis.name}=" + frame[axis.column])
     parts = parts.replace("", "base config")
-    oracle = frame.groupby("config_id")["oracle"].transform(lambda f: oracle_suffix(f))
-    return parts + oracle + frame["baseline"].map({True: " (baseline)", False: ""})
+    marks = frame.groupby("config_id")["marks"].transform(mark_suffix)
+    return parts + marks + frame["baseline"].map({True: " (baseline)", False: ""})
 
 
 def _palette(axes: list[Axis], configs: list[str]) -> dict[tuple[str, str], tuple[float, float, float]]:

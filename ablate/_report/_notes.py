@@ -10,15 +10,16 @@ import pandas as pd
 from ablate._report._format import BLANK
 from ablate._report._model import ReportData, chance_level, minimize
 from ablate.pipeline._metrics import metric_description
+from ablate.pipeline._postprocess import MARKS
 from ablate.stats import ALPHA, MAX_SEEDS, POWER, detectable_difference, seeds_needed
 
 CI_NOTE = "Mean and sample std over seeds; 95% CI from Student's t (blank with fewer than two seeds)."
 
 
-ORACLE_NOTE = "[oracle]: a post-processing step looked at the ground truth, so the numbers are an upper bound."
+MARKS_NOTE = " ".join(f"[{mark}]: {meaning}." for mark, (_, meaning) in MARKS.items())
 
 
-STATS_NOTE = f"{CI_NOTE} {ORACLE_NOTE}"
+STATS_NOTE = f"{CI_NOTE} {MARKS_NOTE}"
 
 
 BOOTSTRAP_NOTE = (

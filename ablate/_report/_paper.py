@@ -12,7 +12,7 @@ from ablate._reference import Reference
 from ablate._report._analysis import balanced, marginal, pooled
 from ablate._report._format import BLANK, Table, interval, mean_pm, number
 from ablate._report._model import Axis, ReportData, component_label, cooccurrence_metrics, elide, value_label
-from ablate._report._notes import ORACLE_NOTE, STATS_NOTE, better, between_rows_note, chance_note
+from ablate._report._notes import MARKS_NOTE, STATS_NOTE, better, between_rows_note, chance_note
 from ablate._results import METRIC_PREFIX
 from ablate.config._resolve import get_dotted, resolve
 
@@ -172,7 +172,7 @@ def _segmentation_table(data: ReportData, summary: pd.DataFrame) -> Table | None
         "train split's masks, and the segmenter trained on those pseudo-masks, evaluated on the test split with the "
         f"metrics of the pseudo-masks; its co-occurrence metrics ask whether the final model still marks the "
         f"{names['object']}. 'ground truth (upper bound)': the same segmenter trained on the true train masks, the "
-        f"fully supervised bound. Mean ± half-width of the 95% t-interval over seeds. {ORACLE_NOTE}"
+        f"fully supervised bound. Mean ± half-width of the 95% t-interval over seeds. {MARKS_NOTE}"
     )
     if "seg_smoke_iou" in data.metrics:
         note += between_rows_note(summary, "seg_smoke_iou", "segmenter smoke IoU, a two-sample t-test between two rows")

@@ -25,6 +25,7 @@ from ablate._report._model import (
     chance_caption,
     chance_level,
     cooccurrence_metrics,
+    mark_suffix,
     minimize,
     short_labels,
 )
@@ -317,9 +318,11 @@ def history_figure(data: ReportData) -> Plot | None:
     caption = f"{objective} of every completed trial by trial number and the best so far; crosses: failed trials."
     fig = page("Optimisation history", caption)
     ax = fig.subplots()
-    for oracle, trials in done.groupby("oracle"):
-        label, colour = ("trial [oracle]", "C3") if oracle else ("trial", "C0")
-        ax.scatter(trials["number"], trials[METRIC_PREFIX + objective], s=14, color=colour, label=label)
+    marks = done["marks"].map(lambda held: mark_suffix(pd.Series([held])))
+    marked_colours = iter(["C3", "C4", "C5", "C6"])
+    for mark, trials in done.groupby(marks, sort=True):
+        colour = "C0" if not mark else next(marked_colours, "C7")
+        ax.scatter(trials["number"], trials[METRIC_PREFIX + objective], s=14, color=colour, label=f"trial{mark}")
     ax.step(done["number"], best, where="post", color="C1", label="best so far")
     if len(failed):
         ax.scatter(failed, np.full(len(failed), values.min()), marker="x", color="red", label="failed")

@@ -10,7 +10,7 @@ from ablate._report._format import BLANK, Table, interval, mean_pm, number, numb
 from ablate._report._model import Axis, ReportData, cooccurrence_metrics
 from ablate._report._notes import (
     BOOTSTRAP_NOTE,
-    ORACLE_NOTE,
+    MARKS_NOTE,
     STATS_NOTE,
     better,
     between_rows_note,
@@ -78,7 +78,7 @@ def _metrics_table(data: ReportData, summary: pd.DataFrame) -> Table:
     shown = pd.DataFrame({"configuration": summary["configuration"]})
     for metric in data.metrics:
         shown[metric] = [mean_pm(r, metric) for _, r in summary.iterrows()]
-    note = f"Each metric as mean ± half-width of its 95% t-interval over seeds (one seed: the mean). {ORACLE_NOTE}"
+    note = f"Each metric as mean ± half-width of its 95% t-interval over seeds (one seed: the mean). {MARKS_NOTE}"
     return Table("metrics", "All metrics per configuration", note, shown, summary, summary["baseline"].tolist())
 
 

@@ -20,7 +20,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     objectives = [f"metric.{o.metric}" for o in stored.study.objectives]
     internal = ("identity", "config_id", *PER_IMAGE_COLUMNS, "segment_masks", "baseline", "names", "gallery")
-    hidden = (*internal, "configuration", "trainings", "oracle")
+    hidden = (*internal, "configuration", "trainings", "oracle", "marks")
     columns = [c for c in frame.columns if c not in hidden and (not c.startswith("metric.") or c in objectives)]
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
         print(frame[columns].to_string(index=False))

@@ -66,6 +66,7 @@ def _load_config(path: str | None, sets: list[str]) -> tuple[dict[str, Any], dic
 def cmd_trial(args: argparse.Namespace) -> int:
     from ablate import ConfigError, load_components, run_trial
     from ablate._results import strict_json
+    from ablate.pipeline._postprocess import MARKS
 
     config, overrides = _load_config(args.config, args.set)
     study_keys = " and ".join(f"{key}:" for key in ("config", "grid", "tune") if key in config)
@@ -90,7 +91,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:  # raised by a component as the trial ran: a failed trial, not bad input
         print(_failure_line("trial failed", exc), file=sys.stderr)
         return EXIT_FAILED
-    label = " (oracle: a step used the ground truth)" if result.oracle else ""
+    label = "".join(f" [{mark}: {MARKS[mark][1]}]" for mark in result.marks)
     print(f"metrics on the test split{label}:")
     for name, value in result.metrics.items():
         print(f"  {name:<20} {_format_value(value)}")

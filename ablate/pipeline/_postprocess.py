@@ -2,8 +2,9 @@
 
 A post-processor is called with the current :class:`PostState` and a :class:`PostContext`
 and returns a new state. Steps that produce a mask (thresholds, CRF, SAM) return ``state.with_(mask=...)``; if
-the chain ends without one, the default fixed threshold is applied. A step class may set ``uses_ground_truth = True``
-(oracle steps); the harness then labels the trial's metrics as oracle.
+the chain ends without one, the default fixed threshold is applied. A step may set ``uses_ground_truth = True``
+(oracle steps) or ``random_weights = True`` (it ran a model without trained weights, e.g. no checkpoint offline);
+the harness then marks every number of the trial ``[oracle]`` or ``[random weights]`` (:data:`MARKS`).
 
 A step class may also declare which fields of the state it ``reads`` and ``writes`` (tuples of ``"cams"`` and
 ``"mask"``; setting ``mask=None`` writes the mask). Validation then refuses a chain in which a step's every output
@@ -103,6 +104,21 @@ def discarded_steps(steps: list[Any]) -> list[tuple[int, int]]:
     return [(i, replaced_by[i]) for i in range(len(steps)) if i not in used]
 
 
+#: A trial's mark -> (the step attribute that sets it when true, what it means): the report shows ``[mark]`` on every
+#: number the trial gave.
+MARKS = {
+    "oracle": (
+        "uses_ground_truth",
+        "a post-processing step looked at the ground truth, so the numbers are an upper bound",
+    ),
+    "random weights": (
+        "random_weights",
+        "a post-processing step ran a model without trained weights (no checkpoint given), so the numbers check "
+        "the pipeline, not the method",
+    ),
+}
+
+
 class Chain:
     """The config's post-processing chain, run on a split's CAMs; also the :class:`PostContext` its steps see.
 
@@ -121,25 +137,25 @@ class Chain:
         self._step: str | None = None  # the step running now (its code keys its cached values)
         self._split = "test"  # the split the chain runs on now (train: stage 3's pseudo-masks)
 
-    def run(self, split: str) -> tuple[PostState, bool]:
+    def run(self, split: str) -> tuple[PostState, list[str]]:
         """The chain on ``split``'s CAMs: the final state (its mask made by the default step when no step made one)
-        and whether a step looked at the ground truth."""
+        and the trial's :data:`MARKS` its steps set (whether one looked at the ground truth, ran random weights)."""
         state = PostState(getattr(self.maps.data, split).images, self.maps.cams(split)[0])
-        oracle = False
+        marked: set[str] = set()
         self._split = split
         try:
             with self.maps.timings.timed("postprocess"):
                 for spec in self.config.postprocess:
                     self._step = spec["name"]
                     step = POSTPROCESSORS.build(spec)
-                    oracle |= bool(getattr(step, "uses_ground_truth", False))
+                    marked |= {mark for mark, (flag, _) in MARKS.items() if getattr(step, flag, False)}
                     state = step(state, self)
                 if state.mask is None:
                     self._step = self.default_step
                     state = POSTPROCESSORS.create(self._step)(state, self)
         finally:
             self._split, self._step = "test", None
-        return state, oracle
+        return state, [mark for mark in MARKS if mark in marked]
 
     # --- PostContext -------------------------------------------------------------------------
     def cams(self, *, scale: float = 1.0, flip: bool = False, layer: str | None = None) -> np.ndarray:

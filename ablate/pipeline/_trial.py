@@ -45,7 +45,8 @@ class TrialResult:
             and the modules of the config's components and metrics (a study warns when it has changed since).
         trainings: trainings executed by this trial (0 when every network came from the cache).
         timings: seconds spent per stage (data, train, cams, postprocess, metrics).
-        oracle: True when a step looked at the ground truth; every metric is then an oracle number.
+        marks: what qualifies every number of the trial (``oracle``: a step looked at the ground truth;
+            ``random weights``: a step ran a model without trained weights), see ``_postprocess.MARKS``.
         history: per-epoch mean losses of the trainings this trial executed.
         checkpoints: weight files (in the stage cache) of the networks this trial trained or loaded.
         device: where it ran, e.g. ``cpu`` or ``cuda (NVIDIA H100 80GB HBM3)``.
@@ -61,7 +62,7 @@ class TrialResult:
     image_names: list[str]
     trainings: int
     timings: dict[str, float]
-    oracle: bool
+    marks: list[str]
     history: list[dict[str, Any]] = field(default_factory=list)
     checkpoints: list[str] = field(default_factory=list)
     device: str = "cpu"
@@ -70,6 +71,11 @@ class TrialResult:
     seg_per_image_iou: list[float] | None = None
     gallery: dict[str, np.ndarray] = field(default_factory=dict)
     code: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def oracle(self) -> bool:
+        """Whether a step looked at the ground truth: every metric is then an oracle number."""
+        return "oracle" in self.marks
 
 
 def gallery_indices(labels: np.ndarray, cooccur: np.ndarray | None, per_case: int = 2) -> np.ndarray:
@@ -117,7 +123,7 @@ class TrialRun:
     def run(self) -> TrialResult:
         check_segment(self.config.segment, self.config.data, self.data.train.masks is not None)
         class_prob = self.maps.cams("test")[1]
-        state, oracle = self.chain.run("test")
+        state, marks = self.chain.run("test")
         test = self.data.test
         val = self.data.val
         val_prob = self.maps.cams("val")[1] if val is not None else None
@@ -157,7 +163,7 @@ class TrialRun:
             image_names=list(test.names) or [str(i) for i in range(len(test))],
             trainings=self.trainer.trainings,
             timings=dict(self.timings),
-            oracle=oracle,
+            marks=marks,
             history=self.trainer.history,
             checkpoints=[str(p) for p in self.trainer.checkpoints],
             device=describe_device(self.device),

@@ -49,6 +49,7 @@ def result_attrs(result: Any, runtime: float) -> dict[str, Any]:
         "timings": result.timings,
         "trainings": result.trainings,
         "oracle": result.oracle,
+        "marks": result.marks,
         "runtime": runtime,
         "device": result.device,
         "names": result.names,

@@ -104,6 +104,7 @@ class StoredStudy:
                     break
             else:
                 raise self._other_search_space(names[-1], optuna_study.user_attrs.get("study_file"))
+            self._check_race(optuna_study)
             if sampler is not None:
                 optuna_study.sampler = sampler(len(optuna_study.get_trials(deepcopy=False)))
             self.optuna_study = optuna_study
@@ -121,6 +122,7 @@ class StoredStudy:
             load_if_exists=True,
         )
         optuna_study.set_user_attr("signature", signature)
+        optuna_study.set_user_attr("race", self.study.race_design())
         optuna_study.set_user_attr("study_file", str(self.study.path.resolve()))
         self.optuna_study = optuna_study
         return optuna_study
@@ -144,6 +146,21 @@ class StoredStudy:
             f"{self.study.path}: the search space (config with the harness's defaults, grid, tune, seeds or "
             f"objective) changed since study '{name}' in {masked_url(self.url)} was created; resuming would mix "
             f"results. Run {new} (the old trials are kept)"
+        )
+
+    def _check_race(self, optuna_study: optuna.Study) -> None:
+        """Refuse a race whose design (looks, alpha, margin, futility, spending) changed since it began: its verdicts
+        keep their error rate only under the design fixed before the first look. Adding a race to a study of fixed
+        seeds, or running a race's trials as fixed seeds, changes no verdict's guarantee and is not refused."""
+        before, now = optuna_study.user_attrs.get("race"), self.study.race_design()
+        if before is None or now is None or before == now:
+            return
+        changes = ", ".join(f"{key} {before.get(key)} -> {now[key]}" for key in now if before.get(key) != now[key])
+        raise ConfigError(
+            f"{self.study.path}: race: its design changed since study '{optuna_study.study_name}' in "
+            f"{masked_url(self.url)} began ({changes}); a race's verdicts keep their error rate only under the design "
+            f"fixed before its first look. Restore it, or run `ablate run {self.study.path} --new` to start a race "
+            f"of its own (the old trials are kept)"
         )
 
     def _never_run(self) -> ConfigError:

@@ -7,6 +7,7 @@ objectives, and the optional pruner and race; its configurations, trial configs 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import itertools
 import math
@@ -162,6 +163,10 @@ class Study:
                 "objectives": [o.__dict__ for o in self.objectives],
             }
         )
+
+    def race_design(self) -> dict[str, Any] | None:
+        """The race's design as stored with its study (None: no race): a change refuses to resume the race."""
+        return None if self.race is None else dataclasses.asdict(self.race)
 
     def space_size(self) -> int | None:
         """Distinct configurations of the tuned space (None: a continuous range makes it unbounded)."""

@@ -137,6 +137,11 @@ class Clip:
         self._net: Any = None  # the open_clip model, built on first use and kept for the whole run
         self._text: torch.Tensor | None = None  # unit-norm prompt embeddings, positives first
 
+    @property
+    def random_weights(self) -> bool:
+        """Without a checkpoint the model is untrained: the harness marks the trial ``[random weights]``."""
+        return self.checkpoint is None
+
     def __call__(self, state: PostState, ctx: PostContext) -> PostState:
         cams = combine(state.cams, self.probability(state.images, ctx), self.combine, self.gate_threshold)
         return state.with_(cams=cams, mask=None)  # an earlier mask no longer matches the new CAMs

@@ -131,6 +131,11 @@ class SamSelect:
         self.iou_threshold = iou_threshold
         self._generator: Any = None  # SamAutomaticMaskGenerator, built on first use and kept for the run
 
+    @property
+    def random_weights(self) -> bool:
+        """Without a checkpoint the model is untrained: the harness marks the trial ``[random weights]``."""
+        return self.checkpoint is None
+
     def __call__(self, state: PostState, ctx: PostContext) -> PostState:
         seeds = state.mask if state.mask is not None else state.cams >= self.seed_threshold
         masks = [

@@ -86,6 +86,14 @@ def test_second_identical_run_trains_nothing(shared_cache: ablate.StageCache) ->
     np.testing.assert_array_equal(first.per_image_iou, second.per_image_iou)
 
 
+def test_a_step_on_the_ground_truth_or_on_random_weights_marks_the_trial(shared_cache: ablate.StageCache) -> None:
+    sam = {"name": "sam", "model_type": "tiny", "points_per_side": 2}
+    marked = ablate.run_trial(_config(postprocess=["oracle_threshold", sam]), cache=shared_cache, progress=False)
+    assert marked.marks == ["oracle", "random weights"] and marked.oracle
+    plain = ablate.run_trial(_config(postprocess=["crf"]), cache=shared_cache, progress=False)
+    assert plain.marks == [] and not plain.oracle
+
+
 def test_teacher_is_shared_between_lambdas(tmp_path: Path) -> None:
     cache = ablate.StageCache(tmp_path)
     first = ablate.run_trial(_config(transfer={"lambda": 0.5}), cache=cache, progress=False)

@@ -33,6 +33,7 @@ class Spec:
     metrics: dict[str, float] | None = None
     per_image: list[float] | None = None
     oracle: bool = False
+    marks: tuple[str, ...] | None = None  # stored as the trial's marks (None: not stored, as before marks were)
     error: str = ""
 
 
@@ -88,6 +89,7 @@ def make_stored(
         if done:
             attrs |= {"metrics": spec.metrics, "per_image_iou": spec.per_image, "oracle": spec.oracle, "runtime": 1.0}
             attrs |= {"names": names} if names else {}
+            attrs |= {"marks": list(spec.marks)} if spec.marks is not None else {}
         else:
             attrs["error"] = spec.error
         optuna_study.add_trial(

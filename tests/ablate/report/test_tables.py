@@ -341,6 +341,40 @@ def test_the_decisions_table_is_the_paired_t_interval_over_seeds_with_the_probab
     assert list(shown.columns)[:4] == ["configuration", "reference", "verdict", "seeds"]
 
 
+def test_a_step_on_random_weights_marks_its_rows_and_its_verdict(synthetic, tmp_path):
+    """CLIP or SAM without a checkpoint (``studies/postprocess.yaml`` offline) ran untrained: every row with it says
+    so, its verdict too, and the notes say what the mark means; an earlier trial's oracle flag still marks it."""
+    from ablate._report._decisions import decisions, decisions_table
+
+    chains = [[], [{"name": "sam"}], [{"name": "oracle_threshold"}]]
+    marks = {0: (), 1: ("random weights",), 2: None}  # None: stored before marks were, with only the oracle flag
+    specs = [
+        synthetic.Spec(
+            {"postprocess": chain},
+            seed,
+            metrics=_metrics(0.3 + 0.1 * i + seed / 100),
+            oracle=i == 2,
+            marks=marks[i],
+        )
+        for i, chain in enumerate(chains)
+        for seed in range(3)
+    ]
+    study = synthetic.study(tmp_path, {"postprocess": chains}, seeds=3, baseline={"postprocess": []})
+    data = prepare(trials_frame(synthetic.stored(study, specs, tmp_path, artifacts=False)), study, tmp_path)
+    summary = configurations(data)
+    labels = sorted(summary["configuration"])
+    assert labels == [
+        "postprocess=SAM [random weights]",
+        "postprocess=none (baseline)",
+        "postprocess=oracle threshold [oracle]",
+    ]
+    tables = {t.name: t for t in build_tables(data, summary)}
+    assert "[random weights]: a post-processing step ran a model without trained weights" in tables["summary"].note
+    shown = decisions_table(data, decisions(data, summary)).shown.set_index("configuration")
+    assert shown.loc[labels[0], "verdict"] == "better [random weights]"
+    assert shown.loc[labels[2], "verdict"] == "better [oracle]"
+
+
 def test_a_minimised_objective_decides_in_its_own_direction(synthetic, tmp_path):
     from ablate._report._decisions import decisions
 

@@ -77,3 +77,22 @@ def test_a_study_found_before_its_creator_stored_its_signature_is_waited_for(tmp
     monkeypatch.setattr(ablate.storage._stored, "SIGNATURE_WAIT", 0.2)
     with pytest.raises(ConfigError, match="the search space .* changed since study 'plain'"):
         StoredStudy(load_study(other), out=tmp_path / "out").open()
+
+
+def test_a_race_whose_design_changed_is_refused_and_adding_or_dropping_a_race_is_not(tmp_path):
+    """A sequential design's error rate holds only for the design fixed before the first look: a resumed race with
+    another alpha (the search space unchanged) would have looked with one design and decide with another."""
+    from ablate.config._resolve import ConfigError
+    from ablate.storage import StoredStudy
+    from ablate.study import load_study
+
+    race = {"grid": {"train.lr": [0.001, 0.002]}, "baseline": {"train.lr": 0.001}, "seeds": {"initial": 2, "max": 4}}
+    out = tmp_path / "out"
+    StoredStudy(load_study(write_study(tmp_path, **race, race={"alpha": 0.05})), out=out).open()
+    changed = load_study(write_study(tmp_path, **race, race={"alpha": 0.01, "futility": 0.2}))
+    with pytest.raises(ConfigError, match=r"race: its design changed .* \(alpha 0.05 -> 0.01, futility 0.1 -> 0.2\)"):
+        StoredStudy(changed, out=out).open()
+    same = StoredStudy(load_study(write_study(tmp_path, **race, race={"alpha": 0.05})), out=out)
+    assert same.open().study_name == "tiny"
+    fixed = write_study(tmp_path, grid=race["grid"], baseline=race["baseline"], seeds=4)  # the race's seeds, fixed
+    assert StoredStudy(load_study(fixed), out=out).open().study_name == "tiny"
