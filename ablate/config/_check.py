@@ -4,8 +4,7 @@
 (one line listing all problems), then builds the chosen networks on the meta device to catch what only
 the combination can show: roles a paradigm does not train, channel counts a projection cannot map,
 CAM layers a backbone does not have (also those a post-processing step asks CAMs of), a segmenter that cannot be
-built. It also fills in
-``cam.network: auto``.
+built. The config it returns has ``cam.network: auto`` replaced by the network the paradigm trains last.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import torch
 
 from ablate._plugins import load_components
 from ablate._registries import ALL, PARADIGMS, POSTPROCESSORS, SEGMENTERS
+from ablate.cache._store import stable_hash
 from ablate.config._resolve import CAM_NETWORKS, COMPONENT_SLOTS, OPTIONAL_SLOTS, ConfigError, get_dotted, resolve
 from ablate.config._schema import SegmentTraining, TrialConfig, schema_problems
 from ablate.pipeline._data import CLASSES
@@ -89,11 +89,17 @@ def check_segment(segment: dict[str, Any] | None, spec: dict[str, Any], train_ma
         )
 
 
+#: Sections :func:`_check_combination` never reads: configurations that differ only in them (a learning-rate or
+#: seed sweep) share one combination check.
+UNREAD_BY_COMBINATION = ("name", "seed", "device", "threads", "frozen_outputs_mb", "train", "metrics")
+
+
 def validate(
     config: dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
     check_files: bool = True,
     build: bool = True,
+    combinations: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """Resolve and check a trial config without training anything.
 
@@ -103,6 +109,11 @@ def validate(
         check_files: also require checkpoint files to exist (off to check a config meant for another machine).
         build: also build every network on the meta device (channel counts, CAM layers, transfer shapes);
             off, only names, types and ranges are checked, with no import of the networks' libraries.
+        combinations: the problems of the combinations checked so far (by their key), shared by the calls that
+            check one study's configurations, so that a sweep builds each distinct combination's networks once.
+
+    Returns:
+        The resolved config; with ``build``, ``cam.network: auto`` is the network the paradigm trains last.
 
     Raises:
         ConfigError: one line listing every problem, each naming its dotted field.
@@ -112,18 +123,27 @@ def validate(
     default_mask_step()
     problems = check(resolved)
     if not problems and build:
-        problems = _check_combination(resolved, check_files)
+        key = stable_hash({k: v for k, v in resolved.items() if k not in UNREAD_BY_COMBINATION}) + str(check_files)
+        memo = combinations if combinations is not None else {}
+        if key not in memo:
+            memo[key] = _check_combination(resolved, check_files)
+        problems = memo[key]
+        if not problems:
+            resolved = {**resolved, "cam": {**resolved["cam"], "network": _cam_network(resolved)}}
     if problems:
         raise ConfigError("; ".join(problems))
     return resolved
 
 
-def _check_combination(resolved: dict[str, Any], check_files: bool) -> list[str]:
-    """Problems that need built components: roles, channel counts, CAM layers (built on the meta device).
+def _cam_network(resolved: dict[str, Any]) -> str:
+    """The config's ``cam.network``, ``auto`` being the network its paradigm trains last."""
+    chosen = resolved["cam"].get("network", "auto")
+    return PARADIGMS.build(resolved["paradigm"]).roles[-1] if chosen == "auto" else chosen
 
-    Also fills in ``cam.network: auto`` with the paradigm's last-trained network.
-    """
-    config = TrialConfig.from_dict(resolved)  # its component slots are the mappings of ``resolved``
+
+def _check_combination(resolved: dict[str, Any], check_files: bool) -> list[str]:
+    """Problems that need built components: roles, channel counts, CAM layers (built on the meta device)."""
+    config = TrialConfig.from_dict(resolved)
     try:
         paradigm = PARADIGMS.build(config.paradigm)
     except (ValueError, TypeError) as exc:
@@ -142,9 +162,7 @@ def _check_combination(resolved: dict[str, Any], check_files: bool) -> list[str]
             f"postprocess[{i}] ({names[i]}): its output never counts: postprocess[{j}] ({names[j]}) replaces it "
             f"before any step reads it; {fix}"
         ]
-    if config.cam.get("network", "auto") == "auto":  # the network the paradigm trains last
-        config.cam["network"] = paradigm.roles[-1]
-    cam_network = config.cam["network"]
+    cam_network = _cam_network(resolved)
     if cam_network != "both" and cam_network not in paradigm.roles:
         return [
             f"cam.network: '{cam_network}' is not trained by paradigm '{config.paradigm['name']}' "

@@ -5,6 +5,7 @@ config before any work starts. Only safe YAML loading is used; nothing is import
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,11 @@ from ablate.pipeline._trial import load_data
 from ablate.study._pruning import PrunerSpec, parse_pruner
 from ablate.study._race import RaceSpec, parse_race
 from ablate.study._spec import SAMPLERS, STORED, STUDY_KEYS, Distribution, Objective, Study
+
+#: What one study may ask for: beyond these no machine runs it, and enumerating it alone takes minutes and gigabytes.
+MAX_CONFIGURATIONS = 10_000  # a grid's configurations (a larger space is tuned: tune: with sampler: grid or tpe)
+MAX_SEEDS = 1_000
+MAX_TRIALS = 1_000_000  # configurations (or n_trials) x seeds
 
 
 def _fail(path: Path, message: str) -> ConfigError:
@@ -128,6 +134,7 @@ def _distribution(path: Path, dotted: str, spec: Any) -> Distribution:
     if "choices" in spec:
         if not isinstance(spec["choices"], list) or not spec["choices"]:
             raise _fail(path, f"{where}.choices: expected a non-empty list")
+        _refuse_repeats(path, f"{where}.choices", spec["choices"])
         return Distribution(dotted, "categorical", choices=tuple(spec["choices"]))
     unknown = set(spec) - {"low", "high", "log", "step", "type"}
     if unknown:
@@ -203,10 +210,9 @@ def load_study(
         for key, values in grid.items():
             if not isinstance(values, list) or not values:
                 raise _fail(path, f"grid.{key}: expected a non-empty list of values, got {values!r}")
-            repeated = [v for i, v in enumerate(values) if v in values[:i]]
-            if repeated:  # one configuration, not two: most likely a typo for another value
-                raise _fail(path, f"grid.{key}: {repeated[0]!r} is listed twice (1 and 1.0 are the same value)")
+            _refuse_repeats(path, f"grid.{key}", values)
         _refuse_overlaps(path, "grid", list(grid))
+    _refuse_large_grid(path, grids)
     tune_raw = raw.get("tune") or {}
     if not isinstance(tune_raw, dict):
         raise _fail(path, "tune: expected a mapping of dotted path -> distribution")
@@ -217,7 +223,11 @@ def load_study(
 
     race = _race(path, raw, grids, tune)
     seeds_raw = race.maximum if race else raw.get("seeds", [0])
-    seeds = list(range(seeds_raw)) if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool) else seeds_raw
+    count = isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool)
+    if (len(seeds_raw) if isinstance(seeds_raw, list) else seeds_raw if count else 0) > MAX_SEEDS:
+        size = len(seeds_raw) if isinstance(seeds_raw, list) else seeds_raw
+        raise _fail(path, f"seeds: {size:,} seeds; a study runs at most {MAX_SEEDS:,} (a race: seeds.max)")
+    seeds = list(range(seeds_raw)) if count else seeds_raw
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise _fail(path, f"seeds: expected a positive count or a list of non-negative integers, got {seeds_raw!r}")
     if len(set(seeds)) != len(seeds):
@@ -233,6 +243,15 @@ def load_study(
         raise _fail(path, f"timeout: expected seconds > 0, got {timeout!r}")
     if tune and n_trials is None and timeout is None:
         raise _fail(path, "tune: needs a budget: n_trials and/or timeout")
+    configurations = n_trials if tune else _grid_size(grids)
+    if configurations and configurations * len(seeds) > MAX_TRIALS:
+        what = "n_trials" if tune else "grid"
+        raise _fail(
+            path,
+            f"{what}: {configurations:,} configurations x {len(seeds):,} seed{'s' * (len(seeds) > 1)} = "
+            f"{configurations * len(seeds):,} "
+            f"trials; a study runs at most {MAX_TRIALS:,}",
+        )
     if sampler in ("grid", "bruteforce"):  # they enumerate values: float ranges need a step
         for d in tune:
             if not d.choices and d.step is None and d.kind != "int":
@@ -309,6 +328,29 @@ def _race(path: Path, raw: dict[str, Any], grids: list[Any], tune: list[Distribu
     return race
 
 
+def _refuse_repeats(path: Path, where: str, values: list[Any]) -> None:
+    """One configuration, not two: a value listed twice is most likely a typo for another value."""
+    repeated = [v for i, v in enumerate(values) if v in values[:i]]
+    if repeated:
+        raise _fail(path, f"{where}: {repeated[0]!r} is listed twice (1 and 1.0 are the same value)")
+
+
+def _grid_size(grids: list[dict[str, list[Any]]]) -> int:
+    """Configurations the grids hold, counted, not enumerated (grids that share a configuration count it twice)."""
+    return sum(math.prod(len(values) for values in grid.values()) for grid in grids)
+
+
+def _refuse_large_grid(path: Path, grids: list[dict[str, list[Any]]]) -> None:
+    size = _grid_size(grids)
+    if size > MAX_CONFIGURATIONS:
+        axes = " x ".join(str(len(values)) for grid in grids for values in grid.values())
+        raise _fail(
+            path,
+            f"grid: {size:,} configurations ({axes} values); a grid holds at most {MAX_CONFIGURATIONS:,}. Search a "
+            "larger space with tune: (sampler: tpe, or sampler: grid with n_trials to run part of it)",
+        )
+
+
 def _refuse_overlaps(path: Path, section: str, keys: list[str]) -> None:
     """Refuse two dotted paths of one grid (or of tune) where one lies inside the other: the inner value would
     silently replace part of the outer one, or be dropped by it."""
@@ -347,12 +389,13 @@ def _check_configs(study: Study, check_files: bool, build_networks: bool) -> Non
     if study.tune:  # both ends of every range and every choice must form a valid config
         samples = [{d.path: v} for d in study.tune for v in (d.choices or (d.low, d.high))]
     train_masks: dict[str, bool] = {}  # each distinct data spec, loaded once: whether its train split has masks
+    combinations: dict[str, list[str]] = {}  # each distinct combination of components, built once
     same_as: dict[str, dict[str, Any]] = {}
     for params in samples:
         label = f" (configuration {json.dumps(params, default=str)})" if params else ""
         try:
             config = study.trial_config(params, study.seeds[0])
-            resolved = validate(config, check_files=check_files, build=build_networks)
+            resolved = validate(config, check_files=check_files, build=build_networks, combinations=combinations)
             has_train_masks = None  # unknown without reading the data
             if check_files:
                 key = stable_hash(resolved["data"])

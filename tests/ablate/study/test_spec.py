@@ -71,6 +71,10 @@ def test_an_inherited_reference_is_found_beside_the_file_that_names_it(tmp_path)
     assert child.reference is not None and child.reference.path == shipped.parent / "references" / "paper.yaml"
 
 
+HUNDRED = list(range(100))
+MILLION = {f"k{i}": list(range(10)) for i in range(6)}  # six axes of ten values
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -95,6 +99,25 @@ def test_an_inherited_reference_is_found_beside_the_file_that_names_it(tmp_path)
             "postprocess.0.value: '0' is not an index of a list of 0 items",
         ),
         ("seeds: [1, 1]\n", "seeds: duplicates"),
+        # counted before anything is enumerated: validate grew to 2 GB over 180 s, seeds ended in MemoryError
+        (
+            f"grid: {MILLION}\n",
+            "grid: 1,000,000 configurations (10 x 10 x 10 x 10 x 10 x 10 values); a grid holds at",
+        ),
+        ("seeds: 100000000\n", "seeds: 100,000,000 seeds; a study runs at most 1,000"),
+        ("seeds: {initial: 3, max: 5000}\nrace: {}\nbaseline: {}\n", "seeds: 5,000 seeds; a study runs at most"),
+        (
+            "tune: {transfer.lambda: [0.5, 1.0]}\nn_trials: 10000000\n",
+            "n_trials: 10,000,000 configurations x 1 seed = 10,000,000 trials; a study runs at most 1,000,000",
+        ),
+        (
+            f"grid: {{a: {HUNDRED}, b: {HUNDRED}}}\nseeds: 200\n",
+            "grid: 10,000 configurations x 200 seeds = 2,000,000 trials; a study runs at most 1,000,000",
+        ),
+        (
+            "tune: {cam.name: {choices: [gradcam, gradcam]}}\nn_trials: 2\n",
+            "tune.cam.name.choices: 'gradcam' is listed twice",
+        ),
         ("grid: {transfer.lambda: [0.5, 1, 1.0]}\n", "grid.transfer.lambda: 1.0 is listed twice"),
         ("grid: {transfer.lambda: [1.0]}\nbaseline: {transfer.lambda: 2.0}\n", "matches no grid configuration"),
         ("grid: {transfer.lamda: [1.0]}\nbaseline: {transfer.lamda: 2.0}\n", "transfer.lamda: unknown key"),
@@ -232,3 +255,17 @@ def test_an_objective_no_trial_could_compute_is_refused_before_training(tmp_path
     path = study_file(tmp_path, {"config": {**TINY, **config}, "grid": {"train.lr": [1e-3]}, "objective": objective})
     with pytest.raises(ConfigError, match=rf"{message} \(configuration"):
         load_study(path)
+
+
+def test_a_sweep_builds_each_distinct_combination_of_components_once(tmp_path, monkeypatch):
+    """Validating 1,000 configurations built the networks of each of them (about 90 s); those of a learning-rate
+    sweep are one combination."""
+    import ablate.config._check
+
+    built = []
+    check = ablate.config._check._check_combination
+    monkeypatch.setattr(ablate.config._check, "_check_combination", lambda r, f: built.append(r) or check(r, f))
+    grid = {"train.lr": [round(0.001 * (i + 1), 3) for i in range(40)], "transfer.level": ["global", "spatial"]}
+    study = load_study(study_file(tmp_path, {"config": TINY, "grid": grid}))
+    assert len(study.configurations()) == 80
+    assert sorted(r["transfer"]["level"]["name"] for r in built) == ["global", "spatial"]
