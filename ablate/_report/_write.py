@@ -3,12 +3,22 @@
 Files under the study folder: ``trials.csv``; ``summary.csv`` (every statistic per configuration);
 ``summary.md`` and ``summary.tex`` (every table); ``tables/<table>.csv``; ``figures/<figure>.png``;
 ``report.pdf``. ``tables/`` and ``figures/`` are rewritten as a whole each time.
+
+Every file is written into a staging folder first and renamed into place once the whole report is written, so a
+reader never sees a half-written file and a report that fails half-way leaves the previous one as it was. Writers
+of one study folder take turns (a lock on ``.report.lock``): processes that finish one study together (workers,
+array tasks) each write a complete report in turn, each from the trials stored when its turn came.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
 import json
+import os
+import tempfile
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -28,10 +38,26 @@ from ablate._results import PER_IMAGE_COLUMNS, trials_frame
 from ablate.storage import StoredStudy
 from ablate.study import Study
 
+#: The report's folders and its files in them, rewritten as a whole each time (other files there are left alone).
+REWRITTEN = {"tables": "*.csv", "figures": "*.png"}
+
 
 def write_report(stored: StoredStudy) -> Path:
     """Write the report of an opened :class:`~ablate.storage.StoredStudy`; returns the path of ``report.pdf``."""
-    return write(trials_frame(stored), stored.study, stored.folder, stored.optuna_study)
+    with report_lock(stored.folder):  # the trials are read in turn too: a later turn never writes older ones
+        return write(trials_frame(stored), stored.study, stored.folder, stored.optuna_study)
+
+
+@contextlib.contextmanager
+def report_lock(folder: Path) -> Iterator[None]:
+    """Hold the study folder's report lock (other processes writing its report wait)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".report.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write(frame: pd.DataFrame, study: Study, folder: Path, optuna_study: optuna.Study | None = None) -> Path:
@@ -48,46 +74,56 @@ def write(frame: pd.DataFrame, study: Study, folder: Path, optuna_study: optuna.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    frame.drop(columns=list(PER_IMAGE_COLUMNS), errors="ignore").to_csv(folder / "trials.csv", index=False)
-    data = prepare(frame, study, folder)
-    summary = configurations(data) if not data.scored.empty else pd.DataFrame()
-    decided = decisions(data, summary) if not summary.empty else pd.DataFrame()
-    tables = ([decisions_table(data, decided)] if not decided.empty else []) + build_tables(data, summary)
-    failures = failures_table(data) if not data.status.failures.empty else None
-    _write_tables(data, summary, tables, failures)
-    path = folder / "report.pdf"
-    with matplotlib.rc_context(STYLE):
-        plots = build_plots(data, summary, optuna_study) if not summary.empty else []
-        race = race_figure(data, decided)
-        plots = ([race] if race is not None else []) + plots
-        figures = _clear(folder / "figures", "*.png")
-        for plot in plots:
-            plot.figure.savefig(figures / f"{plot.name}.png")
-            plot.figure.set_layout_engine("none")  # keep the layout just computed instead of redoing it for the PDF
-        _write_pdf(path, data, tables, plots, failures)
-    return path
+    with tempfile.TemporaryDirectory(prefix=".report-", dir=folder) as staging:
+        out = Path(staging)
+        frame.drop(columns=list(PER_IMAGE_COLUMNS), errors="ignore").to_csv(out / "trials.csv", index=False)
+        data = prepare(frame, study, folder)
+        summary = configurations(data) if not data.scored.empty else pd.DataFrame()
+        decided = decisions(data, summary) if not summary.empty else pd.DataFrame()
+        tables = ([decisions_table(data, decided)] if not decided.empty else []) + build_tables(data, summary)
+        failures = failures_table(data) if not data.status.failures.empty else None
+        _write_tables(out, data, summary, tables, failures)
+        with matplotlib.rc_context(STYLE):
+            plots = build_plots(data, summary, optuna_study) if not summary.empty else []
+            race = race_figure(data, decided)
+            plots = ([race] if race is not None else []) + plots
+            (out / "figures").mkdir()
+            for plot in plots:
+                plot.figure.savefig(out / "figures" / f"{plot.name}.png")
+                plot.figure.set_layout_engine("none")  # keep the layout just computed instead of redoing it
+            _write_pdf(out / "report.pdf", data, tables, plots, failures)
+        _publish(out, folder)
+    return folder / "report.pdf"
 
 
-def _clear(directory: Path, pattern: str) -> Path:
-    """``directory``, emptied of the report's own files from an earlier run."""
-    directory.mkdir(exist_ok=True)
-    for old in directory.glob(pattern):
-        old.unlink()
-    return directory
+def _publish(staging: Path, folder: Path) -> None:
+    """Rename every file of ``staging`` into ``folder`` (each rename is atomic), the PDF last: once it is new, so is
+    every other file. Then drop the files an earlier report left in ``tables/`` and ``figures/``."""
+    new = {file.relative_to(staging) for file in staging.rglob("*") if file.is_file()}
+    for directory in REWRITTEN:
+        (folder / directory).mkdir(exist_ok=True)
+    for name in sorted(new, key=lambda name: name.name == "report.pdf"):
+        os.replace(staging / name, folder / name)
+    for directory, pattern in REWRITTEN.items():
+        for old in (folder / directory).glob(pattern):
+            if old.relative_to(folder) not in new:
+                old.unlink()
 
 
-def _write_tables(data: ReportData, summary: pd.DataFrame, tables: list[Table], failures: Table | None) -> None:
-    folder = data.folder
-    summary.drop(columns="config_id", errors="ignore").to_csv(folder / "summary.csv", index=False)
-    directory = _clear(folder / "tables", "*.csv")
+def _write_tables(
+    out: Path, data: ReportData, summary: pd.DataFrame, tables: list[Table], failures: Table | None
+) -> None:
+    summary.drop(columns="config_id", errors="ignore").to_csv(out / "summary.csv", index=False)
+    directory = out / "tables"
+    directory.mkdir()
     everything = tables + ([failures] if failures else [])
     for table in everything:
         table.data.to_csv(directory / f"{table.name}.csv", index=False)
     status = data.status.describe()
     head = f"# Report of study '{data.study.name}'\n\n{'**' + status + '**' if data.status.partial else status}\n\n"
-    (folder / "summary.md").write_text(head + "\n".join(to_markdown(t) for t in everything))
+    (out / "summary.md").write_text(head + "\n".join(to_markdown(t) for t in everything))
     tex = f"% Report of study '{data.study.name}': {status}\n% Needs \\usepackage{{booktabs}}.\n\n"
-    (folder / "summary.tex").write_text(tex + "\n".join(to_latex(t) for t in everything))
+    (out / "summary.tex").write_text(tex + "\n".join(to_latex(t) for t in everything))
 
 
 def _versions() -> str:

@@ -224,3 +224,56 @@ def test_union_grids_marginals_leave_out_other_grids_and_a_report_without_any_is
     assert marginal(data, align)["align"].tolist() == ["class_map"] and marginal(data, projection).empty
     pages = _pages(write_report(stored))  # the empty marginal crashed the PDF: exit 2 after every trial ran
     assert _count(pages, "Marginal:") == 0 and _count(pages, "Failed trials") == 1
+
+
+def test_a_report_that_fails_half_way_leaves_the_previous_one_as_it_was(grid_report, monkeypatch):
+    import ablate._report._write
+
+    stored, path, _ = grid_report
+    before = {f: f.read_bytes() for f in stored.folder.rglob("*") if f.is_file() and f.suffix != ".db"}
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(ablate._report._write, "_write_pdf", fail)  # tables and figures are written by then
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        write_report(stored)
+    after = {f: f.read_bytes() for f in stored.folder.rglob("*") if f.is_file() and f.suffix != ".db"}
+    assert after == before  # no file replaced, none half-written, no staging folder left behind
+
+
+def test_processes_finishing_one_study_together_write_one_complete_report_in_turn(grid_report, tmp_path):
+    """Workers or array tasks that finish a study at once each write its report: they take turns, so no reader sees
+    a file of one report beside a half-written file of the other."""
+    import multiprocessing
+    import os
+
+    import ablate._report._write
+
+    stored, path, _ = grid_report
+    inside = tmp_path / "inside"  # exists while a writer is in write(): a second one creating it meets it
+    write = ablate._report._write.write
+
+    def alone(*args, **kwargs):
+        try:
+            os.close(os.open(inside, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            os._exit(3)  # two writers at once
+        try:
+            return write(*args, **kwargs)
+        finally:
+            inside.unlink()
+
+    ablate._report._write.write = alone
+    try:
+        context = multiprocessing.get_context("fork")  # the children share the stored stand-in
+        writers = [context.Process(target=write_report, args=(stored,)) for _ in range(3)]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join(120)
+    finally:
+        ablate._report._write.write = write
+    assert [w.exitcode for w in writers] == [0, 0, 0]
+    assert _count(_pages(path), "Decisions over seeds") >= 1
+    assert not list(stored.folder.glob(".report-*"))
