@@ -90,7 +90,7 @@ def fake_result(rng: random.Random, config: dict[str, Any], metrics: list[str]) 
         image_names=[f"test-{i:05d}" for i in range(320)],
         trainings=1,
         timings={"data": 0.02, "train": 30.0, "cams": 0.2, "postprocess": 0.0, "metrics": 0.01},
-        oracle=False,
+        marks=[],
         history=[{"tag": "student", "epoch": e, "loss": rng.random(), "lr": 1e-3} for e in range(1, 11)],
         config=config,
         names={"class": "smoke", "object": "chimney"},

@@ -33,6 +33,9 @@ from ablate.storage import (
 from ablate.study._race import study_plan
 from ablate.study._workers import WORKER, stale_reason
 
+#: How the error of a trial that did not fail but was stopped (its worker interrupted or dead) begins.
+INTERRUPTED = "interrupted"
+
 
 class TrialQueue:
     """The WAITING trials of an opened study, and the trial this worker holds.
@@ -111,6 +114,23 @@ class TrialQueue:
                     wanted.setdefault(identity(params, seed), (params, seed, False))
         return wanted
 
+    def enqueue_interrupted(self) -> int:
+        """Queue again the pairs whose trial another worker was interrupted in (SIGTERM or Ctrl-C: a preempted array
+        task), as those of a dead worker are, so that the workers still running finish the study; returns how many.
+        Failures are left to the next run (``--retries`` decides those within one)."""
+        with study_lock(self.stored.storage, study_id(self.stored.optuna_study), WORKER):
+            taken = self._taken()
+            interrupted = {
+                t.user_attrs.get("identity")
+                for t in self.stored.trials((TrialState.FAIL,))
+                if str(t.user_attrs.get("error", "")).startswith(INTERRUPTED) and t.user_attrs.get("worker") != WORKER
+            }
+            wanted = self._wanted()
+            missing = [wanted[key] for key in interrupted - taken if key in wanted]
+            for params, seed, primary in missing:
+                self.enqueue(params, seed, primary)
+            return len(missing)
+
     def recover_stale(self) -> int:
         """Fail trials left RUNNING by dead workers (they are queued again by :meth:`enqueue_missing`)."""
         recovered = 0
@@ -120,7 +140,7 @@ class TrialQueue:
             if worker == WORKER or not stale_reason(trial):
                 continue
             try:
-                storage.set_trial_user_attr(trial_id(trial), "error", f"interrupted: worker {worker} stopped")
+                storage.set_trial_user_attr(trial_id(trial), "error", f"{INTERRUPTED}: worker {worker} stopped")
                 storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
                 recovered += 1
             except UpdateFinishedTrialError:

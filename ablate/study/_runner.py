@@ -28,7 +28,7 @@ from ablate.pipeline._loop import Diverged
 from ablate.pipeline._trial import run_trial
 from ablate.storage import StoredStudy, identity, tell, trial_id
 from ablate.study._progress import Progress
-from ablate.study._queue import TrialQueue
+from ablate.study._queue import INTERRUPTED, TrialQueue
 from ablate.study._record import failure_log, record_result
 from ablate.study._sampling import Proposals, sampler_for, suggest
 from ablate.study._spec import Study
@@ -113,7 +113,7 @@ class StudyRunner:
             interrupted = isinstance(exc, KeyboardInterrupt)
             if interrupted:
                 interrupt_taken()
-            reason = "interrupted (Ctrl-C or SIGTERM)" if interrupted else f"stopped by {type(exc).__name__}: {exc}"
+            reason = f"{INTERRUPTED} (Ctrl-C or SIGTERM)" if interrupted else f"stopped by {type(exc).__name__}: {exc}"
             with contextlib.suppress(Exception):  # with the storage itself lost, the stale-trial check recovers it
                 held = self.queue.held
                 if held is not None and self.stored.storage.get_trial(trial_id(held)).state == TrialState.RUNNING:
@@ -138,6 +138,8 @@ class StudyRunner:
             if trial is None:
                 if self.queue.recover_stale():
                     self.queue.enqueue_missing()
+                    continue
+                if self.queue.enqueue_interrupted():  # another worker was stopped in its trial: finish it here
                     continue
                 if self.stored.trials((TrialState.RUNNING,)):
                     # other workers still run trials: wait, so a worker that dies hands its trial to us

@@ -87,5 +87,9 @@ def interrupt(signum: int, frame: object) -> None:
 
 
 def interrupt_taken() -> None:
-    """Stop the redelivery of an :func:`interrupt`: its ``KeyboardInterrupt`` has been caught."""
+    """Stop the redelivery of an :func:`interrupt`: its ``KeyboardInterrupt`` has been caught. A second SIGTERM is
+    ignored from here on, so the run can mark its trial: a SLURM preemption signals every process of a job, and its
+    batch script passes the signal on as well."""
     signal.setitimer(signal.ITIMER_REAL, 0)
+    if signal.getsignal(signal.SIGTERM) is interrupt:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
