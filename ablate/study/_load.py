@@ -59,7 +59,7 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if parent is None:
         return raw
     parent_path = (path.parent / str(parent)).resolve()
-    if not parent_path.is_file():
+    if not _is_file(parent_path):
         raise _fail(path, f"extends: {parent} does not exist")
     base = _read(parent_path, (*seen, path.resolve()))
     base.pop("name", None)
@@ -70,6 +70,14 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     merged = {**base, **{k: v for k, v in raw.items() if k != "config"}}
     merged["config"] = merge(base.get("config") or {}, raw.get("config") or {})
     return merged
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; False, not an OSError, for a name no file system holds (too long, NUL)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _loggers(path: Path, raw: Any, plugins_loaded: bool = True) -> list[dict[str, Any]]:
@@ -93,7 +101,7 @@ def _reference(path: Path, raw: Any) -> Reference | None:
     if not isinstance(raw, str):
         raise _fail(path, f"reference: expected the path of a reference file, got {raw!r}")
     target = path.parent / raw
-    if not target.is_file():
+    if not _is_file(target):
         raise _fail(path, f"reference: {target} does not exist")
     return load_reference(target)
 
