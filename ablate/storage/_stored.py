@@ -67,6 +67,9 @@ class StoredStudy:
         self._pairs_of: int | None = None
         self._pairs_read: list[StoredTrial] = []  # by trial number
         self._pairs_final = 0
+        # settled(): the identities of the final trials' pairs by state, tallied up to the trial number _tallied
+        self._tallied = 0
+        self._tally: dict[TrialState, set[str]] = {state: set() for state in TrialState}
         self._primaries_of: int | None = None
         self._primaries: set[str] = set()
         self._primaries_read = 0
@@ -201,13 +204,18 @@ class StoredStudy:
     def pairs(self) -> list[StoredTrial]:
         """Every trial with its identity (set-aside duplicates left out), read incrementally (Optuna's read of a
         study loads every attribute of every queued trial: 0.8 s a trial with a grid of 2,000 queued)."""
+        self._read_pairs()
+        return [t for t in self._pairs_read if "duplicate_of" not in t.attrs]
+
+    def _read_pairs(self) -> None:
+        """Bring :attr:`_pairs_read` up to date: the trials from the first one not final on, read again."""
         read = study_id(self.optuna_study)
         if self._pairs_of != read:  # opened another study (--new)
             self._pairs_of, self._pairs_read, self._pairs_final = read, [], 0
+            self._tallied, self._tally = 0, {state: set() for state in TrialState}
         self._pairs_read[self._pairs_final :] = self.read_from(self._pairs_final, ("identity", "duplicate_of"))
         while self._pairs_final < len(self._pairs_read) and self._pairs_read[self._pairs_final].state.is_finished():
             self._pairs_final += 1
-        return [t for t in self._pairs_read if "duplicate_of" not in t.attrs]
 
     def primary_identities(self) -> set[str]:
         """Identities of the study's primary trials (one per configuration a tuning study has run or runs).
@@ -231,10 +239,16 @@ class StoredStudy:
         attempt left to come, and running now in any process (only those started before ``before``, if given),
         from one read of the trials."""
         latest = (math.inf, math.inf) if before is None else started(before.number, before.datetime_start)
-        by_state: dict[TrialState, set[str]] = {state: set() for state in TrialState}
+        self._read_pairs()
+        # final trials never change: they are tallied once (a Python pass over 10,000 pairs twice a trial cost 14 ms)
+        for _, state, _, attrs in self._pairs_read[self._tallied : self._pairs_final]:
+            if "identity" in attrs and "duplicate_of" not in attrs:
+                self._tally[state].add(attrs["identity"])
+        self._tallied = self._pairs_final
+        by_state = {state: set(identities) for state, identities in self._tally.items()}
         running_before: set[str] = set()
-        for number, state, start, attrs in self.pairs():
-            if "identity" in attrs:
+        for number, state, start, attrs in self._pairs_read[self._pairs_final :]:
+            if "identity" in attrs and "duplicate_of" not in attrs:
                 by_state[state].add(attrs["identity"])
                 if state == TrialState.RUNNING and started(number, start) < latest:
                     running_before.add(attrs["identity"])
