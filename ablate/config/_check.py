@@ -17,7 +17,15 @@ import torch
 from ablate._plugins import load_components
 from ablate._registries import ALL, PARADIGMS, POSTPROCESSORS, SEGMENTERS
 from ablate.cache._store import stable_hash
-from ablate.config._resolve import CAM_NETWORKS, COMPONENT_SLOTS, OPTIONAL_SLOTS, ConfigError, get_dotted, resolve
+from ablate.config._resolve import (
+    CAM_NETWORKS,
+    COMPONENT_SLOTS,
+    OPTIONAL_SLOTS,
+    ROLES,
+    ConfigError,
+    get_dotted,
+    resolve,
+)
 from ablate.config._schema import SegmentTraining, TrialConfig, schema_problems
 from ablate.pipeline._data import CLASSES
 from ablate.pipeline._models import build_network
@@ -89,9 +97,12 @@ def check_segment(segment: dict[str, Any] | None, spec: dict[str, Any], train_ma
         )
 
 
-#: Sections :func:`_check_combination` never reads: configurations that differ only in them (a learning-rate or
-#: seed sweep) share one combination check.
-UNREAD_BY_COMBINATION = ("name", "seed", "device", "threads", "frozen_outputs_mb", "train", "metrics")
+def _combination_key(resolved: dict[str, Any], check_files: bool) -> str:
+    """What :func:`_check_combination` reads: the component slots, the network sections, ``cam`` and the chain.
+    Configurations that differ in other values only (a sweep of a learning rate, a loss weight, a seed) share it."""
+    slots = {slot: get_dotted(resolved, slot) for slot in COMPONENT_SLOTS}
+    sections = {key: resolved[key] for key in (*ROLES, "cam", "postprocess")}
+    return stable_hash({"slots": slots, "sections": sections, "check_files": check_files})
 
 
 def validate(
@@ -123,7 +134,7 @@ def validate(
     default_mask_step()
     problems = check(resolved)
     if not problems and build:
-        key = stable_hash({k: v for k, v in resolved.items() if k not in UNREAD_BY_COMBINATION}) + str(check_files)
+        key = _combination_key(resolved, check_files)
         memo = combinations if combinations is not None else {}
         if key not in memo:
             memo[key] = _check_combination(resolved, check_files)

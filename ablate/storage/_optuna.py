@@ -5,7 +5,8 @@ A WAITING trial is claimed by one conditional update that exactly one process ca
 (:func:`claim_waiting`), and queueing runs under a lock row that only one process can insert (:func:`study_lock`).
 The trials holding one identity are found by one indexed query (:func:`identity_holders`), a completed trial is
 recorded in one transaction (:func:`record_trial`), and the reads the runner repeats are single queries
-(:func:`trial_keys_from`, :func:`waiting_trial_ids`), not Optuna's read of every stored trial.
+(:func:`trial_keys_from`, :func:`trial_states_from` and :func:`trial_keys_of`, :func:`waiting_trial_ids`), not
+Optuna's read of every stored trial.
 """
 
 from __future__ import annotations
@@ -246,6 +247,49 @@ def trial_keys_from(
             if key is not None:
                 found[key] = json.loads(value)
     return list(rows.values())
+
+
+def trial_states_from(
+    storage: optuna.storages.BaseStorage, study_id: int, first: int
+) -> list[tuple[int, TrialState, datetime.datetime | None]] | None:
+    """Number, state and start of every trial of study ``study_id`` from number ``first`` on, in number order, by
+    one query of the trials table alone; None for a storage without SQL."""
+    rdb = _sql(storage)
+    if rdb is None:
+        return None
+    trials = models.TrialModel.__table__
+    query = (
+        sqlalchemy.select(trials.c.number, trials.c.state, trials.c.datetime_start)
+        .where(trials.c.study_id == study_id, trials.c.number >= first)
+        .order_by(trials.c.number)
+    )
+    with rdb.engine.connect() as connection:
+        return [(number, state, start) for number, state, start in connection.execute(query)]
+
+
+def trial_keys_of(
+    storage: optuna.storages.BaseStorage, study_id: int, numbers: Sequence[int], keys: Sequence[str]
+) -> dict[int, dict[str, Any]]:
+    """The user attributes ``keys`` (those they have) of the trials ``numbers`` of study ``study_id`` (a storage
+    with SQL), by a query per 500 numbers (databases bound the parameters of one statement)."""
+    rdb = _sql(storage)
+    assert rdb is not None, "trial_keys_of needs a storage with SQL"
+    trials, attrs = models.TrialModel.__table__, models.TrialUserAttributeModel.__table__
+    found: dict[int, dict[str, Any]] = {number: {} for number in numbers}
+    with rdb.engine.connect() as connection:
+        for start in range(0, len(numbers), 500):
+            query = (
+                sqlalchemy.select(trials.c.number, attrs.c.key, attrs.c.value_json)
+                .select_from(trials.join(attrs, attrs.c.trial_id == trials.c.trial_id))
+                .where(
+                    trials.c.study_id == study_id,
+                    trials.c.number.in_(list(numbers[start : start + 500])),
+                    attrs.c.key.in_(list(keys)),
+                )
+            )
+            for number, key, value in connection.execute(query):
+                found[number][key] = json.loads(value)
+    return found
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ablate.cache._code import current_hash
 from ablate.config._resolve import ConfigError
 from ablate.storage._connect import masked_url, missing_sqlite_file, open_storage, storage_url, study_folder
-from ablate.storage._optuna import StoredTrial, study_id, trial_keys_from
+from ablate.storage._optuna import StoredTrial, study_id, trial_keys_from, trial_keys_of, trial_states_from
 from ablate.storage._records import trial_stem
 
 if TYPE_CHECKING:
@@ -32,6 +32,16 @@ if TYPE_CHECKING:
 SIGNATURE_WAIT = 30.0
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+#: The user attributes a pair is read with: its identity, and whether it is a duplicate set aside.
+PAIR_KEYS = ("identity", "duplicate_of")
+
+
+def _changes(known: StoredTrial, state: TrialState) -> bool:
+    """Whether a trial read as ``known`` must be read again, now in ``state``: its state changed, or it may still get
+    its identity (a tuned trial is asked for first and given its identity after; a queued one has it at once)."""
+    return known.state != state or ("identity" not in known.attrs and not state.is_finished())
 
 
 def started(number: int, start: datetime.datetime | None) -> tuple[float, int]:
@@ -213,7 +223,16 @@ class StoredStudy:
         if self._pairs_of != read:  # opened another study (--new)
             self._pairs_of, self._pairs_read, self._pairs_final = read, [], 0
             self._tallied, self._tally = 0, {state: set() for state in TrialState}
-        self._pairs_read[self._pairs_final :] = self.read_from(self._pairs_final, ("identity", "duplicate_of"))
+        states = trial_states_from(self.storage, read, self._pairs_final)
+        if states is None:  # a storage without SQL
+            self._pairs_read[self._pairs_final :] = self.read_from(self._pairs_final, PAIR_KEYS)
+        else:  # the attributes only of the trials that are new or changed state since the last read
+            known = self._pairs_read
+            stale = [n for n, state, _ in states if n >= len(known) or _changes(known[n], state)]
+            fresh = trial_keys_of(self.storage, read, stale, PAIR_KEYS) if stale else {}
+            known[self._pairs_final :] = [
+                StoredTrial(n, state, start, fresh[n] if n in fresh else known[n].attrs) for n, state, start in states
+            ]
         while self._pairs_final < len(self._pairs_read) and self._pairs_read[self._pairs_final].state.is_finished():
             self._pairs_final += 1
 

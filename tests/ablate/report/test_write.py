@@ -267,13 +267,13 @@ def test_processes_finishing_one_study_together_write_one_complete_report_in_tur
     ablate._report._write.write = alone
     try:
         context = multiprocessing.get_context("fork")  # the children share the stored stand-in
-        writers = [context.Process(target=write_report, args=(stored,)) for _ in range(3)]
+        writers = [context.Process(target=write_report, args=(stored,)) for _ in range(2)]
         for writer in writers:
             writer.start()
         for writer in writers:
             writer.join(120)
     finally:
         ablate._report._write.write = write
-    assert [w.exitcode for w in writers] == [0, 0, 0]
+    assert [w.exitcode for w in writers] == [0, 0]
     assert _count(_pages(path), "Decisions over seeds") >= 1
     assert not list(stored.folder.glob(".report-*"))

@@ -258,14 +258,15 @@ def test_an_objective_no_trial_could_compute_is_refused_before_training(tmp_path
 
 
 def test_a_sweep_builds_each_distinct_combination_of_components_once(tmp_path, monkeypatch):
-    """Validating 1,000 configurations built the networks of each of them (about 90 s); those of a learning-rate
-    sweep are one combination."""
+    """Validating 1,000 configurations built the networks of each of them (about 90 s); a sweep of a learning rate or
+    a loss weight is one combination of components."""
     import ablate.config._check
 
     built = []
     check = ablate.config._check._check_combination
     monkeypatch.setattr(ablate.config._check, "_check_combination", lambda r, f: built.append(r) or check(r, f))
-    grid = {"train.lr": [round(0.001 * (i + 1), 3) for i in range(40)], "transfer.level": ["global", "spatial"]}
+    lrs = [round(0.001 * (i + 1), 3) for i in range(20)]
+    grid = {"train.lr": lrs, "transfer.lambda": [0.5, 1.0], "transfer.level": ["global", "spatial"]}
     study = load_study(study_file(tmp_path, {"config": TINY, "grid": grid}))
     assert len(study.configurations()) == 80
     assert sorted(r["transfer"]["level"]["name"] for r in built) == ["global", "spatial"]
