@@ -149,11 +149,11 @@ def claim_and_record(runner: StudyRunner, rng: random.Random, metrics: list[str]
 
 
 def measure_queue(folder: Path, size: int, metrics: list[str], storage: str | None) -> dict[str, float]:
-    """A grid of ``size`` configurations (and :data:`CLAIMS` more) as ``ablate run`` starts it: the queueing of
-    every pair (``queue_s``), then :data:`CLAIMS` trials through the worker's path, each with at least ``size``
-    pairs still queued (``queued_claim_s``, their median)."""
+    """A grid of ``size`` configurations (at least :data:`CLAIMS` + 1; 10,000 is the most a grid holds) as ``ablate
+    run`` starts it: the queueing of every pair (``queue_s``), then :data:`CLAIMS` trials through the worker's path,
+    each with at least ``size - CLAIMS`` pairs still queued (``queued_claim_s``, their median)."""
     path = folder / f"grid-{size}.yaml"
-    lambdas = ", ".join(f"{2 * i / size:.6f}" for i in range(size + CLAIMS))
+    lambdas = ", ".join(f"{2 * i / size:.6f}" for i in range(max(size, CLAIMS + 1)))
     path.write_text(
         f"name: grid-{size}\n"
         "config: {data: {name: synthetic-smoke, image_size: 32, n_train: 8, n_val: 0, n_test: 8}}\n"
