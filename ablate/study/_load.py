@@ -232,8 +232,8 @@ def load_study(
     race = _race(path, raw, grids, tune)
     seeds_raw = race.maximum if race else raw.get("seeds", [0])
     count = isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool)
-    if (len(seeds_raw) if isinstance(seeds_raw, list) else seeds_raw if count else 0) > MAX_SEEDS:
-        size = len(seeds_raw) if isinstance(seeds_raw, list) else seeds_raw
+    size = len(seeds_raw) if isinstance(seeds_raw, list) else seeds_raw if count else 0
+    if size > MAX_SEEDS:
         raise _fail(path, f"seeds: {size:,} seeds; a study runs at most {MAX_SEEDS:,} (a race: seeds.max)")
     seeds = list(range(seeds_raw)) if count else seeds_raw
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):

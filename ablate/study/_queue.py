@@ -118,15 +118,20 @@ class TrialQueue:
         """Queue again the pairs whose trial another worker was interrupted in (SIGTERM or Ctrl-C: a preempted array
         task), as those of a dead worker are, so that the workers still running finish the study; returns how many.
         Failures are left to the next run (``--retries`` decides those within one)."""
-        with study_lock(self.stored.storage, study_id(self.stored.optuna_study), WORKER):
-            taken = self._taken()
-            interrupted = {
+
+        def interrupted() -> set[str]:
+            failed = self.stored.trials((TrialState.FAIL,))
+            return {
                 t.user_attrs.get("identity")
-                for t in self.stored.trials((TrialState.FAIL,))
+                for t in failed
                 if str(t.user_attrs.get("error", "")).startswith(INTERRUPTED) and t.user_attrs.get("worker") != WORKER
-            }
+            } - self._taken()
+
+        if not interrupted():  # the usual case, polled while others run: no lock, no walk over the study's pairs
+            return 0
+        with study_lock(self.stored.storage, study_id(self.stored.optuna_study), WORKER):
             wanted = self._wanted()
-            missing = [wanted[key] for key in interrupted - taken if key in wanted]
+            missing = [wanted[key] for key in interrupted() if key in wanted]
             for params, seed, primary in missing:
                 self.enqueue(params, seed, primary)
             return len(missing)
